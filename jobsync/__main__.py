@@ -1,0 +1,5 @@
+"""Allows ``python -m jobsync``."""
+
+from jobsync.cli import main
+
+main()

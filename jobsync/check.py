@@ -1,0 +1,65 @@
+"""``jobsync check``: proves this node can work with each peer.
+
+For each peer: log on, open the jobs folder, then create a temp file under ``.jobsync/tmp``,
+read it back, rename it and remove it: the exact operations a push needs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from jobsync.config import Config, PeerConfig
+from jobsync.engine import Opener, default_opener
+from jobsync.errors import PeerError
+from jobsync.names import TMP_DIR
+from jobsync.result import CheckResult
+from jobsync.transport import FileWrite, Peer
+
+
+def check(
+    config: Config, *, peers: Sequence[PeerConfig], opener: Opener = default_opener
+) -> list[CheckResult]:
+    """Probe every peer concurrently."""
+    with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="check") as pool:
+        return list(pool.map(lambda p: check_peer(p, config=config, opener=opener), peers))
+
+
+def check_peer(peer: PeerConfig, *, config: Config, opener: Opener = default_opener) -> CheckResult:
+    """Probe one peer; never raises for a peer problem."""
+    started = time.monotonic()
+    handle: Peer | None = None
+    try:
+        handle = opener(peer, config.timeout_seconds)
+        detail = _probe(handle)
+        ok = True
+    except PeerError as exc:
+        detail, ok = str(exc), False
+    finally:
+        if handle is not None:
+            handle.close()
+    return CheckResult(
+        peer=peer.name,
+        location=peer.location,
+        ok=ok,
+        detail=detail,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _probe(peer: Peer) -> str:
+    token = secrets.token_hex(4)
+    temp, renamed = f"{TMP_DIR}/check-{token}.tmp", f"{TMP_DIR}/check-{token}.probe"
+    peer.make_dirs(TMP_DIR)
+    jobs = len(peer.list_files())
+    (outcome,) = peer.write_files(
+        [FileWrite(path=renamed, temp=temp, data=b"jobsync check\n", mtime_ns=time.time_ns())]
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    removed = peer.remove_files([renamed])[renamed]
+    if removed is not None:
+        raise removed
+    return f"can log on, list ({jobs} files), create, read back, rename and remove"

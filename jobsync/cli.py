@@ -1,0 +1,202 @@
+"""The ``jobsync`` command line: parse, call, render. Nothing else lives here.
+
+Every command returns an exit code; :func:`main` maps any :class:`JobsyncError` to its code
+with one line on stderr, so bad input never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jobsync import __version__
+from jobsync.config import Config, PeerConfig, find_config_path, load_config
+from jobsync.errors import ConfigError, ExitCode, JobsyncError
+from jobsync.logs import configure_logging, secrets_hidden
+
+app = typer.Typer(
+    name="jobsync",
+    help="Keep Integrify's scheduled jobs folder identical on every node.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (else $JOBSYNC_CONFIG, else ./jobsync.toml).",
+        dir_okay=False,
+    ),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug events.")]
+LogJsonOption = Annotated[bool, typer.Option("--log-json", help="Log JSON lines.")]
+LogFileOption = Annotated[
+    Path | None, typer.Option("--log-file", help="Also append logs to this file.", dir_okay=False)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+PeerOption = Annotated[
+    list[str] | None,
+    typer.Option("--peer", help="Only this peer (repeatable).", metavar="NAME"),
+]
+
+
+def _setup(
+    config_path: Path | None, *, verbose: bool, log_json: bool, log_file: Path | None
+) -> Config:
+    configure_logging(verbose=verbose, json_lines=log_json, log_file=log_file)
+    config = load_config(find_config_path(config_path))
+    configure_logging(
+        verbose=verbose, json_lines=log_json, log_file=log_file, secrets=config.secrets()
+    )
+    return config
+
+
+def _select(config: Config, names: list[str] | None) -> tuple[PeerConfig, ...]:
+    targets = config.target_peers
+    if not names:
+        return targets
+    by_key = {p.name.casefold(): p for p in targets}
+    chosen = []
+    for name in names:
+        peer = by_key.get(name.casefold())
+        if peer is None:
+            known = ", ".join(p.name for p in targets) or "none"
+            raise ConfigError(f"--peer {name}: no such peer in {config.path} (peers: {known})")
+        chosen.append(peer)
+    return tuple(dict.fromkeys(chosen))
+
+
+def _out(text: str) -> None:
+    typer.echo(secrets_hidden(text))
+
+
+def _json(document: dict[str, Any]) -> None:
+    _out(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def push(
+    config_path: ConfigOption = None,
+    peer: PeerOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change.")] = False,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option("--allow-mass-delete", help="Delete even beyond max_delete_ratio."),
+    ] = False,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+    log_json: LogJsonOption = False,
+    log_file: LogFileOption = None,
+) -> int:
+    """Copy every changed job to the peers, atomically and verified."""
+    from jobsync.engine import PushOptions  # noqa: PLC0415 - keeps `--help` fast
+    from jobsync.engine import push as run_push  # noqa: PLC0415
+    from jobsync.render import push_to_json, push_to_text  # noqa: PLC0415
+
+    config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
+    peers = _select(config, peer)
+    options = PushOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
+    progress = None if as_json else _progress_bar()
+    try:
+        result = run_push(config, peers=peers, options=options, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if as_json:
+        _json(push_to_json(result))
+    else:
+        for line in push_to_text(result):
+            _out(line)
+    return int(result.exit_code)
+
+
+@app.command()
+def check(
+    config_path: ConfigOption = None,
+    peer: PeerOption = None,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+    log_json: LogJsonOption = False,
+    log_file: LogFileOption = None,
+) -> int:
+    """Validate the config and prove each peer can take a push."""
+    from jobsync.check import check as run_check  # noqa: PLC0415
+    from jobsync.render import check_to_json, check_to_text  # noqa: PLC0415
+
+    config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
+    results = run_check(config, peers=_select(config, peer))
+    if as_json:
+        _json(check_to_json(results))
+    else:
+        for line in check_to_text(results):
+            _out(line)
+    return int(ExitCode.OK if all(r.ok for r in results) else ExitCode.PEER_FAILED)
+
+
+@app.command()
+def version() -> int:
+    """Print the version."""
+    _out(f"jobsync {__version__}")
+    return 0
+
+
+class _ProgressBar:
+    """A progress bar on stderr for long pushes, shown only on a terminal."""
+
+    THRESHOLD = 200  # files; shorter pushes finish before a bar helps
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, peer: str, done: int, total: int) -> None:
+        if total < self.THRESHOLD:
+            return
+        with self._lock:
+            if self._bar is None:
+                from rich.console import Console  # noqa: PLC0415
+                from rich.progress import Progress  # noqa: PLC0415
+
+                self._bar = Progress(console=Console(stderr=True), transient=True)
+                self._bar.start()
+            if peer not in self._tasks:
+                self._tasks[peer] = self._bar.add_task(peer, total=total)
+            self._bar.update(self._tasks[peer], completed=done)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.stop()
+
+
+def _progress_bar() -> _ProgressBar | None:
+    return _ProgressBar() if sys.stderr.isatty() else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with a documented code; errors are one line on stderr."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, ...
+        typer.echo(f"jobsync: {exc.format_message()}", err=True)
+        code = ExitCode.USAGE
+    except typer.Abort:
+        typer.echo("jobsync: interrupted", err=True)
+        code = 130
+    except JobsyncError as exc:
+        typer.echo(f"jobsync: {secrets_hidden(str(exc))}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("jobsync: interrupted", err=True)
+        code = 130
+    sys.exit(int(code) if isinstance(code, int) else 0)

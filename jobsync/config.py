@@ -1,0 +1,332 @@
+"""Loading and validating ``jobsync.toml``.
+
+Every problem is reported as one :class:`ConfigError` line naming the file, the key or peer,
+and what is wrong; nothing is guessed. Secrets are read from the environment, never from the
+file, and are wrapped so that printing a config never prints a password.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PureWindowsPath
+from typing import Any, TypeVar
+
+from jobsync.errors import ConfigError
+from jobsync.names import name_key
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_ENV = "JOBSYNC_CONFIG"
+CONFIG_NAME = "jobsync.toml"
+DEFAULT_PATTERN = "*.jobs"
+DEFAULT_TIMEOUT_SECONDS = 15.0
+DEFAULT_MAX_DELETE_RATIO = 0.5
+DEFAULT_SMB_PORT = 445
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A password that never shows itself in ``repr``, ``str`` or a log line."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        """Hide the value."""
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class UncPath:
+    r"""A peer folder reached over SMB: ``\\host\share\folder``."""
+
+    host: str
+    share: str
+    folder: str  # backslash-separated path inside the share; "" for the share's root
+
+    def __str__(self) -> str:
+        """The path as Windows writes it."""
+        tail = f"\\{self.folder}" if self.folder else ""
+        return f"\\\\{self.host}\\{self.share}{tail}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerConfig:
+    """One node that receives copies of the jobs folder."""
+
+    name: str
+    path: str
+    unc: UncPath | None
+    local_path: Path | None
+    port: int = DEFAULT_SMB_PORT
+    username: str | None = None
+    password: Secret | None = None
+    encrypt: bool = True
+
+    @property
+    def location(self) -> str:
+        """Where the peer's jobs folder is, as the operator wrote it."""
+        return self.path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration of one node."""
+
+    path: Path
+    node: str
+    source: Path
+    pattern: str = DEFAULT_PATTERN
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_delete_ratio: float = DEFAULT_MAX_DELETE_RATIO
+    peers: tuple[PeerConfig, ...] = ()
+
+    @property
+    def target_peers(self) -> tuple[PeerConfig, ...]:
+        """The peers this node pushes to: every peer but the node itself."""
+        me = name_key(self.node)
+        return tuple(p for p in self.peers if name_key(p.name) != me)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value the config holds, for log redaction."""
+        return tuple(p.password.value for p in self.peers if p.password is not None)
+
+
+def find_config_path(explicit: Path | None, *, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the configuration is: ``-c``, else ``$JOBSYNC_CONFIG``, else the usual places."""
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        return explicit
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    candidates = [Path.cwd() / CONFIG_NAME]
+    if sys.platform == "win32" and env.get("ProgramData"):
+        candidates.append(Path(env["ProgramData"]) / "jobsync" / CONFIG_NAME)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    places = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no configuration file: pass -c PATH, set {CONFIG_ENV}, or create one of: {places}"
+    )
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration at ``path``."""
+    env = os.environ if environ is None else environ
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    return _parse(data, path=path, environ=env)
+
+
+class _Table:
+    """A TOML table being read key by key; leftover keys are errors."""
+
+    def __init__(self, data: Mapping[str, Any], *, where: str) -> None:
+        self._data = dict(data)
+        self._where = where
+
+    def fail(self, message: str) -> ConfigError:
+        return ConfigError(f"{self._where}: {message}")
+
+    def take(self, key: str, kind: type[_T], default: _T | None = None) -> _T | None:
+        if key not in self._data:
+            return default
+        value = self._data.pop(key)
+        # bool is an int in Python, but never a valid number of seconds.
+        if kind in (int, float) and isinstance(value, bool):
+            raise self.fail(f"{key} must be a number, not {value!r}")
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, kind):
+            raise self.fail(f"{key} must be {_type_name(kind)}, not {_type_name(type(value))}")
+        return value
+
+    def require(self, key: str, kind: type[_T]) -> _T:
+        value = self.take(key, kind)
+        if value is None:
+            raise self.fail(f"{key} is required")
+        return value
+
+    def finish(self) -> None:
+        if self._data:
+            keys = ", ".join(sorted(self._data))
+            raise self.fail(f"unknown key{'s' if len(self._data) > 1 else ''}: {keys}")
+
+
+def _type_name(kind: type) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }.get(kind, kind.__name__)
+
+
+def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -> Config:
+    top = _Table(data, where=str(path))
+    node = top.take("node", str) or socket.gethostname().split(".")[0]
+    source_text = top.require("source", str)
+    pattern = top.take("pattern", str, DEFAULT_PATTERN) or DEFAULT_PATTERN
+    timeout = top.take("timeout_seconds", float, DEFAULT_TIMEOUT_SECONDS)
+    ratio = top.take("max_delete_ratio", float, DEFAULT_MAX_DELETE_RATIO)
+    raw_peers = top.take("peers", list, [])
+    top.finish()
+
+    if not node.strip():
+        raise top.fail("node must not be empty")
+    if any(sep in pattern for sep in "/\\") or not pattern.strip():
+        raise top.fail(f"pattern must be a file name glob such as *.jobs, not {pattern!r}")
+    if timeout is None or not math.isfinite(timeout) or timeout <= 0:
+        raise top.fail("timeout_seconds must be a positive number")
+    if ratio is None or not (0.0 <= ratio <= 1.0):
+        raise top.fail("max_delete_ratio must be between 0 and 1")
+    source = _local_folder(source_text, base=path.parent, fail=lambda m: top.fail(f"source: {m}"))
+    if not raw_peers:
+        raise top.fail("no [[peers]]: name at least one node to copy the jobs to")
+
+    peers: list[PeerConfig] = []
+    seen: dict[str, str] = {}
+    for index, raw in enumerate(raw_peers or []):
+        peer = _parse_peer(raw, index=index, path=path, environ=environ, node=node)
+        key = name_key(peer.name)
+        if key in seen:
+            raise ConfigError(f"{path}: peers[{index}]: duplicate peer name {peer.name!r}")
+        seen[key] = peer.name
+        if peer.local_path is not None and _same_folder(peer.local_path, source):
+            raise ConfigError(f"{path}: peer {peer.name}: path is the source folder itself")
+        peers.append(peer)
+
+    return Config(
+        path=path,
+        node=node,
+        source=source,
+        pattern=pattern,
+        timeout_seconds=timeout,
+        max_delete_ratio=ratio,
+        peers=tuple(peers),
+    )
+
+
+def _parse_peer(
+    raw: object, *, index: int, path: Path, environ: Mapping[str, str], node: str
+) -> PeerConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: peers[{index}] must be a table ([[peers]])")
+    name = raw.get("name")
+    label = f"peer {name}" if isinstance(name, str) and name.strip() else f"peers[{index}]"
+    table = _Table(raw, where=f"{path}: {label}")
+    if "password" in raw:
+        # Never echo the value: it may be a real password.
+        raise table.fail(
+            "password is not allowed in the config file; put it in an environment variable "
+            "and name that variable with password_env"
+        )
+    name = table.require("name", str)
+    peer_path = table.require("path", str)
+    port = table.take("port", int, DEFAULT_SMB_PORT) or DEFAULT_SMB_PORT
+    username = table.take("username", str)
+    password_env = table.take("password_env", str)
+    encrypt = table.take("encrypt", bool, default=True)
+    table.finish()
+
+    if not name.strip():
+        raise table.fail("name must not be empty")
+    if not 0 < port < 65536:  # noqa: PLR2004 - TCP port range
+        raise table.fail(f"port must be between 1 and 65535, not {port}")
+    unc = parse_unc(peer_path, fail=table.fail)
+    local = None if unc is not None else _local_folder(peer_path, base=None, fail=table.fail)
+
+    password = None
+    is_self = name_key(name) == name_key(node)
+    if password_env is not None:
+        if not password_env.strip():
+            raise table.fail("password_env must name an environment variable")
+        if password_env in environ:
+            password = Secret(environ[password_env])
+        elif not is_self:
+            raise table.fail(f"password_env names {password_env}, which is not set")
+    if password is not None and username is None:
+        raise table.fail("password_env is set but username is not")
+    return PeerConfig(
+        name=name,
+        path=peer_path,
+        unc=unc,
+        local_path=local,
+        port=port,
+        username=username,
+        password=password,
+        encrypt=bool(encrypt),
+    )
+
+
+def _default_fail(message: str) -> ConfigError:
+    return ConfigError(message)
+
+
+def parse_unc(text: str, *, fail: Any = _default_fail) -> UncPath | None:  # noqa: ANN401
+    r"""Parse ``\\host\share\rest`` or ``//host/share/rest``; ``None`` when not a UNC path.
+
+    ``.``, ``..`` and empty components are refused *before* any normalisation, which would
+    otherwise quietly turn ``\\srv\share\..\..\x`` into ``\\srv\share\x``.
+    """
+    if not (text.startswith(("\\\\", "//"))):
+        return None
+    body = text.replace("/", "\\")
+    if body.upper().startswith("\\\\?\\UNC\\"):
+        body = "\\\\" + body[len("\\\\?\\UNC\\") :]
+    if body.startswith(("\\\\.\\", "\\\\?\\")):
+        raise fail(f"path {text!r} is a device path, not a share")
+    parts = body[2:].split("\\")
+    if len(parts) > 2 and parts[-1] == "":  # noqa: PLR2004 - host and share come first
+        parts.pop()  # one trailing separator is harmless
+    if len(parts) < 2:  # noqa: PLR2004
+        raise fail(f"path {text!r} names no share: use \\\\host\\share\\folder")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise fail(f"path {text!r} has an empty, '.' or '..' component")
+    return UncPath(host=parts[0], share=parts[1], folder="\\".join(parts[2:]))
+
+
+def _local_folder(text: str, *, base: Path | None, fail: Any = _default_fail) -> Path:  # noqa: ANN401
+    if not text.strip():
+        raise fail("path must not be empty")
+    parts = PureWindowsPath(text).parts if "\\" in text else Path(text).parts
+    if ".." in parts:
+        raise fail(f"path {text!r} has a '..' component")
+    candidate = Path(text)
+    if not candidate.is_absolute():
+        if base is None:
+            raise fail(f"path {text!r} must be absolute (or a \\\\host\\share UNC path)")
+        candidate = base / candidate
+    return candidate
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

@@ -1,0 +1,419 @@
+"""Carrying out a push: every peer concurrently and independently, each through its transport.
+
+For one peer: clear temp files an interrupted run left, read the manifest (a corrupt one is set
+aside, never trusted), read the peer files the manifest cannot vouch for, plan, then keep
+copies of hand edits in ``.jobsync/backup/``, write the changed files (temp name, read back,
+rename), move files deleted at the source into ``.jobsync/trash/``, and record what landed.
+A failure on one peer never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+import structlog
+
+from jobsync.config import Config, PeerConfig
+from jobsync.errors import PeerError, PeerIOError
+from jobsync.manifest import (
+    Manifest,
+    ManifestCorruptError,
+    ManifestEntry,
+    manifest_from_bytes,
+    manifest_to_bytes,
+)
+from jobsync.names import (
+    BACKUP_DIR,
+    MANIFEST,
+    STATE_DIR,
+    TMP_DIR,
+    TRASH_DIR,
+    compile_pattern,
+    name_key,
+    stamp_name,
+)
+from jobsync.plan import PeerPlan, files_to_read, plan_peer
+from jobsync.result import FileFailure, PeerResult, PushResult
+from jobsync.scan import SourceScan, scan_source
+from jobsync.transport import FileWrite, Peer, RemoteFile, open_peer
+
+log = structlog.get_logger(__name__)
+
+BATCH = 256  # files per transport call: bounds memory and paces progress reports
+
+Opener = Callable[[PeerConfig, float], Peer]
+Progress = Callable[[str, int, int], None]
+
+
+def default_opener(config: PeerConfig, timeout: float) -> Peer:
+    """Open a peer with the transport its path calls for."""
+    return open_peer(config, timeout=timeout)
+
+
+def utc_now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushOptions:
+    """How a push behaves."""
+
+    dry_run: bool = False
+    allow_mass_delete: bool = False
+
+
+def push(
+    config: Config,
+    *,
+    peers: Sequence[PeerConfig],
+    options: PushOptions,
+    opener: Opener = default_opener,
+    now: Callable[[], datetime] = utc_now,
+    progress: Progress | None = None,
+) -> PushResult:
+    """Scan the source once, then bring every peer in ``peers`` up to date, concurrently."""
+    started = time.monotonic()
+    scan = scan_source(config.source, config.pattern)
+    log.debug("source_scanned", files=len(scan.files), skipped=len(scan.skipped))
+    with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="push") as pool:
+        futures = [
+            pool.submit(
+                PeerPush(
+                    peer,
+                    config=config,
+                    scan=scan,
+                    options=options,
+                    opener=opener,
+                    now=now,
+                    progress=progress,
+                ).run
+            )
+            for peer in peers
+        ]
+        results = tuple(f.result() for f in futures)
+    result = PushResult(
+        node=config.node,
+        source_files=len(scan.files),
+        peers=results,
+        skipped=scan.skipped,
+        dry_run=options.dry_run,
+        seconds=time.monotonic() - started,
+    )
+    log.info(
+        "push_finished",
+        peers=len(results),
+        copied=sum(len(r.copied) for r in results),
+        deleted=sum(len(r.deleted) for r in results),
+        failed_peers=sum(1 for r in results if r.error),
+        dry_run=options.dry_run,
+        seconds=round(result.seconds, 3),
+    )
+    return result
+
+
+class PeerPush:
+    """One push to one peer."""
+
+    def __init__(
+        self,
+        peer: PeerConfig,
+        *,
+        config: Config,
+        scan: SourceScan,
+        options: PushOptions,
+        opener: Opener,
+        now: Callable[[], datetime],
+        progress: Progress | None,
+    ) -> None:
+        """Prepare a push of ``scan`` to ``peer``."""
+        self._config = config
+        self._peer_config = peer
+        self._scan = scan
+        self._options = options
+        self._opener = opener
+        self._now = now
+        self._progress = progress
+        self._run_id = secrets.token_hex(4)
+        self._temp_count = 0
+        self._log = log.bind(peer=peer.name)
+        self._result = PeerResult(peer=peer.name)
+
+    def run(self) -> PeerResult:
+        """Push, and return what happened; never raises for a peer problem."""
+        started = time.monotonic()
+        peer: Peer | None = None
+        try:
+            peer = self._opener(self._peer_config, self._config.timeout_seconds)
+            self._push(peer)
+        except PeerError as exc:
+            self._result = replace(self._result, error=str(exc))
+            self._log.error("peer_failed", error=str(exc))
+        finally:
+            if peer is not None:
+                peer.close()
+        self._result = replace(self._result, seconds=time.monotonic() - started)
+        r = self._result
+        self._log.info(
+            "peer_pushed",
+            copied=len(r.copied),
+            deleted=len(r.deleted),
+            backed_up=len(r.backed_up),
+            unchanged=r.unchanged,
+            failed=len(r.failed),
+            status=r.status,
+            seconds=round(r.seconds, 3),
+        )
+        return r
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _push(self, peer: Peer) -> None:
+        dry = self._options.dry_run
+        if not dry:
+            peer.make_dirs(TMP_DIR)
+            self._clear_temps(peer)
+        matcher = compile_pattern(self._config.pattern)
+        peer_jobs = [f for f in peer.list_files() if matcher.fullmatch(f.name)]
+        manifest = self._load_manifest(peer, dry=dry)
+        unknown = files_to_read(self._scan.files, peer_jobs, manifest)
+        contents = peer.read_files([f.name for f in unknown]) if unknown else {}
+        hashes = {
+            name_key(name): hashlib.sha256(data).hexdigest() if isinstance(data, bytes) else None
+            for name, data in contents.items()
+        }
+        plan = plan_peer(
+            self._scan.files,
+            peer_jobs,
+            manifest,
+            peer_hashes=hashes,
+            max_delete_ratio=self._config.max_delete_ratio,
+            allow_mass_delete=self._options.allow_mass_delete,
+        )
+        failures = [
+            FileFailure(
+                f.name,
+                f"not replaced: it differs and cannot be read to keep a copy: {contents[f.name]!s}",
+            )
+            for f in plan.unreadable
+        ]
+        self._result = replace(
+            self._result,
+            unchanged=len(plan.unchanged),
+            refused=plan.refusal,
+            failed=tuple(failures),
+        )
+        if plan.refusal:
+            self._log.warning("mass_delete_refused", reason=plan.refusal)
+        if dry:
+            self._result = replace(
+                self._result,
+                copied=tuple(c.source.name for c in plan.copies),
+                deleted=tuple(f.name for f in plan.deletes),
+                backed_up=tuple(c.source.name for c in plan.copies if c.backup_of),
+            )
+            return
+        stamp = self._stamp()
+        entries = self._carried_entries(manifest, peer_jobs, plan)
+        try:
+            blocked = self._keep_backups(peer, plan, contents, stamp)
+            self._copy(peer, plan, blocked, entries)
+            self._trash(peer, plan, stamp, entries)
+        finally:
+            self._save_manifest(peer, manifest, entries)
+
+    def _clear_temps(self, peer: Peer) -> None:
+        stale = [f"{TMP_DIR}/{f.name}" for f in peer.list_files(TMP_DIR)]
+        if stale:
+            outcome = peer.remove_files(stale)
+            self._log.info(
+                "temp_files_removed", count=sum(1 for e in outcome.values() if e is None)
+            )
+
+    def _load_manifest(self, peer: Peer, *, dry: bool) -> Manifest:
+        if not any(f.name == "manifest.json" for f in peer.list_files(STATE_DIR)):
+            return Manifest()
+        data = peer.read_files([MANIFEST])[MANIFEST]
+        if isinstance(data, PeerIOError):
+            self._log.warning("manifest_unreadable", error=str(data))
+            return Manifest()
+        try:
+            return manifest_from_bytes(data)
+        except ManifestCorruptError as exc:
+            aside = f"{STATE_DIR}/{stamp_name('manifest.json', self._stamp())}.corrupt"
+            if not dry:
+                peer.move_files([(MANIFEST, aside)])
+            self._log.warning("manifest_corrupt", reason=str(exc), kept_as=aside)
+            return Manifest()
+
+    def _carried_entries(
+        self, manifest: Manifest, peer_jobs: Sequence[RemoteFile], plan: PeerPlan
+    ) -> dict[str, ManifestEntry]:
+        """Manifest entries still true before anything is written, keyed by name key."""
+        on_peer = {name_key(f.name): f for f in peer_jobs}
+        entries = {k: e for k, e in manifest.entries.items() if k in on_peer}
+        written = self._now().isoformat(timespec="seconds")
+        for src in plan.unchanged:
+            key = name_key(src.name)
+            current = on_peer[key]
+            old = entries.get(key)
+            if old is None or (old.size, old.mtime_ns, old.sha256) != (
+                current.size,
+                current.mtime_ns,
+                src.sha256,
+            ):
+                # Same bytes as the source, not (correctly) recorded yet: adopt it.
+                entries[key] = ManifestEntry(
+                    name=current.name,
+                    sha256=src.sha256,
+                    size=current.size,
+                    mtime_ns=current.mtime_ns,
+                    origin=old.origin if old and old.sha256 == src.sha256 else self._config.node,
+                    written=old.written if old else written,
+                )
+        return entries
+
+    def _keep_backups(
+        self, peer: Peer, plan: PeerPlan, contents: Mapping[str, bytes | PeerIOError], stamp: str
+    ) -> set[str]:
+        """Copy every hand-edited peer file into the backup folder; return the ones that failed."""
+        edited = [c.backup_of for c in plan.copies if c.backup_of is not None]
+        if not edited:
+            return set()
+        peer.make_dirs(BACKUP_DIR)
+        writes = []
+        for f in edited:
+            data = contents[f.name]
+            assert isinstance(data, bytes)  # noqa: S101 - unreadable files are never planned as copies
+            writes.append(
+                FileWrite(
+                    path=f"{BACKUP_DIR}/{stamp_name(f.name, stamp)}",
+                    temp=self._temp(),
+                    data=data,
+                    mtime_ns=f.mtime_ns,
+                )
+            )
+        blocked: set[str] = set()
+        kept: list[str] = []
+        failures: list[FileFailure] = []
+        for f, outcome in zip(edited, peer.write_files(writes), strict=True):
+            if outcome.error is None:
+                kept.append(f.name)
+                self._log.info("file_backed_up", file=f.name, kept_as=outcome.path)
+            else:
+                blocked.add(name_key(f.name))
+                failures.append(
+                    FileFailure(f.name, f"not replaced: keeping a copy failed: {outcome.error}")
+                )
+        self._result = replace(
+            self._result,
+            backed_up=self._result.backed_up + tuple(kept),
+            failed=self._result.failed + tuple(failures),
+        )
+        return blocked
+
+    def _copy(
+        self, peer: Peer, plan: PeerPlan, blocked: set[str], entries: dict[str, ManifestEntry]
+    ) -> None:
+        copies = [c for c in plan.copies if name_key(c.source.name) not in blocked]
+        total, done = len(copies), 0
+        written = self._now().isoformat(timespec="seconds")
+        for start in range(0, total, BATCH):
+            batch = copies[start : start + BATCH]
+            writes = [
+                FileWrite(
+                    path=c.source.name,
+                    temp=self._temp(),
+                    data=c.source.content,
+                    mtime_ns=c.source.mtime_ns,
+                )
+                for c in batch
+            ]
+            copied, failures = [], []
+            for c, outcome in zip(batch, peer.write_files(writes), strict=True):
+                src = c.source
+                if outcome.landed is None:
+                    failures.append(FileFailure(src.name, str(outcome.error)))
+                    self._log.warning("file_failed", file=src.name, error=str(outcome.error))
+                    continue
+                copied.append(src.name)
+                entries[name_key(src.name)] = ManifestEntry(
+                    name=src.name,
+                    sha256=src.sha256,
+                    size=outcome.landed.size,
+                    mtime_ns=outcome.landed.mtime_ns,
+                    origin=self._config.node,
+                    written=written,
+                )
+                self._log.debug(
+                    "file_pushed", file=src.name, sha256=src.sha256, reason=c.reason.value
+                )
+            self._result = replace(
+                self._result,
+                copied=self._result.copied + tuple(copied),
+                failed=self._result.failed + tuple(failures),
+            )
+            done += len(batch)
+            if self._progress is not None:
+                self._progress(self._peer_config.name, done, total)
+
+    def _trash(
+        self, peer: Peer, plan: PeerPlan, stamp: str, entries: dict[str, ManifestEntry]
+    ) -> None:
+        if not plan.deletes:
+            return
+        peer.make_dirs(TRASH_DIR)
+        moves = [(f.name, f"{TRASH_DIR}/{stamp_name(f.name, stamp)}") for f in plan.deletes]
+        outcome = peer.move_files(moves)
+        deleted, failures = [], []
+        for src, dst in moves:
+            error = outcome[src]
+            if error is None:
+                deleted.append(src)
+                entries.pop(name_key(src), None)
+                self._log.info("file_trashed", file=src, kept_as=dst)
+            else:
+                failures.append(FileFailure(src, str(error)))
+        self._result = replace(
+            self._result,
+            deleted=self._result.deleted + tuple(deleted),
+            failed=self._result.failed + tuple(failures),
+        )
+
+    def _save_manifest(self, peer: Peer, old: Manifest, entries: dict[str, ManifestEntry]) -> None:
+        if dict(old.entries) == entries and old.node:
+            return  # nothing changed: leave the peer untouched
+        manifest = Manifest(
+            node=self._config.node,
+            updated=self._now().isoformat(timespec="seconds"),
+            entries=entries,
+        )
+        write = FileWrite(
+            path=MANIFEST,
+            temp=self._temp(),
+            data=manifest_to_bytes(manifest),
+            mtime_ns=time.time_ns(),
+        )
+        try:
+            (outcome,) = peer.write_files([write])
+        except PeerError as exc:
+            self._log.warning("manifest_not_saved", error=str(exc))
+            return
+        if outcome.error is not None:
+            failure = FileFailure(MANIFEST, f"manifest not saved: {outcome.error}")
+            self._result = replace(self._result, failed=(*self._result.failed, failure))
+
+    # -- names --------------------------------------------------------------------------------
+
+    def _temp(self) -> str:
+        self._temp_count += 1
+        return f"{TMP_DIR}/{self._run_id}-{self._temp_count}.tmp"
+
+    def _stamp(self) -> str:
+        return self._now().strftime("%Y%m%dT%H%M%S.%fZ")

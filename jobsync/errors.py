@@ -1,0 +1,82 @@
+"""The one error tree of jobsync; every class knows the exit code it stands for.
+
+::
+
+    JobsyncError
+    ├── ConfigError            2  bad or missing configuration
+    ├── SourceError            2  the source folder is missing or unreadable
+    ├── PeerError              3  one peer failed; the others still ran
+    │   ├── PeerUnreachableError     connection refused, name unknown, connection dropped
+    │   ├── PeerTimeoutError         no answer within ``timeout_seconds``
+    │   ├── PeerAuthError            logon refused
+    │   ├── PeerSecurityError        the peer cannot give what the config requires (encryption)
+    │   └── PeerIOError              the peer refused one operation (access denied, disk full, ...)
+    └── SafetyRefusalError          4  jobsync would rather not than guess
+
+Errors of the lower libraries are translated into this tree once, at the transport boundary.
+Drift is a result, not an exception.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented process exit codes."""
+
+    OK = 0
+    DRIFT = 1
+    USAGE = 2
+    PEER_FAILED = 3
+    REFUSED = 4
+
+
+class JobsyncError(Exception):
+    """Base of every error jobsync reports to its user."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class ConfigError(JobsyncError):
+    """The configuration file is missing, malformed or invalid."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SourceError(JobsyncError):
+    """The source folder is missing or cannot be listed."""
+
+    exit_code = ExitCode.USAGE
+
+
+class PeerError(JobsyncError):
+    """A peer could not be reached or refused an operation."""
+
+    exit_code = ExitCode.PEER_FAILED
+
+
+class PeerUnreachableError(PeerError):
+    """The peer's address could not be reached, or the connection dropped."""
+
+
+class PeerTimeoutError(PeerError):
+    """The peer did not answer within the configured time."""
+
+
+class PeerAuthError(PeerError):
+    """The peer refused the logon."""
+
+
+class PeerSecurityError(PeerError):
+    """The peer cannot offer what the configuration requires (for example encryption)."""
+
+
+class PeerIOError(PeerError):
+    """The peer refused one file operation."""
+
+
+class SafetyRefusalError(JobsyncError):
+    """jobsync refused an action that could lose data."""
+
+    exit_code = ExitCode.REFUSED

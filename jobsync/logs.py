@@ -1,0 +1,149 @@
+"""Logging set-up, done once by the CLI entry point and nowhere else.
+
+structlog renders for people on a terminal and as JSON lines with ``--log-json``; ``--log-file``
+appends the same events to a file. The SMB and authentication libraries log through the
+standard library: they are pinned to WARNING at every verbosity (they log user names at INFO
+and raw messages at DEBUG), and their tracebacks are cut to one line. Every known secret is
+replaced by ``***`` in every event, whoever logged it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LIBRARY_LOGGERS = ("smbprotocol", "smbclient", "spnego")
+MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
+
+
+class Redactor:
+    """A processor that replaces every registered secret with ``***``."""
+
+    def __init__(self) -> None:
+        """Start with no secrets."""
+        self._secrets: tuple[str, ...] = ()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Register more secrets, longest first so overlapping ones are hidden whole."""
+        merged = {*self._secrets, *(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)}
+        self._secrets = tuple(sorted(merged, key=len, reverse=True))
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret hidden."""
+        for secret in self._secrets:
+            value = value.replace(secret, "***")
+        return value
+
+    def __call__(self, _logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+        """Hide secrets in every string value of the event."""
+        if not self._secrets:
+            return event
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = self.text(value)
+            elif not isinstance(value, (int, float, bool)) and value is not None:
+                event[key] = self.text(str(value))
+        return event
+
+
+REDACTOR = Redactor()
+
+
+def _one_line_errors(verbose: bool) -> Processor:
+    """Turn attached exceptions into one ``error`` line unless debugging."""
+
+    def processor(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+        exc_info = event.get("exc_info")
+        if exc_info and not verbose:
+            event.pop("exc_info", None)
+            exc = exc_info[1] if isinstance(exc_info, tuple) else sys.exc_info()[1]
+            if exc is not None:
+                event.setdefault("error", f"{type(exc).__name__}: {exc}")
+        return event
+
+    return processor
+
+
+def configure_logging(
+    *,
+    verbose: bool = False,
+    json_lines: bool = False,
+    log_file: Path | None = None,
+    secrets: Iterable[str] = (),
+) -> None:
+    """Route structlog and the standard library to stderr (and ``log_file``)."""
+    REDACTOR.add(secrets)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _one_line_errors(verbose),
+        REDACTOR,
+    ]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+    def formatter(*, colors: bool) -> logging.Formatter:
+        renderer: Processor = (
+            structlog.processors.JSONRenderer()
+            if json_lines
+            else structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=_plain)
+        )
+        return structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+
+    handlers: list[logging.Handler] = []
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(formatter(colors=sys.stderr.isatty() and "NO_COLOR" not in os.environ))
+    handlers.append(console)
+    if log_file is not None:
+        file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        file_handler.setFormatter(formatter(colors=False))
+        handlers.append(file_handler)
+        _private(log_file)
+
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _plain(sio: Any, exc_info: Any) -> None:  # noqa: ANN401 - structlog's formatter signature
+    """Exception formatter for -v: the full traceback, without colour codes."""
+    import traceback  # noqa: PLC0415 - only needed when debugging
+
+    sio.write("\n" + "".join(traceback.format_exception(*exc_info)))
+
+
+def _private(path: Path) -> None:
+    """Keep a log file out of other users' reach (it may name hosts and accounts)."""
+    try:
+        path.chmod(0o600)
+    except OSError:
+        logging.getLogger(__name__).warning("cannot restrict permissions of %s", path)
+
+
+def secrets_hidden(value: str) -> str:
+    """Text for the user with every registered secret hidden."""
+    return REDACTOR.text(value)

@@ -1,0 +1,55 @@
+"""Names of job files and of jobsync's own files on a peer.
+
+Names compare as Windows compares them: case-insensitively. Everything jobsync keeps on a peer
+lives under ``.jobsync/`` inside the jobs folder, which the (non-recursive) pattern never reaches,
+so a temp file, a backup or a trashed job can never be taken for a job.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+STATE_DIR = ".jobsync"
+TMP_DIR = f"{STATE_DIR}/tmp"  # noqa: S108 - inside the peer's jobs folder, not /tmp
+TRASH_DIR = f"{STATE_DIR}/trash"
+BACKUP_DIR = f"{STATE_DIR}/backup"
+MANIFEST = f"{STATE_DIR}/manifest.json"
+
+_RESERVED_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"COM{i}" for i in range(1, 10)]
+    + [f"LPT{i}" for i in range(1, 10)]
+)
+_INVALID_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+
+
+def name_key(name: str) -> str:
+    """The key under which a name is compared: Windows names are case-insensitive."""
+    return name.casefold()
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a glob such as ``*.jobs`` into a case-insensitive full-name matcher."""
+    return re.compile(fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
+
+
+def windows_name_problem(name: str) -> str | None:
+    """Why Windows could not store a file of this name, or ``None`` when it can."""
+    if not name:
+        return "empty name"
+    if _INVALID_CHARS.search(name):
+        return "contains a character Windows does not allow in a file name"
+    if name[-1] in ". ":
+        return "ends with a dot or a space"
+    stem = name.split(".", 1)[0].rstrip(" ").upper()
+    if stem in _RESERVED_DEVICES:
+        return f"{stem} is a reserved device name on Windows"
+    if len(name) > 255:  # noqa: PLR2004 - the NTFS limit for one path component
+        return "longer than 255 characters"
+    return None
+
+
+def stamp_name(name: str, stamp: str) -> str:
+    """The name a trashed or backed-up file gets: the original name, then when it was kept."""
+    return f"{name}.{stamp}"

@@ -1,0 +1,141 @@
+"""What one peer needs, decided from plain values: no network, no clock, no file system.
+
+The planner compares the source scan with a peer's listing and manifest. A peer file is known
+without reading it when its size and write time still match what the manifest recorded;
+otherwise the engine reads it and hands the planner its SHA-256. From that:
+
+* a source file missing on the peer is copied;
+* a file whose peer content differs is copied; when that content is not what jobsync last wrote
+  there (edited on the peer, or never recorded), it is backed up first;
+* a peer job file that is no longer in the source is moved to the peer's trash, unless that would
+  remove more than ``max_delete_ratio`` of the peer's jobs (the mass-delete guard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from jobsync.manifest import Manifest, ManifestEntry
+from jobsync.names import name_key
+from jobsync.scan import SourceFile
+from jobsync.transport.base import RemoteFile
+
+
+class Reason(str, Enum):
+    """Why a file is copied."""
+
+    MISSING = "missing"  # not on the peer
+    CHANGED = "changed"  # the peer holds an older version jobsync wrote
+    EDITED = "edited"  # the peer holds content jobsync did not write: kept in backup first
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Copy one source file to the peer."""
+
+    source: SourceFile
+    reason: Reason
+    backup_of: RemoteFile | None = None  # the peer file to keep before it is replaced
+
+
+@dataclass(frozen=True)
+class PeerPlan:
+    """Everything a push does to one peer."""
+
+    copies: tuple[Copy, ...] = ()
+    deletes: tuple[RemoteFile, ...] = ()
+    unchanged: tuple[SourceFile, ...] = ()
+    unreadable: tuple[RemoteFile, ...] = ()  # differ, but could not be read to keep a copy
+    refusal: str | None = None  # deletions held back by the mass-delete guard
+
+    @property
+    def is_noop(self) -> bool:
+        """Whether the peer already matches the source."""
+        return not (self.copies or self.deletes or self.unreadable or self.refusal)
+
+
+def is_vouched(peer_file: RemoteFile, entry: ManifestEntry | None) -> bool:
+    """Whether the manifest's record still describes this peer file (same size and write time)."""
+    return entry is not None and (entry.size, entry.mtime_ns) == (
+        peer_file.size,
+        peer_file.mtime_ns,
+    )
+
+
+def files_to_read(
+    source: Sequence[SourceFile], peer_files: Sequence[RemoteFile], manifest: Manifest
+) -> list[RemoteFile]:
+    """Peer files whose content the planner must know: in the source, but not vouched for.
+
+    A vouched-for file whose recorded SHA-256 differs from the source is simply replaced, and a
+    file that is not in the source goes to the trash whole, so neither needs reading.
+    """
+    in_source = {name_key(f.name) for f in source}
+    return [
+        f
+        for f in peer_files
+        if name_key(f.name) in in_source and not is_vouched(f, manifest.get(f.name))
+    ]
+
+
+def plan_peer(
+    source: Sequence[SourceFile],
+    peer_files: Sequence[RemoteFile],
+    manifest: Manifest,
+    *,
+    peer_hashes: Mapping[str, str | None],
+    max_delete_ratio: float,
+    allow_mass_delete: bool = False,
+) -> PeerPlan:
+    """Decide what the peer needs.
+
+    ``peer_hashes`` maps the name key of each file returned by :func:`files_to_read` to its
+    SHA-256, or to ``None`` when it could not be read.
+    """
+    on_peer = {name_key(f.name): f for f in peer_files}
+    copies: list[Copy] = []
+    unchanged: list[SourceFile] = []
+    unreadable: list[RemoteFile] = []
+    for src in source:
+        key = name_key(src.name)
+        peer_file = on_peer.get(key)
+        if peer_file is None:
+            copies.append(Copy(src, Reason.MISSING))
+            continue
+        entry = manifest.get(peer_file.name)
+        if is_vouched(peer_file, entry):
+            assert entry is not None  # noqa: S101 - is_vouched checked it
+            if entry.sha256 == src.sha256:
+                unchanged.append(src)
+            else:
+                copies.append(Copy(src, Reason.CHANGED))
+            continue
+        if key not in peer_hashes:
+            raise ValueError(f"plan_peer needs the hash of {peer_file.name}: see files_to_read")
+        peer_sha = peer_hashes[key]
+        if peer_sha is None:
+            unreadable.append(peer_file)  # cannot keep a copy, so it is not replaced
+        elif peer_sha == src.sha256:
+            unchanged.append(src)
+        else:
+            copies.append(Copy(src, Reason.EDITED, backup_of=peer_file))
+
+    in_source = {name_key(f.name) for f in source}
+    deletes = [f for key, f in sorted(on_peer.items()) if key not in in_source]
+    refusal = None
+    if deletes and not allow_mass_delete and len(deletes) > max_delete_ratio * len(peer_files):
+        refusal = (
+            f"would delete {len(deletes)} of the peer's {len(peer_files)} job files, more than "
+            f"max_delete_ratio = {max_delete_ratio:g}; nothing was deleted "
+            "(use --allow-mass-delete if this is intended)"
+        )
+        deletes = []
+    return PeerPlan(
+        copies=tuple(copies),
+        deletes=tuple(deletes),
+        unchanged=tuple(unchanged),
+        unreadable=tuple(unreadable),
+        refusal=refusal,
+    )

@@ -1,0 +1,92 @@
+"""Turning results into text for people and JSON for programs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobsync.result import CheckResult, PeerResult, PushResult
+
+
+def push_to_json(result: PushResult) -> dict[str, Any]:
+    """The push result as one JSON-ready document."""
+    return {
+        "node": result.node,
+        "dry_run": result.dry_run,
+        "exit_code": int(result.exit_code),
+        "seconds": round(result.seconds, 3),
+        "source": {
+            "files": result.source_files,
+            "skipped": [{"file": s.name, "reason": s.reason} for s in result.skipped],
+        },
+        "peers": [_peer_json(p) for p in result.peers],
+    }
+
+
+def _peer_json(peer: PeerResult) -> dict[str, Any]:
+    return {
+        "name": peer.peer,
+        "status": peer.status,
+        "copied": list(peer.copied),
+        "deleted": list(peer.deleted),
+        "backed_up": list(peer.backed_up),
+        "unchanged": peer.unchanged,
+        "failed": [{"file": f.file, "reason": f.reason} for f in peer.failed],
+        "error": peer.error,
+        "refused": peer.refused,
+        "seconds": round(peer.seconds, 3),
+    }
+
+
+def push_to_text(result: PushResult) -> list[str]:
+    """One summary line per peer, then one line per problem."""
+    verb = "would copy" if result.dry_run else "copied"
+    gone = "would delete" if result.dry_run else "deleted"
+    lines = []
+    if result.dry_run:
+        lines.append("dry run: nothing was changed")
+    if not result.peers:
+        lines.append("no peers to push to (every peer in the config is this node)")
+    width = max((len(p.peer) for p in result.peers), default=0)
+    for peer in result.peers:
+        if peer.error:
+            lines.append(f"{peer.peer:<{width}}  FAILED   {peer.error}")
+            continue
+        counts = (
+            f"{verb} {len(peer.copied)}, {gone} {len(peer.deleted)}, "
+            f"unchanged {peer.unchanged}, failed {len(peer.failed)}"
+        )
+        if peer.backed_up:
+            counts += f" (kept {len(peer.backed_up)} peer edit(s) in .jobsync/backup)"
+        lines.append(
+            f"{peer.peer:<{width}}  {peer.status.upper():<7}  {counts}  ({peer.seconds:.2f} s)"
+        )
+        lines.extend(f"{'':<{width}}    {f.file}: {f.reason}" for f in peer.failed)
+        if peer.refused:
+            lines.append(f"{'':<{width}}    refused: {peer.refused}")
+    lines.extend(f"skipped source file {s.name}: {s.reason}" for s in result.skipped)
+    return lines
+
+
+def check_to_json(results: list[CheckResult]) -> dict[str, Any]:
+    """Check results as one JSON-ready document."""
+    return {
+        "ok": all(r.ok for r in results),
+        "peers": [
+            {
+                "name": r.peer,
+                "path": r.location,
+                "ok": r.ok,
+                "detail": r.detail,
+                "seconds": round(r.seconds, 3),
+            }
+            for r in results
+        ],
+    }
+
+
+def check_to_text(results: list[CheckResult]) -> list[str]:
+    """One line per peer."""
+    if not results:
+        return ["no peers to check (every peer in the config is this node)"]
+    width = max(len(r.peer) for r in results)
+    return [f"{r.peer:<{width}}  {'OK    ' if r.ok else 'FAILED'}  {r.detail}" for r in results]

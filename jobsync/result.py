@@ -1,0 +1,76 @@
+"""What a run did, as plain values; rendering them is the CLI's job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobsync.errors import ExitCode
+from jobsync.scan import SkippedFile
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """One file that could not be handled on a peer, and why."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerResult:
+    """The outcome of one push to one peer."""
+
+    peer: str
+    copied: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    backed_up: tuple[str, ...] = ()
+    unchanged: int = 0
+    failed: tuple[FileFailure, ...] = ()
+    error: str | None = None  # the peer as a whole failed
+    refused: str | None = None  # something was held back for safety
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The exit code this peer alone would give."""
+        if self.refused:
+            return ExitCode.REFUSED
+        if self.error or self.failed:
+            return ExitCode.PEER_FAILED
+        return ExitCode.OK
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``failed`` or ``refused``."""
+        return {ExitCode.REFUSED: "refused", ExitCode.PEER_FAILED: "failed"}.get(
+            self.exit_code, "ok"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushResult:
+    """The outcome of one push to every peer."""
+
+    node: str
+    source_files: int
+    peers: tuple[PeerResult, ...]
+    skipped: tuple[SkippedFile, ...] = ()
+    dry_run: bool = False
+    seconds: float = 0.0
+    skipped_peers: tuple[str, ...] = field(default=())  # peers that are this node
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The highest code any peer gives: refusals outrank failures, failures outrank success."""
+        return max((p.exit_code for p in self.peers), default=ExitCode.OK)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """Whether jobsync can work with one peer."""
+
+    peer: str
+    location: str
+    ok: bool
+    detail: str
+    seconds: float = 0.0

@@ -1,0 +1,92 @@
+"""The one seam between jobsync and a peer's jobs folder.
+
+Paths given to a peer are relative to its jobs folder and use ``/``; a transport refuses any
+path that could leave that folder. Methods that act on many files answer per file, so one
+refused file never hides the rest; losing the peer itself raises a :class:`PeerError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from jobsync.errors import PeerError, PeerIOError
+
+FILETIME_TICK_NS = 100  # SMB carries write times in 100 ns steps
+
+
+def coarse_mtime(mtime_ns: int) -> int:
+    """A write time cut to the 100 ns steps that every transport can keep."""
+    return mtime_ns - mtime_ns % FILETIME_TICK_NS
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A regular file in a peer folder, as listed."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """Put ``data`` at ``path`` atomically: written as ``temp``, verified, renamed in one step."""
+
+    path: str
+    temp: str
+    data: bytes = field(repr=False)
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What became of one :class:`FileWrite`: the landed file, or why it did not land."""
+
+    path: str
+    landed: RemoteFile | None = None
+    error: PeerError | None = None
+
+
+class Peer(Protocol):
+    """A peer's jobs folder, reached over SMB or as a local or mounted folder."""
+
+    name: str
+
+    def list_files(self, folder: str = "") -> list[RemoteFile]:
+        """The regular files directly in ``folder`` (``""`` is the jobs folder itself)."""
+        ...
+
+    def read_files(self, paths: Sequence[str]) -> Mapping[str, bytes | PeerIOError]:
+        """The content of each path, or why it could not be read."""
+        ...
+
+    def write_files(self, writes: Sequence[FileWrite]) -> list[WriteOutcome]:
+        """Write each file atomically and verified; one outcome per write, in order."""
+        ...
+
+    def move_files(self, moves: Sequence[tuple[str, str]]) -> Mapping[str, PeerIOError | None]:
+        """Rename each ``(src, dst)``, never replacing an existing ``dst``."""
+        ...
+
+    def remove_files(self, paths: Sequence[str]) -> Mapping[str, PeerIOError | None]:
+        """Delete each path (used for jobsync's own temp files only)."""
+        ...
+
+    def make_dirs(self, folder: str) -> None:
+        """Create ``folder`` and its parents when missing."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
+        ...
+
+
+def checked_parts(path: str) -> list[str]:
+    """Split a relative peer path, refusing anything that could leave the jobs folder."""
+    parts = path.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or "\\" in part or ":" in part:
+            raise PeerIOError(f"refusing path {path!r}: it would leave the jobs folder")
+    return parts

@@ -1,0 +1,480 @@
+"""Throwaway Samba servers (``smbd``) on loopback for tests.
+
+Each :class:`SambaPeer` runs its own ``smbd`` with a private ``smb.conf``,
+port, state folders and password database under one temp folder, so peers
+never interfere with each other or with a system Samba.  Everything runs as
+root (smbd insists), and files in the share are served as the Unix user
+``jobsynctest``.
+
+Typical use::
+
+    peer = start_peer(tmp_path)
+    try:
+        ...  # talk to peer.unc("a", "b") on peer.port
+    finally:
+        peer.stop()
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+__all__ = [
+    "DEFAULT_PASSWORD",
+    "HOST",
+    "SHARE_NAME",
+    "TEST_USER",
+    "SambaPeer",
+    "SambaUnavailableError",
+    "free_port",
+    "start_peer",
+]
+
+TEST_USER = "jobsynctest"
+DEFAULT_PASSWORD = "S3cret-pw!"  # noqa: S105 -- throwaway account on loopback
+SHARE_NAME = "jobs"
+HOST = "127.0.0.1"
+
+_ENCRYPT_VALUES = ("desired", "off", "required")
+_START_TIMEOUT = 20.0
+_STOP_TIMEOUT = 10.0
+_POLL_INTERVAL = 0.05
+_LOG_TAIL_LINES = 20
+
+# Peers whose smbd is running, keyed by id(): stopped at interpreter exit should a test
+# runner die without running its fixture teardowns.
+_running: dict[int, SambaPeer] = {}
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for peer in list(_running.values()):
+        with contextlib.suppress(Exception):
+            peer.stop()
+
+
+class SambaUnavailableError(RuntimeError):
+    """A test smbd could not be started; the message says why in one line."""
+
+
+def _find_binary(name: str) -> str:
+    """Return the path of a Samba binary; sbin is often not on PATH."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/sbin"])
+    found = shutil.which(name, path=search)
+    if found is None:
+        raise SambaUnavailableError(f"{name} not found (install samba)")
+    return found
+
+
+def _check_root() -> None:
+    if os.geteuid() != 0:
+        raise SambaUnavailableError(f"smbd must run as root, but euid is {os.geteuid()}")
+
+
+def _ensure_user(user: str) -> pwd.struct_passwd:
+    """Return the Unix account ``user``, creating it (no home) if missing."""
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        pass
+    useradd = _find_binary("useradd")
+    result = subprocess.run(
+        [useradd, "-M", "-s", "/usr/sbin/nologin", user],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        # Another worker may have created it concurrently (useradd exit 9).
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise SambaUnavailableError(
+            f"cannot create Unix user {user}: {(result.stderr or result.stdout).strip()}"
+        ) from None
+
+
+def _make_traversable(path: Path) -> None:
+    """Give "others" search permission on every ancestor of ``path``.
+
+    smbd opens the share as the unprivileged test user, who must be able to
+    walk down from ``/``; pytest and mkdtemp create 0700 folders.
+    """
+    for folder in path.resolve().parents:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def _proc_stat(pid: str) -> tuple[str, int] | None:
+    """(state, pgid) of a process from /proc, or None if it is gone."""
+    try:
+        raw = Path("/proc", pid, "stat").read_text()
+    except OSError:
+        return None
+    # Fields after "(comm)" are: state ppid pgrp ...; comm may hold spaces.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return fields[0], int(fields[2])
+
+
+def _live_processes(pgid: int, conf: Path) -> dict[int, int]:
+    """Live (non-zombie) processes of one test smbd, as {pid: pgid}.
+
+    That is everything in the master's process group plus anything started
+    with ``conf``: smbd spawns samba-dcerpcd (and its rpcd_* workers) on
+    demand, and samba-dcerpcd moves itself into a session of its own.
+    """
+    conf_args = (str(conf).encode(), f"--configfile={conf}".encode())
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        info = _proc_stat(entry.name)
+        if info is None or info[0] == "Z":
+            continue
+        group = info[1]
+        if group != pgid:
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if not any(arg in conf_args for arg in argv):
+                continue
+        found[int(entry.name)] = group
+    return found
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+@dataclass
+class SambaPeer:
+    """One private ``smbd`` serving the share ``jobs`` on ``127.0.0.1:port``.
+
+    All of its files (config, state, logs and the shared folder) live under
+    ``root``.  ``encrypt`` is the ``server smb encrypt`` setting: "desired",
+    "off" or "required".
+    """
+
+    root: Path
+    share_path: Path
+    port: int
+    user: str = TEST_USER
+    password: str = DEFAULT_PASSWORD
+    encrypt: str = "desired"
+    _proc: subprocess.Popen[bytes] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _output: IO[bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Reject an ``encrypt`` value smbd would not understand."""
+        if self.encrypt not in _ENCRYPT_VALUES:
+            raise ValueError(f"encrypt must be one of {_ENCRYPT_VALUES}, not {self.encrypt!r}")
+
+    # -- paths ----------------------------------------------------------
+
+    @property
+    def conf_path(self) -> Path:
+        """The smb.conf this smbd runs with."""
+        return self.root / "smb.conf"
+
+    @property
+    def log_path(self) -> Path:
+        """The ``log file`` smbd writes to."""
+        return self.root / "log" / "smbd.log"
+
+    @property
+    def output_path(self) -> Path:
+        """Where smbd's stdout and stderr go."""
+        return self.root / "log" / "smbd.out"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the master smbd (also its process group id), if running."""
+        if self._proc is None or self._proc.poll() is not None:
+            return None
+        return self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        """True while the master smbd process is alive."""
+        return self.pid is not None
+
+    # -- lifecycle ------------------------------------------------------
+
+    def _state_dirs(self) -> dict[str, Path]:
+        return {
+            "lock directory": self.root / "lock",
+            "state directory": self.root / "state",
+            "cache directory": self.root / "cache",
+            "pid directory": self.root / "run",
+            "private dir": self.root / "private",
+            "ncalrpc dir": self.root / "run" / "ncalrpc",
+            "ntp signd socket directory": self.root / "run" / "ntp_signd",
+            "winbindd socket directory": self.root / "run" / "winbindd",
+        }
+
+    def _write_conf(self) -> None:
+        dirs = self._state_dirs()
+        for folder in [*dirs.values(), self.log_path.parent]:
+            folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "[global]",
+            "    interfaces = lo",
+            "    bind interfaces only = yes",
+            f"    smb ports = {self.port}",
+            "    disable netbios = yes",
+            *(f"    {key} = {path}" for key, path in dirs.items()),
+            f"    log file = {self.log_path}",
+            "    log level = 1",
+            "    max log size = 0",
+            f"    passdb backend = tdbsam:{self.root / 'private' / 'passdb.tdb'}",
+            "    security = user",
+            "    map to guest = never",
+            "    disable spoolss = yes",
+            "    load printers = no",
+            "    printing = bsd",
+            "    printcap name = /dev/null",
+            "    server min protocol = SMB2_10",
+            f"    server smb encrypt = {self.encrypt}",
+            "",
+            f"[{SHARE_NAME}]",
+            f"    path = {self.share_path}",
+            "    read only = no",
+            "    browseable = yes",
+            f"    valid users = {self.user}",
+            "    create mask = 0644",
+            "    directory mask = 0755",
+            "",
+        ]
+        self.conf_path.write_text("\n".join(lines))
+
+    def _prepare(self) -> None:
+        """Create folders, the Unix user and the Samba account."""
+        _check_root()
+        account = _ensure_user(self.user)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        self.share_path.mkdir(parents=True, exist_ok=True)
+        os.chown(self.share_path, account.pw_uid, account.pw_gid)
+        self.share_path.chmod(0o755)
+        _make_traversable(self.share_path)
+        self._write_conf()
+        result = subprocess.run(
+            [_find_binary("smbpasswd"), "-c", str(self.conf_path), "-s", "-a", self.user],
+            input=f"{self.password}\n{self.password}\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise SambaUnavailableError(
+                f"smbpasswd -a {self.user} failed (exit {result.returncode}): "
+                + " | ".join(detail[-3:])
+            )
+
+    def _failure(self, reason: str) -> SambaUnavailableError:
+        tail = [
+            *(f"[smbd.log] {line}" for line in _tail(self.log_path)),
+            *(f"[smbd.out] {line}" for line in _tail(self.output_path)),
+        ]
+        where = f"smbd on {HOST}:{self.port} (root {self.root})"
+        if not tail:
+            return SambaUnavailableError(f"{where}: {reason}; no log output")
+        return SambaUnavailableError(f"{where}: {reason}; log tail:\n" + "\n".join(tail))
+
+    def start(self) -> None:
+        """Write smb.conf, start smbd and wait until its port accepts TCP.
+
+        Raises SambaUnavailableError (with the log tail) if smbd cannot be
+        started or does not listen within 20 seconds.
+        """
+        if self.running:
+            raise RuntimeError(f"smbd for {self.root} is already running")
+        self._discard_process()
+        smbd = _find_binary("smbd")
+        # Someone else listening there would pass our readiness probe.
+        if _port_open(self.port):
+            raise SambaUnavailableError(f"port {HOST}:{self.port} is already in use")
+        self._prepare()
+        self._output = self.output_path.open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                [smbd, "-s", str(self.conf_path), "--foreground", "--no-process-group"],
+                stdin=subprocess.DEVNULL,
+                stdout=self._output,
+                stderr=subprocess.STDOUT,
+                # smbd SIGTERMs its whole process group on shutdown; give it
+                # its own so it cannot hit the test runner (and so that
+                # freeze/stop reach every child it forks).
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._discard_process()
+            raise SambaUnavailableError(f"cannot run {smbd}: {exc}") from exc
+        _running[id(self)] = self
+
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                error = self._failure(f"smbd exited at start with code {code}")
+                self._discard_process()
+                raise error
+            if _port_open(self.port):
+                return
+            if time.monotonic() >= deadline:
+                error = self._failure(f"port never opened within {_START_TIMEOUT:.0f} s")
+                self.stop()
+                raise error
+            time.sleep(_POLL_INTERVAL)
+
+    def _signal_all(self, pgid: int, sig: signal.Signals) -> None:
+        """Send ``sig`` to the master's group and any helper's group."""
+        groups = {pgid, *_live_processes(pgid, self.conf_path).values()}
+        for group in sorted(groups):
+            _signal_group(group, sig)
+
+    def stop(self) -> None:
+        """Stop smbd and every process it spawned; safe to call twice.
+
+        Raises RuntimeError if some process survives SIGKILL (should never
+        happen), so leaks show up as test errors rather than stray daemons.
+        """
+        proc = self._proc
+        if proc is None:
+            return
+        pgid = proc.pid
+        # A stopped (frozen) process only acts on SIGTERM once continued.
+        self._signal_all(pgid, signal.SIGCONT)
+        self._signal_all(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._signal_all(pgid, signal.SIGKILL)
+            proc.wait(timeout=_STOP_TIMEOUT)
+        # Children and samba-dcerpcd are not our children: poll until gone.
+        for final_signal in (signal.SIGTERM, signal.SIGKILL):
+            self._signal_all(pgid, final_signal)
+            deadline = time.monotonic() + _STOP_TIMEOUT
+            while _live_processes(pgid, self.conf_path):
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(_POLL_INTERVAL)
+            else:
+                self._discard_process()
+                return
+        left = _live_processes(pgid, self.conf_path)
+        raise RuntimeError(f"smbd processes {sorted(left)} of {self.root} survived SIGKILL")
+
+    def _discard_process(self) -> None:
+        _running.pop(id(self), None)
+        self._proc = None
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    def restart(self) -> None:
+        """Stop and start smbd again on the same port."""
+        self.stop()
+        self.start()
+
+    def _group(self) -> int:
+        pid = self.pid
+        if pid is None:
+            raise RuntimeError(f"smbd for {self.root} is not running")
+        return pid
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of this smbd, simulating a hung server.
+
+        The kernel still completes TCP handshakes into the listen backlog,
+        so connects succeed but no SMB request is ever answered.
+        """
+        self._signal_all(self._group(), signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT every process of this smbd (undoes :meth:`freeze`)."""
+        self._signal_all(self._group(), signal.SIGCONT)
+
+    # -- share helpers --------------------------------------------------
+
+    def unc(self, *parts: str) -> str:
+        r"""UNC path inside the share, e.g. ``\\127.0.0.1\jobs\a\b``."""
+        return "\\".join([f"\\\\{HOST}", SHARE_NAME, *parts])
+
+    def mkdir(self, *parts: str) -> Path:
+        """Create ``share_path/parts...`` owned by the test user; return it."""
+        account = pwd.getpwnam(self.user)
+        path = self.share_path
+        for part in parts:
+            path = path / part
+            path.mkdir(exist_ok=True)
+            os.chown(path, account.pw_uid, account.pw_gid)
+        return path
+
+
+def start_peer(
+    base: Path, *, encrypt: str = "desired", password: str = DEFAULT_PASSWORD
+) -> SambaPeer:
+    """Start a fresh peer in a new folder under ``base`` on a free port."""
+    _check_root()
+    _find_binary("smbd")
+    base.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    root = base / f"smbd-{port}"
+    suffix = 0
+    while root.exists():  # the same port may be handed out twice
+        suffix += 1
+        root = base / f"smbd-{port}-{suffix}"
+    root.mkdir()
+    peer = SambaPeer(
+        root=root,
+        share_path=root / "share",
+        port=port,
+        user=TEST_USER,
+        password=password,
+        encrypt=encrypt,
+    )
+    peer.start()
+    return peer
