@@ -1,7 +1,9 @@
 """Logging set-up, done once by the CLI entry point and nowhere else.
 
 structlog renders for people on a terminal and as JSON lines with ``--log-json``; ``--log-file``
-appends the same events to a file. The SMB and authentication libraries log through the
+appends the same events to a file. On stderr a person sees warnings and errors only (the command
+prints its own summary), unless ``-v`` or ``--log-json`` asks for every event; the log file
+always gets INFO and up (DEBUG with ``-v``). The SMB and authentication libraries log through the
 standard library: they are pinned to WARNING at every verbosity (they log user names at INFO
 and raw messages at DEBUG), and their tracebacks are cut to one line. Every known secret is
 replaced by ``***`` in every event, whoever logged it.
@@ -109,13 +111,16 @@ def configure_logging(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
 
+    level = logging.DEBUG if verbose else logging.INFO
     handlers: list[logging.Handler] = []
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter(colors=sys.stderr.isatty() and "NO_COLOR" not in os.environ))
+    console.setLevel(level if verbose or json_lines else logging.WARNING)
     handlers.append(console)
     if log_file is not None:
         file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         file_handler.setFormatter(formatter(colors=False))
+        file_handler.setLevel(level)
         handlers.append(file_handler)
         _private(log_file)
 
@@ -124,7 +129,7 @@ def configure_logging(
         root.removeHandler(old)
     for handler in handlers:
         root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(level)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 

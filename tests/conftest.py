@@ -7,15 +7,22 @@ so a broken environment cannot pass as a green run.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from samba import SambaPeer, SambaUnavailableError, start_peer
+from samba import DEFAULT_PASSWORD, SambaPeer, SambaUnavailableError, start_peer
+
+from jobsync.cli import main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 
 def _start_or_fail(base: Path, encrypt: str = "desired") -> SambaPeer:
@@ -100,3 +107,141 @@ def jobs_dirs(
             peer.thaw()
         else:
             peer.start()  # raises SambaUnavailableError with the reason
+
+
+# -- jobsync clusters: a source folder, a config file and peers ------------------------------
+
+PASSWORD_ENV = "JOBSYNC_TEST_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one jobsync invocation returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        """Stdout parsed as the one JSON document it must be."""
+        return json.loads(self.out)
+
+
+@dataclass
+class Cluster:
+    """A source folder, a config file and its peers (Samba shares or local folders)."""
+
+    root: Path
+    source: Path
+    peers: list[tuple[str, str, Path]]  # (name, path in the config, folder on disk)
+    capsys: pytest.CaptureFixture[str]
+    smb: dict[str, SambaPeer] = field(default_factory=dict)
+    timeout: float = 5.0
+    extra: str = ""
+
+    @property
+    def config(self) -> Path:
+        """The config file, written from the current settings."""
+        path = self.root / "jobsync.toml"
+        lines = [
+            'node = "node1"',
+            f"source = '{self.source}'",
+            f"timeout_seconds = {self.timeout}",
+            self.extra,
+        ]
+        for name, location, _ in self.peers:
+            lines += ["[[peers]]", f'name = "{name}"', f"path = '{location}'"]
+            samba = self.smb.get(name)
+            if samba is not None:
+                lines += [
+                    f"port = {samba.port}",
+                    f'username = "{samba.user}"',
+                    f'password_env = "{PASSWORD_ENV}"',
+                ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def disk(self, name: str) -> Path:
+        """The folder on disk behind peer ``name``."""
+        return next(d for n, _, d in self.peers if n == name)
+
+    def write_job(self, name: str, content: bytes, *, mtime_ns: int | None = None) -> Path:
+        """Create or change a job in the source folder."""
+        path = self.source / name
+        path.write_bytes(content)
+        if mtime_ns is not None:
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+        return path
+
+    def variant(self, name: str, old: str, new: str) -> Path:
+        """A copy of the config with ``old`` replaced by ``new`` (once), for one test."""
+        text = self.config.read_text(encoding="utf-8")
+        assert old in text, old
+        path = self.root / name
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+        return path
+
+    def run(self, *args: str, config: Path | None = None) -> Run:
+        """Run ``jobsync ARGS -c CONFIG`` in this process and capture what it printed."""
+        self.capsys.readouterr()
+        argv = [*args, "-c", str(config or self.config)]
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        captured = self.capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    def run_process(
+        self, *args: str, config: Path | None = None, env: dict[str, str] | None = None
+    ) -> Run:
+        """Run ``python -m jobsync ARGS -c CONFIG`` as a separate process."""
+        env = {**os.environ, PASSWORD_ENV: DEFAULT_PASSWORD, "NO_COLOR": "1", **(env or {})}
+        done = subprocess.run(
+            [sys.executable, "-m", "jobsync", *args, "-c", str(config or self.config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def source_dir(tmp_path: Path) -> Path:
+    """An empty source folder."""
+    path = tmp_path / "source"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def smb_cluster(
+    tmp_path: Path,
+    source_dir: Path,
+    jobs_dirs: list[tuple[SambaPeer, str, Path]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cluster:
+    """node1 pushing to node2 and node3, two real smbd peers on loopback."""
+    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
+    cluster = Cluster(root=tmp_path, source=source_dir, peers=[], capsys=capsys)
+    for index, (samba, unc, disk) in enumerate(jobs_dirs, start=2):
+        name = f"node{index}"
+        cluster.peers.append((name, unc, disk))
+        cluster.smb[name] = samba
+    return cluster
+
+
+@pytest.fixture
+def local_cluster(tmp_path: Path, source_dir: Path, capsys: pytest.CaptureFixture[str]) -> Cluster:
+    """node1 pushing to node2 and node3, two local folders."""
+    cluster = Cluster(root=tmp_path, source=source_dir, peers=[], capsys=capsys)
+    for name in ("node2", "node3"):
+        disk = tmp_path / name
+        disk.mkdir()
+        cluster.peers.append((name, str(disk), disk))
+    return cluster

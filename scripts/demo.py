@@ -1,0 +1,100 @@
+"""The demo behind scripts/demo.sh: two Samba peers on loopback and a few pushes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from samba import SambaPeer, SambaUnavailableError, start_peer
+
+JOBSYNC = [sys.executable, "-m", "jobsync"]
+
+
+def say(text: str) -> None:
+    """Print a heading."""
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def run(*args: str, config: Path, env: dict[str, str]) -> None:
+    """Show and run one jobsync command."""
+    print(f"$ jobsync {' '.join(args)}", flush=True)
+    done = subprocess.run([*JOBSYNC, *args, "-c", str(config)], env=env, check=False)
+    print(f"(exit code {done.returncode})", flush=True)
+
+
+def show(peer: str, folder: Path) -> None:
+    """List a peer's jobs folder as it is on disk, .jobsync included."""
+    print(f"{peer}: {folder}")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            print(f"  {path.relative_to(folder)}  ({path.stat().st_size} bytes)")
+
+
+def main() -> int:
+    """Run the demo; returns the exit code."""
+    base = Path(tempfile.mkdtemp(prefix="jobsync-demo-"))
+    base.chmod(0o755)
+    peers: list[SambaPeer] = []
+    try:
+        try:
+            peers = [start_peer(base), start_peer(base)]
+        except SambaUnavailableError as exc:
+            print(f"demo: cannot start Samba: {exc}", file=sys.stderr)
+            return 1
+        source = base / "node1-jobs"
+        source.mkdir()
+        for i, name in enumerate(["Weekly Sales Report", "Nightly Cleanup", "Invoice Reminders"]):
+            (source / f"{name}.jobs").write_text(f'{{"job": "{name}", "cron": "0 {i} * * *"}}\n')
+        config = base / "jobsync.toml"
+        lines = ['node = "node1"', f"source = '{source}'", "timeout_seconds = 5"]
+        folders = []
+        for index, peer in enumerate(peers, start=2):
+            folders.append(peer.mkdir("integrify", "jobs"))
+            lines += [
+                "",
+                "[[peers]]",
+                f'name = "node{index}"',
+                f"path = '{peer.unc('integrify', 'jobs')}'",
+                f"port = {peer.port}",
+                f'username = "{peer.user}"',
+                'password_env = "JOBSYNC_DEMO_PASSWORD"',
+            ]
+        config.write_text("\n".join(lines) + "\n")
+        env = {**os.environ, "JOBSYNC_DEMO_PASSWORD": peers[0].password}
+
+        say("The config (the password comes from an environment variable)")
+        print(config.read_text())
+        say("jobsync check: can we log on, create, rename and remove on each peer?")
+        run("check", config=config, env=env)
+        say("First push: every job goes to both peers over SMB3, encrypted and verified")
+        run("push", config=config, env=env)
+        show("node2", folders[0])
+
+        say("Change one job, delete one, and hand-edit a job on node2")
+        time.sleep(0.01)
+        changed = '{"job": "Nightly Cleanup", "cron": "30 2 * * *"}\n'
+        (source / "Nightly Cleanup.jobs").write_text(changed)
+        (source / "Invoice Reminders.jobs").unlink()
+        (folders[0] / "Weekly Sales Report.jobs").write_text("edited by hand on node2\n")
+        run("push", "--dry-run", config=config, env=env)
+        run("push", config=config, env=env)
+        show("node2", folders[0])
+        print("\nThe deleted job is in .jobsync/trash, the hand edit in .jobsync/backup.")
+
+        say("Nothing changed: nothing is rewritten")
+        run("push", config=config, env=env)
+        return 0
+    finally:
+        for peer in peers:
+            peer.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Everything the tests need, then lint, type checks and the whole test suite.
+# Installs Samba with apt-get when it is missing (needs root, as CI has).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_setup.sh
+
+ensure_samba
+ensure_venv test
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,180 @@
+"""The push engine over local folders, plus injected transport failures."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from conftest import Cluster
+
+from jobsync.config import Config, PeerConfig, load_config
+from jobsync.engine import PushOptions, default_opener, push
+from jobsync.errors import PeerIOError, PeerUnreachableError
+from jobsync.scan import UnstableFileError, read_stable, scan_source
+from jobsync.transport import FileWrite, Peer, WriteOutcome
+
+
+def test_push_to_local_folders(local_cluster: Cluster) -> None:
+    """A local or mounted folder is a peer like any other: same copies, trash and manifest."""
+    local_cluster.write_job("a.jobs", b"a")
+    local_cluster.write_job("b.jobs", b"b")
+    assert local_cluster.run("push").code == 0
+    (local_cluster.source / "b.jobs").unlink()
+
+    run = local_cluster.run("push", "--json")
+
+    assert run.code == 0
+    for _, _, disk in local_cluster.peers:
+        assert (disk / "a.jobs").read_bytes() == b"a"
+        assert not (disk / "b.jobs").exists()
+        assert [p.read_bytes() for p in (disk / ".jobsync" / "trash").iterdir()] == [b"b"]
+
+
+def test_json_output_is_exactly_one_document(local_cluster: Cluster) -> None:
+    """--json prints one JSON document on stdout and nothing else there."""
+    local_cluster.write_job("a.jobs", b"a")
+    run = local_cluster.run("push", "--json")
+    doc = run.json()
+    assert doc["exit_code"] == 0
+    assert doc["source"]["files"] == 1
+    assert [p["name"] for p in doc["peers"]] == ["node2", "node3"]
+
+
+def test_peer_option_limits_the_push(local_cluster: Cluster) -> None:
+    """--peer NAME pushes to that peer only; an unknown name is a usage error."""
+    local_cluster.write_job("a.jobs", b"a")
+    run = local_cluster.run("push", "--peer", "NODE3")
+    assert run.code == 0
+    assert not (local_cluster.disk("node2") / "a.jobs").exists()
+    assert (local_cluster.disk("node3") / "a.jobs").exists()
+    unknown = local_cluster.run("push", "--peer", "node9")
+    assert unknown.code == 2
+    assert "no such peer" in unknown.err
+
+
+class FlakyPeer:
+    """Wraps a real peer and refuses the writes of chosen files."""
+
+    def __init__(self, inner: Peer, refuse: set[str]) -> None:
+        """Refuse writes to the paths in ``refuse``."""
+        self.name = inner.name
+        self._inner = inner
+        self._refuse = refuse
+
+    def write_files(self, writes: Sequence[FileWrite]) -> list[WriteOutcome]:
+        """Write the allowed files; answer "disk full" for the refused ones."""
+        allowed = [w for w in writes if w.path not in self._refuse]
+        done = {o.path: o for o in self._inner.write_files(allowed)}
+        return [
+            done.get(w.path)
+            or WriteOutcome(w.path, error=PeerIOError(f"peer {self.name}: {w.path}: disk full"))
+            for w in writes
+        ]
+
+    def __getattr__(self, name: str) -> object:
+        """Everything else goes to the real peer."""
+        return getattr(self._inner, name)
+
+
+def _config(cluster: Cluster) -> Config:
+    return load_config(cluster.config)
+
+
+def test_one_failed_file_does_not_stop_the_rest(local_cluster: Cluster) -> None:
+    """A refused file is reported as failed (exit 3); every other file still lands."""
+    for name in ("a.jobs", "b.jobs", "c.jobs"):
+        local_cluster.write_job(name, name.encode())
+
+    def opener(peer: PeerConfig, timeout: float) -> Peer:
+        return FlakyPeer(default_opener(peer, timeout), {"b.jobs"})  # type: ignore[return-value]
+
+    config = _config(local_cluster)
+    result = push(config, peers=config.target_peers, options=PushOptions(), opener=opener)
+
+    assert result.exit_code == 3
+    for peer in result.peers:
+        assert sorted(peer.copied) == ["a.jobs", "c.jobs"]
+        assert [f.file for f in peer.failed] == ["b.jobs"]
+    # The manifest records only what landed, so the next push retries exactly b.jobs.
+    again = push(config, peers=config.target_peers, options=PushOptions())
+    assert [p.copied for p in again.peers] == [("b.jobs",), ("b.jobs",)]
+
+
+def test_unreachable_peer_fails_alone(local_cluster: Cluster) -> None:
+    """A peer that cannot be opened is one failed peer; the others are pushed."""
+    local_cluster.write_job("a.jobs", b"a")
+
+    def opener(peer: PeerConfig, timeout: float) -> Peer:
+        if peer.name == "node2":
+            raise PeerUnreachableError("peer node2: cannot connect to node2: refused")
+        return default_opener(peer, timeout)
+
+    config = _config(local_cluster)
+    result = push(config, peers=config.target_peers, options=PushOptions(), opener=opener)
+
+    assert result.exit_code == 3
+    assert [p.error for p in result.peers] == [
+        "peer node2: cannot connect to node2: refused",
+        None,
+    ]
+    assert (local_cluster.disk("node3") / "a.jobs").exists()
+
+
+def test_backup_failure_blocks_the_overwrite(local_cluster: Cluster) -> None:
+    """If a hand edit cannot be kept, it is not overwritten: a refusal, never a loss."""
+    local_cluster.write_job("a.jobs", b"source")
+    assert local_cluster.run("push").code == 0
+    edited = local_cluster.disk("node2") / "a.jobs"
+    edited.write_bytes(b"precious hand edit")
+
+    class NoBackups(FlakyPeer):
+        def write_files(self, writes: Sequence[FileWrite]) -> list[WriteOutcome]:
+            if any(w.path.startswith(".jobsync/backup/") for w in writes):
+                return [WriteOutcome(w.path, error=PeerIOError("disk full")) for w in writes]
+            return self._inner.write_files(writes)
+
+    def opener(peer: PeerConfig, timeout: float) -> Peer:
+        return NoBackups(default_opener(peer, timeout), set())  # type: ignore[return-value]
+
+    config = _config(local_cluster)
+    result = push(config, peers=config.target_peers, options=PushOptions(), opener=opener)
+
+    assert result.exit_code == 3
+    assert edited.read_bytes() == b"precious hand edit"
+
+
+def test_unstable_source_file_is_never_read_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose write time moves during every read is given up on, not copied."""
+    path = tmp_path / "busy.jobs"
+    path.write_bytes(b"v0")
+    real_fstat = os.fstat
+    ticks = itertools.count(1)
+
+    def fstat_with_a_writer(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        os.utime(path, ns=(next(ticks) * 10**9,) * 2)  # a writer touches it between two looks
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_with_a_writer)
+    with pytest.raises(UnstableFileError):
+        read_stable(path, pause=lambda _s: None)
+
+
+def test_scan_skips_unreadable_and_invalid_names(tmp_path: Path) -> None:
+    """An unreadable job or a name Windows cannot store is skipped with a reason; the rest scan."""
+    (tmp_path / "good.jobs").write_bytes(b"ok")
+    (tmp_path / "bad:name.jobs").write_bytes(b"x")
+    (tmp_path / "folder.jobs").mkdir()
+    (tmp_path / "dangling.jobs").symlink_to(tmp_path / "nowhere")
+
+    scan = scan_source(tmp_path, "*.jobs")
+
+    assert [f.name for f in scan.files] == ["good.jobs"]
+    reasons: Mapping[str, str] = {s.name: s.reason for s in scan.skipped}
+    assert "not valid on Windows" in reasons["bad:name.jobs"]
+    assert "cannot be read" in reasons["dangling.jobs"]

@@ -1,0 +1,87 @@
+"""The manifest format and the naming rules: what is trusted, and what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobsync.manifest import (
+    Manifest,
+    ManifestCorruptError,
+    ManifestEntry,
+    manifest_from_bytes,
+    manifest_to_bytes,
+)
+from jobsync.names import compile_pattern, windows_name_problem
+from jobsync.transport.base import checked_parts
+
+SHA = "a" * 64
+
+
+def _doc(files: object) -> bytes:
+    return json.dumps({"format": 1, "node": "n1", "updated": "", "files": files}).encode()
+
+
+def test_manifest_round_trips() -> None:
+    """What jobsync writes, it reads back unchanged."""
+    entry = ManifestEntry("Report.jobs", SHA, 12, 1_700_000_000_000_000_100, "node1", "2026-01-01")
+    manifest = Manifest(node="node1", updated="now", entries={"report.jobs": entry})
+    again = manifest_from_bytes(manifest_to_bytes(manifest))
+    assert again.get("REPORT.JOBS") == entry
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"{not json",
+        b"\xff\xfe",
+        b"[]",
+        json.dumps({"format": 99, "files": {}}).encode(),
+        _doc([]),
+        _doc({"../evil.jobs": {"sha256": SHA, "size": 1, "mtime_ns": 1}}),
+        _doc({"sub/dir.jobs": {"sha256": SHA, "size": 1, "mtime_ns": 1}}),
+        _doc({"sub\\dir.jobs": {"sha256": SHA, "size": 1, "mtime_ns": 1}}),
+        _doc({"..": {"sha256": SHA, "size": 1, "mtime_ns": 1}}),
+        _doc({"a.jobs": {"sha256": "zz", "size": 1, "mtime_ns": 1}}),
+        _doc({"a.jobs": {"sha256": SHA, "size": -1, "mtime_ns": 1}}),
+        _doc({"a.jobs": {"sha256": SHA, "size": True, "mtime_ns": 1}}),
+        _doc({"a.jobs": {"sha256": SHA, "size": 1, "mtime_ns": "1"}}),
+        _doc({"a.jobs": "not an object"}),
+    ],
+)
+def test_corrupt_or_hostile_manifests_are_refused(data: bytes) -> None:
+    """A manifest that is truncated, malformed or names paths outside the folder is never used."""
+    with pytest.raises(ManifestCorruptError):
+        manifest_from_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "matches"),
+    [("a.jobs", True), ("X.JOBS", True), ("a.Jobs", True), ("a.jobs.tmp", False), ("jobs", False)],
+)
+def test_pattern_matches_case_insensitively(name: str, matches: bool) -> None:
+    """`*.jobs` matches `X.JOBS` as it does on Windows, and never a temp name."""
+    assert bool(compile_pattern("*.jobs").fullmatch(name)) is matches
+
+
+@pytest.mark.parametrize(
+    "name", ["CON", "con.jobs", "LPT1.jobs", "a<b.jobs", "a:b.jobs", "tab\t.jobs", "dot.", "space "]
+)
+def test_names_windows_cannot_store_are_flagged(name: str) -> None:
+    """Reserved device names, forbidden characters and trailing dots or spaces are refused."""
+    assert windows_name_problem(name) is not None
+
+
+@pytest.mark.parametrize("name", ["a.jobs", "Weekly Report (v2).jobs", "été.jobs", "CONSOLE.jobs"])
+def test_ordinary_names_are_fine(name: str) -> None:
+    """Spaces, unicode and names that merely start like a device name are valid."""
+    assert windows_name_problem(name) is None
+
+
+@pytest.mark.parametrize("path", ["../x", "a/../b", "/abs", "a//b", "a\\b", "C:x", "."])
+def test_transport_paths_cannot_leave_the_jobs_folder(path: str) -> None:
+    """Whatever asks, a transport refuses a path that could reach outside the jobs folder."""
+    with pytest.raises(Exception, match="would leave the jobs folder"):
+        checked_parts(path)
