@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from jobsync.engine import PushOptions, default_opener, push
 from jobsync.errors import PeerIOError, PeerUnreachableError
 from jobsync.scan import UnstableFileError, read_stable, scan_source
 from jobsync.transport import FileWrite, Peer, WriteOutcome
+from jobsync.transport.local import LocalPeer
 
 
 def test_push_to_local_folders(local_cluster: Cluster) -> None:
@@ -178,3 +180,31 @@ def test_scan_skips_unreadable_and_invalid_names(tmp_path: Path) -> None:
     reasons: Mapping[str, str] = {s.name: s.reason for s in scan.skipped}
     assert "not valid on Windows" in reasons["bad:name.jobs"]
     assert "cannot be read" in reasons["dangling.jobs"]
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_local_move_never_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool
+) -> None:
+    """Moving into trash refuses an existing target, with or without hard-link support."""
+    if not links:
+
+        def no_link(_src: object, _dst: object) -> None:
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    peer = LocalPeer("node2", tmp_path)
+    (tmp_path / "a.jobs").write_bytes(b"a")
+    (tmp_path / "b.jobs").write_bytes(b"b")
+    (tmp_path / "c.jobs").write_bytes(b"c")
+
+    outcome = peer.move_files([("a.jobs", "b.jobs"), ("c.jobs", "d.jobs")])
+
+    assert outcome["a.jobs"] is not None
+    assert "already exists" in str(outcome["a.jobs"])
+    assert outcome["c.jobs"] is None
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {
+        "a.jobs": b"a",
+        "b.jobs": b"b",
+        "d.jobs": b"c",
+    }

@@ -94,10 +94,7 @@ class LocalPeer:
         result: dict[str, PeerIOError | None] = {}
         for src, dst in moves:
             try:
-                source, target = self._path(src), self._path(dst)
-                # link + unlink refuses an existing target, which os.rename would replace.
-                os.link(source, target)
-                source.unlink()
+                _move_no_replace(self._path(src), self._path(dst))
                 result[src] = None
             except OSError as exc:
                 result[src] = _io_error(self.name, src, exc)
@@ -125,6 +122,25 @@ class LocalPeer:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _move_no_replace(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target`` unless ``target`` exists."""
+    try:
+        # link + unlink refuses an existing target, which a plain rename would replace.
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        # File systems without hard links (FAT, some network mounts): check, then rename.
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "already exists", str(target)) from exc
+        source.rename(target)
+    else:
+        source.unlink()
+
+
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
 def _io_error(peer: str, path: str, exc: OSError) -> PeerIOError:
