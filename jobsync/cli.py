@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,8 +80,15 @@ def _out(text: str) -> None:
     typer.echo(secrets_hidden(text))
 
 
-def _json(document: dict[str, Any]) -> None:
-    _out(json.dumps(document, indent=2, ensure_ascii=False))
+def _emit(
+    *, as_json: bool, document: Callable[[], dict[str, Any]], lines: Callable[[], list[str]]
+) -> None:
+    """Print one JSON document, or the human lines."""
+    if as_json:
+        _out(json.dumps(document(), indent=2, ensure_ascii=False))
+    else:
+        for line in lines():
+            _out(line)
 
 
 @app.command()
@@ -111,11 +119,9 @@ def push(
     finally:
         if progress is not None:
             progress.close()
-    if as_json:
-        _json(push_to_json(result))
-    else:
-        for line in push_to_text(result):
-            _out(line)
+    _emit(
+        as_json=as_json, document=lambda: push_to_json(result), lines=lambda: push_to_text(result)
+    )
     return int(result.exit_code)
 
 
@@ -134,11 +140,11 @@ def check(
 
     config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
     results = run_check(config, peers=_select(config, peer))
-    if as_json:
-        _json(check_to_json(results))
-    else:
-        for line in check_to_text(results):
-            _out(line)
+    _emit(
+        as_json=as_json,
+        document=lambda: check_to_json(results),
+        lines=lambda: check_to_text(results),
+    )
     return int(ExitCode.OK if all(r.ok for r in results) else ExitCode.PEER_FAILED)
 
 
