@@ -82,21 +82,11 @@ def push(
     started = time.monotonic()
     scan = scan_source(config.source, config.pattern)
     log.debug("source_scanned", files=len(scan.files), skipped=len(scan.skipped))
+    syncs = [
+        PeerSync(peer, config=config, options=options, now=now, progress=progress) for peer in peers
+    ]
     with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="push") as pool:
-        futures = [
-            pool.submit(
-                PeerPush(
-                    peer,
-                    config=config,
-                    scan=scan,
-                    options=options,
-                    opener=opener,
-                    now=now,
-                    progress=progress,
-                ).run
-            )
-            for peer in peers
-        ]
+        futures = [pool.submit(sync.run_once, scan, opener) for sync in syncs]
         results = tuple(f.result() for f in futures)
     result = PushResult(
         node=config.node,
@@ -118,48 +108,68 @@ def push(
     return result
 
 
-class PeerPush:
-    """One push to one peer."""
+class PeerSync:
+    """Brings one peer in line with a source scan: once (push) or pass after pass (the agent).
+
+    Between passes it remembers the peer's manifest and the size and write time it had, so a
+    pass re-reads the manifest only when something else changed it.
+    """
 
     def __init__(
         self,
         peer: PeerConfig,
         *,
         config: Config,
-        scan: SourceScan,
         options: PushOptions,
-        opener: Opener,
-        now: Callable[[], datetime],
-        progress: Progress | None,
+        now: Callable[[], datetime] = utc_now,
+        progress: Progress | None = None,
     ) -> None:
-        """Prepare a push of ``scan`` to ``peer``."""
+        """Prepare to sync ``peer``."""
+        self.peer_config = peer
         self._config = config
-        self._peer_config = peer
-        self._scan = scan
         self._options = options
-        self._opener = opener
         self._now = now
         self._progress = progress
-        self._run_id = secrets.token_hex(4)
-        self._temp_count = 0
         self._log = log.bind(peer=peer.name)
+        self._manifest: Manifest | None = None
+        self._manifest_stamp: tuple[int, int] | None = None
+        self._scan = SourceScan(folder=config.source, files=())
+        self._run_id = ""
+        self._temp_count = 0
         self._result = PeerResult(peer=peer.name)
 
-    def run(self) -> PeerResult:
-        """Push, and return what happened; never raises for a peer problem."""
+    def run_once(self, scan: SourceScan, opener: Opener) -> PeerResult:
+        """Connect, sync, disconnect; never raises for a peer problem."""
         started = time.monotonic()
         peer: Peer | None = None
         try:
-            peer = self._opener(self._peer_config, self._config.timeout_seconds)
+            peer = opener(self.peer_config, self._config.timeout_seconds)
+        except PeerError as exc:
+            result = PeerResult(peer=self.peer_config.name, error=str(exc))
+            self._log.error("peer_failed", error=str(exc))
+            return self._finish(replace(result, seconds=time.monotonic() - started))
+        try:
+            return self.sync(peer, scan)
+        finally:
+            peer.close()
+
+    def sync(self, peer: Peer, scan: SourceScan) -> PeerResult:
+        """One pass over an open peer; a lost connection is reported in the result's error."""
+        started = time.monotonic()
+        self._scan = scan
+        self._run_id = secrets.token_hex(4)
+        self._temp_count = 0
+        self._result = PeerResult(peer=self.peer_config.name)
+        try:
             self._push(peer)
         except PeerError as exc:
+            self._manifest = self._manifest_stamp = None  # the peer's state is unknown now
             self._result = replace(self._result, error=str(exc))
             self._log.error("peer_failed", error=str(exc))
-        finally:
-            if peer is not None:
-                peer.close()
-        self._result = replace(self._result, seconds=time.monotonic() - started)
-        r = self._result
+        return self._finish(replace(self._result, seconds=time.monotonic() - started))
+
+    def _finish(self, result: PeerResult) -> PeerResult:
+        r = result
         self._log.info(
             "peer_pushed",
             copied=len(r.copied),
@@ -237,20 +247,25 @@ class PeerPush:
             )
 
     def _load_manifest(self, peer: Peer, *, dry: bool) -> Manifest:
-        if not any(f.name == "manifest.json" for f in peer.list_files(STATE_DIR)):
+        listed = next((f for f in peer.list_files(STATE_DIR) if f.name == "manifest.json"), None)
+        if listed is None:
             return Manifest()
+        if self._manifest is not None and self._manifest_stamp == (listed.size, listed.mtime_ns):
+            return self._manifest  # unchanged since this sync last read or wrote it
         data = peer.read_files([MANIFEST])[MANIFEST]
         if isinstance(data, PeerIOError):
             self._log.warning("manifest_unreadable", error=str(data))
             return Manifest()
         try:
-            return manifest_from_bytes(data)
+            manifest = manifest_from_bytes(data)
         except ManifestCorruptError as exc:
             aside = f"{STATE_DIR}/{stamp_name('manifest.json', self._stamp())}.corrupt"
             if not dry:
                 peer.move_files([(MANIFEST, aside)])
             self._log.warning("manifest_corrupt", reason=str(exc), kept_as=aside)
             return Manifest()
+        self._manifest, self._manifest_stamp = manifest, (listed.size, listed.mtime_ns)
+        return manifest
 
     def _carried_entries(
         self, manifest: Manifest, peer_jobs: Sequence[RemoteFile], plan: PeerPlan
@@ -361,7 +376,7 @@ class PeerPush:
             )
             done += len(batch)
             if self._progress is not None:
-                self._progress(self._peer_config.name, done, total)
+                self._progress(self.peer_config.name, done, total)
 
     def _trash(
         self, peer: Peer, plan: PeerPlan, stamp: str, entries: dict[str, ManifestEntry]
@@ -403,11 +418,16 @@ class PeerPush:
         try:
             (outcome,) = peer.write_files([write])
         except PeerError as exc:
+            self._manifest = self._manifest_stamp = None
             self._log.warning("manifest_not_saved", error=str(exc))
             return
-        if outcome.error is not None:
+        if outcome.landed is None:
+            self._manifest = self._manifest_stamp = None
             failure = FileFailure(MANIFEST, f"manifest not saved: {outcome.error}")
             self._result = replace(self._result, failed=(*self._result.failed, failure))
+            return
+        self._manifest = manifest
+        self._manifest_stamp = (outcome.landed.size, outcome.landed.mtime_ns)
 
     # -- names --------------------------------------------------------------------------------
 

@@ -82,6 +82,10 @@ class Peer(Protocol):
         """Release the connection; safe to call twice."""
         ...
 
+    def abort(self) -> None:
+        """Cut the connection at once, from any thread: calls under way fail fast."""
+        ...
+
 
 def checked_parts(path: str) -> list[str]:
     """Split a relative peer path, refusing anything that could leave the jobs folder."""

@@ -123,6 +123,9 @@ class LocalPeer:
     def close(self) -> None:
         """Nothing to release."""
 
+    def abort(self) -> None:
+        """Local calls never hang on a network: nothing to cut."""
+
 
 def _move_no_replace(source: Path, target: Path) -> None:
     """Rename ``source`` to ``target`` unless ``target`` exists."""

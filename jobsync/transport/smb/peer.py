@@ -145,6 +145,11 @@ class SmbPeer:
         finally:
             timer.cancel()
 
+    def abort(self) -> None:
+        """Cut the connection from any thread; every call under way fails at once."""
+        self._broken = self._broken or PeerUnreachableError(f"peer {self.name}: connection cut")
+        _shutdown(self._conn)
+
     def _abort(self) -> None:
         self._aborted.set()
         _shutdown(self._conn)
