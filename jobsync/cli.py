@@ -7,6 +7,8 @@ with one line on stderr, so bad input never shows a traceback.
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -51,13 +53,25 @@ PeerOption = Annotated[
 
 
 def _setup(
-    config_path: Path | None, *, verbose: bool, log_json: bool, log_file: Path | None
+    config_path: Path | None,
+    *,
+    verbose: bool,
+    log_json: bool,
+    log_file: Path | None,
+    console: int = logging.WARNING,
 ) -> Config:
-    configure_logging(verbose=verbose, json_lines=log_json, log_file=log_file)
+    def logging_with(secrets: tuple[str, ...]) -> None:
+        configure_logging(
+            verbose=verbose,
+            json_lines=log_json,
+            log_file=log_file,
+            console=console,
+            secrets=secrets,
+        )
+
+    logging_with(())  # before the config is read, so its errors are reported
     config = load_config(find_config_path(config_path))
-    configure_logging(
-        verbose=verbose, json_lines=log_json, log_file=log_file, secrets=config.secrets()
-    )
+    logging_with(config.secrets())  # again, now that the secrets to hide are known
     return config
 
 
@@ -146,6 +160,60 @@ def check(
         lines=lambda: check_to_text(results),
     )
     return int(ExitCode.OK if all(r.ok for r in results) else ExitCode.PEER_FAILED)
+
+
+@app.command()
+def watch(
+    config_path: ConfigOption = None,
+    verbose: VerboseOption = False,
+    log_json: LogJsonOption = False,
+    log_file: LogFileOption = None,
+) -> int:
+    """Run the agent: push every change as it happens, until stopped (Ctrl+C, SIGTERM)."""
+    from jobsync.agent.runner import Agent  # noqa: PLC0415
+
+    config = _setup(
+        config_path, verbose=verbose, log_json=log_json, log_file=log_file, console=logging.INFO
+    )
+    agent = Agent(config)
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        agent.stop()
+
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl+Break on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
+    agent.run()
+    return int(ExitCode.OK)
+
+
+@app.command()
+def status(
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> int:
+    """Show what the agent last reported: role, peers, pending changes, last errors."""
+    from jobsync.agent.state import read_state, state_path  # noqa: PLC0415
+    from jobsync.render import status_to_text  # noqa: PLC0415
+
+    config = _setup(config_path, verbose=verbose, log_json=False, log_file=None)
+    where = state_path(config.state_dir)
+    state = read_state(where)
+    alive = bool(state and state.get("running") and _pid_alive(state.get("pid")))
+    _emit(
+        as_json=as_json,
+        document=lambda: {"state_file": str(where), "agent_running": alive, "agent": state},
+        lines=lambda: status_to_text(state, where=str(where), alive=alive),
+    )
+    failing = any(p.get("last_error") for p in (state or {}).get("peers", []))
+    return int(ExitCode.OK if alive and not failing else ExitCode.PEER_FAILED)
+
+
+def _pid_alive(pid: object) -> bool:
+    import psutil  # noqa: PLC0415
+
+    return isinstance(pid, int) and psutil.pid_exists(pid)
 
 
 @app.command()

@@ -81,6 +81,37 @@ class PeerConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WatchConfig:
+    """``[watch]``: how the agent follows the source folder."""
+
+    debounce_ms: int = 500
+    rescan_seconds: float = 60.0
+    retry_max_seconds: float = 60.0
+
+
+ACTIVE_MODES = ("always", "dns", "services")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActiveConfig:
+    """``[active]``: how the agent knows this node is the services node."""
+
+    mode: str = "always"
+    services_host: str | None = None
+    services: tuple[str, ...] = ()
+    check_seconds: float = 10.0
+    confirmations: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthConfig:
+    """``[health]``: the agent's HTTP endpoint; off when ``listen`` is absent."""
+
+    listen: tuple[str, int] | None = None
+    max_lag_seconds: float = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole configuration of one node."""
 
@@ -91,6 +122,10 @@ class Config:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_delete_ratio: float = DEFAULT_MAX_DELETE_RATIO
     peers: tuple[PeerConfig, ...] = ()
+    state_dir: Path = Path("state")
+    watch: WatchConfig = WatchConfig()
+    active: ActiveConfig = ActiveConfig()
+    health: HealthConfig = HealthConfig()
 
     @property
     def target_peers(self) -> tuple[PeerConfig, ...]:
@@ -194,6 +229,10 @@ def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -
     timeout = top.take("timeout_seconds", float, DEFAULT_TIMEOUT_SECONDS)
     ratio = top.take("max_delete_ratio", float, DEFAULT_MAX_DELETE_RATIO)
     raw_peers = top.take("peers", list, [])
+    state_text = top.take("state_dir", str)
+    watch = _parse_watch(top.take("watch", dict, {}) or {}, path=path)
+    active = _parse_active(top.take("active", dict, {}) or {}, path=path)
+    health = _parse_health(top.take("health", dict, {}) or {}, path=path)
     top.finish()
 
     if not node.strip():
@@ -205,6 +244,11 @@ def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -
     if ratio is None or not (0.0 <= ratio <= 1.0):
         raise top.fail("max_delete_ratio must be between 0 and 1")
     source = _local_folder(source_text, base=path.parent, fail=lambda m: top.fail(f"source: {m}"))
+    state_dir = (
+        _local_folder(state_text, base=path.parent, fail=lambda m: top.fail(f"state_dir: {m}"))
+        if state_text is not None
+        else path.parent / "state"
+    )
     if not raw_peers:
         raise top.fail("no [[peers]]: name at least one node to copy the jobs to")
 
@@ -228,7 +272,75 @@ def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -
         timeout_seconds=timeout,
         max_delete_ratio=ratio,
         peers=tuple(peers),
+        state_dir=state_dir,
+        watch=watch,
+        active=active,
+        health=health,
     )
+
+
+def _positive(table: _Table, key: str, default: float) -> float:
+    value = table.take(key, float, default)
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise table.fail(f"{key} must be a positive number")
+    return value
+
+
+def _parse_watch(raw: Mapping[str, Any], *, path: Path) -> WatchConfig:
+    table = _Table(raw, where=f"{path}: [watch]")
+    debounce = table.take("debounce_ms", int, 500)
+    rescan = _positive(table, "rescan_seconds", 60.0)
+    retry_max = _positive(table, "retry_max_seconds", 60.0)
+    table.finish()
+    if debounce is None or debounce < 0:
+        raise table.fail("debounce_ms must be 0 or more")
+    return WatchConfig(debounce_ms=debounce, rescan_seconds=rescan, retry_max_seconds=retry_max)
+
+
+def _parse_active(raw: Mapping[str, Any], *, path: Path) -> ActiveConfig:
+    table = _Table(raw, where=f"{path}: [active]")
+    mode = table.take("mode", str, "always") or "always"
+    host = table.take("services_host", str)
+    services = table.take("services", list, []) or []
+    check = _positive(table, "check_seconds", 10.0)
+    confirmations = table.take("confirmations", int, 3)
+    table.finish()
+    if mode not in ACTIVE_MODES:
+        raise table.fail(f"mode must be one of {', '.join(ACTIVE_MODES)}, not {mode!r}")
+    if mode == "dns" and not (host and host.strip()):
+        raise table.fail(
+            'mode = "dns" needs services_host, the name the nodes use for the services'
+        )
+    if not all(isinstance(s, str) and s.strip() for s in services):
+        raise table.fail("services must be a list of Windows service names")
+    if mode == "services" and not services:
+        raise table.fail('mode = "services" needs services = ["..."], the Integrify service names')
+    if confirmations is None or confirmations < 1:
+        raise table.fail("confirmations must be 1 or more")
+    return ActiveConfig(
+        mode=mode,
+        services_host=host,
+        services=tuple(services),
+        check_seconds=check,
+        confirmations=confirmations,
+    )
+
+
+def _parse_health(raw: Mapping[str, Any], *, path: Path) -> HealthConfig:
+    table = _Table(raw, where=f"{path}: [health]")
+    listen_text = table.take("listen", str)
+    max_lag = _positive(table, "max_lag_seconds", 300.0)
+    table.finish()
+    listen = None
+    if listen_text is not None:
+        host, sep, port_text = listen_text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:  # noqa: PLR2004
+            raise table.fail(
+                f"listen must be HOST:PORT such as 127.0.0.1:9477, not {listen_text!r}"
+            )
+        listen = (host, int(port_text))
+    return HealthConfig(listen=listen, max_lag_seconds=max_lag)
 
 
 def _parse_peer(

@@ -170,7 +170,9 @@ class PeerSync:
 
     def _finish(self, result: PeerResult) -> PeerResult:
         r = result
-        self._log.info(
+        # A pass that changed nothing is routine (the agent makes one every rescan).
+        eventful = r.copied or r.deleted or r.failed or r.error or r.refused
+        (self._log.info if eventful else self._log.debug)(
             "peer_pushed",
             copied=len(r.copied),
             deleted=len(r.deleted),

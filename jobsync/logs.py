@@ -1,9 +1,10 @@
 """Logging set-up, done once by the CLI entry point and nowhere else.
 
 structlog renders for people on a terminal and as JSON lines with ``--log-json``; ``--log-file``
-appends the same events to a file. On stderr a person sees warnings and errors only (the command
-prints its own summary), unless ``-v`` or ``--log-json`` asks for every event; the log file
-always gets INFO and up (DEBUG with ``-v``). The SMB and authentication libraries log through the
+appends the same events to a file. On stderr a one-shot command shows warnings and errors
+only (it prints its own summary) and the agent shows INFO, unless ``-v`` or ``--log-json``
+asks for every event; the log file always gets INFO and up (DEBUG with ``-v``).
+The SMB and authentication libraries log through the
 standard library: they are pinned to WARNING at every verbosity (they log user names at INFO
 and raw messages at DEBUG), and their tracebacks are cut to one line. Every known secret is
 replaced by ``***`` in every event, whoever logged it.
@@ -79,6 +80,7 @@ def configure_logging(
     json_lines: bool = False,
     log_file: Path | None = None,
     secrets: Iterable[str] = (),
+    console: int = logging.WARNING,
 ) -> None:
     """Route structlog and the standard library to stderr (and ``log_file``)."""
     REDACTOR.add(secrets)
@@ -113,10 +115,10 @@ def configure_logging(
 
     level = logging.DEBUG if verbose else logging.INFO
     handlers: list[logging.Handler] = []
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(formatter(colors=sys.stderr.isatty() and "NO_COLOR" not in os.environ))
-    console.setLevel(level if verbose or json_lines else logging.WARNING)
-    handlers.append(console)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(formatter(colors=sys.stderr.isatty() and "NO_COLOR" not in os.environ))
+    stream.setLevel(level if verbose or json_lines else max(console, level))
+    handlers.append(stream)
     if log_file is not None:
         file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         file_handler.setFormatter(formatter(colors=False))

@@ -90,3 +90,31 @@ def check_to_text(results: list[CheckResult]) -> list[str]:
         return ["no peers to check (every peer in the config is this node)"]
     width = max(len(r.peer) for r in results)
     return [f"{r.peer:<{width}}  {'OK    ' if r.ok else 'FAILED'}  {r.detail}" for r in results]
+
+
+def status_to_text(state: dict[str, Any] | None, *, where: str, alive: bool) -> list[str]:
+    """The agent's last state for people."""
+    if state is None:
+        return [f"no agent has run with this configuration (no state at {where})"]
+    running = "running" if alive else "NOT RUNNING"
+    pid = state.get("pid")
+    head = (
+        f"agent on {state.get('node')}: {running} (pid {pid}), {state.get('role')} "
+        f"({state.get('role_reason')}), state of {state.get('updated')}"
+    )
+    source = state.get("source") or {}
+    problem = f"; PROBLEM: {source['error']}" if source.get("error") else ""
+    lines = [head, f"source: {source.get('files')} jobs in {source.get('folder')}{problem}"]
+    peers = state.get("peers") or []
+    width = max((len(str(p.get("name"))) for p in peers), default=0)
+    for peer in peers:
+        failing = bool(peer.get("last_error"))
+        line = (
+            f"{peer.get('name')!s:<{width}}  {'FAILING' if failing else 'ok':<7}  "
+            f"last success {peer.get('last_success') or 'never'}, pending {peer.get('pending')}, "
+            f"pushed {peer.get('pushed')}, deleted {peer.get('deleted')}"
+        )
+        if failing:
+            line += f"; last error: {peer.get('last_error')}"
+        lines.append(line)
+    return lines

@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,31 +68,65 @@ def scan_source(
     folder: Path,
     pattern: str,
     *,
+    previous: Mapping[str, SourceFile] | None = None,
     pause: Callable[[float], None] = time.sleep,
 ) -> SourceScan:
-    """Read every job in ``folder`` that matches ``pattern`` (case-insensitive, not recursive)."""
+    """Read every job in ``folder`` that matches ``pattern`` (case-insensitive, not recursive).
+
+    A file found in ``previous`` with the same size and write time is taken from there instead
+    of being read again.
+    """
     matcher = compile_pattern(pattern)
     entries = _list_folder(folder)
+    known = previous or {}
     files: list[SourceFile] = []
     skipped: list[SkippedFile] = []
     for entry in sorted(entries, key=lambda e: e.name):
         if not matcher.fullmatch(entry.name):
             continue
-        problem = windows_name_problem(entry.name)
-        if problem is not None:
-            skipped.append(SkippedFile(entry.name, f"name not valid on Windows: {problem}"))
-            continue
-        try:
-            files.append(read_stable(Path(entry.path), pause=pause))
-        except IsADirectoryError:
-            continue
-        except UnstableFileError:
-            skipped.append(SkippedFile(entry.name, "kept changing while being read"))
-        except OSError as exc:
-            skipped.append(SkippedFile(entry.name, f"cannot be read: {exc.strerror or exc}"))
+        outcome = _read_path(Path(entry.path), known.get(entry.name), pause=pause)
+        if isinstance(outcome, SourceFile):
+            files.append(outcome)
+        elif outcome is not None:
+            skipped.append(outcome)
     for skip in skipped:
         log.warning("source_file_skipped", file=skip.name, reason=skip.reason)
     return SourceScan(folder=folder, files=tuple(files), skipped=tuple(skipped))
+
+
+def read_job(
+    folder: Path, name: str, *, pause: Callable[[float], None] = time.sleep
+) -> SourceFile | SkippedFile | None:
+    """Read one job by name: the file, why it was skipped, or ``None`` when it is not there."""
+    outcome = _read_path(folder / name, None, pause=pause)
+    if outcome is None and not folder.is_dir():
+        raise SourceError(f"source folder {folder} has disappeared: nothing was deleted")
+    return outcome
+
+
+def _read_path(
+    path: Path, known: SourceFile | None, *, pause: Callable[[float], None]
+) -> SourceFile | SkippedFile | None:
+    problem = windows_name_problem(path.name)
+    if problem is not None:
+        return SkippedFile(path.name, f"name not valid on Windows: {problem}")
+    reason = None
+    try:
+        if known is not None:
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns):
+                return known
+        return read_stable(path, pause=pause)
+    except IsADirectoryError:
+        pass
+    except FileNotFoundError:
+        if os.path.lexists(path):  # else: gone since it was listed
+            reason = "cannot be read: it is a link to nothing"
+    except UnstableFileError:
+        reason = "kept changing while being read"
+    except OSError as exc:
+        reason = f"cannot be read: {exc.strerror or exc}"
+    return None if reason is None else SkippedFile(path.name, reason)
 
 
 def _list_folder(folder: Path) -> list[os.DirEntry[str]]:

@@ -1,0 +1,1 @@
+"""The agent behind ``jobsync watch``: live replication from the services node."""

@@ -1,0 +1,72 @@
+"""``GET /healthz`` and ``GET /metrics`` on a small HTTP server of the agent's own."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST
+
+log = structlog.get_logger(__name__)
+
+Health = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class HealthServer:
+    """Serves the agent's health and metrics until stopped."""
+
+    def __init__(
+        self, listen: tuple[str, int], *, health: Health, metrics: Callable[[], bytes]
+    ) -> None:
+        """Listen on ``(host, port)``; raises OSError when the address is taken."""
+        host, port = listen
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        class Server(ThreadingHTTPServer):
+            address_family = family
+            daemon_threads = True
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?", 1)[0] == "/healthz":
+                    healthy, body = health()
+                    payload = json.dumps(body).encode()
+                    self._answer(200 if healthy else 503, "application/json", payload)
+                elif self.path.split("?", 1)[0] == "/metrics":
+                    self._answer(200, CONTENT_TYPE_LATEST, metrics())
+                else:
+                    self._answer(404, "text/plain", b"not found: try /healthz or /metrics\n")
+
+            def _answer(self, code: int, content_type: str, payload: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ANN401
+                log.debug("health_request", request=format % args)
+
+        self._server = Server((host, port), Handler)
+        self.host = host
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.5}, name="health"
+        )
+
+    def start(self) -> None:
+        """Start answering."""
+        self._thread.start()
+        log.info("health_listening", address=f"{self.host}:{self.port}")
+
+    def stop(self) -> None:
+        """Stop answering and release the port."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()

@@ -1,0 +1,378 @@
+"""The agent: watcher, debouncer, one worker per peer, rescans, role checks, health and state.
+
+The main thread only keeps time: it rescans every ``rescan_seconds`` (at once when the watcher
+reports trouble), checks the role every ``check_seconds``, restarts a dead watcher and writes
+the state file. Everything that touches a peer happens on that peer's worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from jobsync.agent.health import HealthServer
+from jobsync.agent.metrics import AgentMetrics
+from jobsync.agent.role import RoleDetector, RoleTracker
+from jobsync.agent.source_index import SourceIndex
+from jobsync.agent.state import state_path, write_state
+from jobsync.agent.watcher import Debouncer, SourceWatcher
+from jobsync.agent.worker import PeerWorker
+from jobsync.config import Config
+from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
+from jobsync.errors import ConfigError, SourceError
+from jobsync.names import name_key
+from jobsync.result import PeerResult
+from jobsync.scan import SourceScan
+
+log = structlog.get_logger(__name__)
+
+WATCHER_CHECK_SECONDS = 2.0
+STOP_GRACE_SECONDS = 5.0  # then connections are cut, so shutdown stays well under 10 s
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+class _PeerStatus:
+    """What the agent knows of one peer (guarded by the agent's lock)."""
+
+    def __init__(self) -> None:
+        self.last_success: float | None = None
+        self.last_attempt: float | None = None
+        self.last_error: str | None = None
+        self.synced: dict[str, str] | None = None  # name key -> SHA-256 the peer matched
+        self.pushed = self.deleted = self.failed = 0
+
+
+class Agent:
+    """``jobsync watch``: keeps every peer current while this node is the services node."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        opener: Opener = default_opener,
+        detector: RoleDetector | None = None,
+    ) -> None:
+        """Build the agent; nothing runs until :meth:`run`."""
+        self.config = config
+        self.stopping = threading.Event()
+        self.index = SourceIndex(config.source, config.pattern)
+        self.metrics = AgentMetrics()
+        self._wakeup = threading.Event()
+        self._lock = threading.Lock()
+        self._rescan_reason: str | None = None
+        self._source_error: str | None = None
+        self._detector = detector or RoleDetector(config.active)
+        self._tracker: RoleTracker | None = None
+        self._started = time.time()
+        self._status = {p.name: _PeerStatus() for p in config.target_peers}
+        self._state_path = state_path(config.state_dir)
+        self._workers = [
+            PeerWorker(
+                PeerSync(peer, config=config, options=PushOptions()),
+                self,
+                opener=opener,
+                timeout=config.timeout_seconds,
+                retry_max=config.watch.retry_max_seconds,
+            )
+            for peer in config.target_peers
+        ]
+        self._debouncer = Debouncer(config.watch.debounce_ms / 1000, self._on_settled)
+        self._watcher = SourceWatcher(
+            config.source,
+            matches=self.index.matches,
+            on_name=self._debouncer.touch,
+            on_trouble=self.request_rescan,
+        )
+        self._health: HealthServer | None = None
+        if config.health.listen:
+            host, port = config.health.listen
+            try:
+                self._health = HealthServer(
+                    config.health.listen, health=self.health, metrics=self.metrics.render
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"{config.path}: [health] listen: cannot listen on {host}:{port}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+
+    # -- what workers, the health server and signal handlers call ---------------------------
+
+    @property
+    def active(self) -> bool:
+        """Whether this node is the services node now."""
+        return self._tracker is not None and self._tracker.active
+
+    def snapshot(self) -> SourceScan:
+        """The newest view of the source."""
+        return self.index.snapshot()
+
+    def report(self, result: PeerResult, *, synced: SourceScan | None) -> None:
+        """Record one pass of a worker."""
+        now = time.time()
+        self.metrics.record(result, now=now)
+        with self._lock:
+            status = self._status[result.peer]
+            status.last_attempt = now
+            status.pushed += len(result.copied)
+            status.deleted += len(result.deleted)
+            status.failed += len(result.failed)
+            if synced is not None:
+                status.last_success, status.last_error = now, None
+                status.synced = {name_key(f.name): f.sha256 for f in synced.files}
+            else:
+                status.last_error = result.error or result.refused or _failures(result)
+        self._save_state()
+
+    def request_rescan(self, reason: str) -> None:
+        """Rescan the source soon (the watcher may have lost events)."""
+        self._rescan_reason = reason
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Ask the agent to stop; safe from a signal handler."""
+        self.stopping.set()
+        self._wakeup.set()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy when running and every peer succeeded within ``max_lag_seconds``."""
+        now = time.time()
+        max_lag = self.config.health.max_lag_seconds
+        reasons: list[str] = []
+        peers: dict[str, Any] = {}
+        with self._lock:
+            for name, status in self._status.items():
+                since = status.last_success or self._started
+                lag = now - since
+                peers[name] = {
+                    "last_success": _iso(status.last_success),
+                    "seconds_since_success": None if status.last_success is None else round(lag, 1),
+                    "pending": self._pending(status),
+                    "last_error": status.last_error,
+                }
+                if self.active and lag > max_lag:
+                    reasons.append(f"peer {name}: no successful pass for {lag:.0f} s")
+        if self.stopping.is_set():
+            reasons.append("the agent is stopping")
+        if self._source_error:
+            reasons.append(self._source_error)
+        body = {
+            "status": "ok" if not reasons else "failing",
+            "node": self.config.node,
+            "role": "active" if self.active else "standby",
+            "reasons": reasons,
+            "peers": peers,
+        }
+        return not reasons, body
+
+    # -- the main loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until :meth:`stop`; raises SourceError if the source is missing at start."""
+        self.index.rescan()
+        self._tracker = RoleTracker(
+            self._detector.probe(), confirmations=self.config.active.confirmations
+        )
+        self.metrics.active.set(1 if self.active else 0)
+        self.metrics.source_files.set(len(self.snapshot().files))
+        log.info(
+            "agent_started",
+            node=self.config.node,
+            role="active" if self.active else "standby",
+            reason=self._tracker.reason,
+            peers=[w.name for w in self._workers],
+            jobs=len(self.snapshot().files),
+        )
+        if self._health is not None:
+            self._health.start()
+        self._debouncer.start()
+        self._start_watcher()
+        for worker in self._workers:
+            worker.start()
+        self._wake_workers()  # the start is a full push
+        self._save_state()
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> None:
+        watch = self.config.watch
+        now = time.monotonic()
+        next_rescan = now + watch.rescan_seconds
+        next_role = now + self.config.active.check_seconds
+        next_watcher_check = now + WATCHER_CHECK_SECONDS
+        while not self.stopping.is_set():
+            timeout = max(0.0, min(next_rescan, next_role, next_watcher_check) - time.monotonic())
+            self._wakeup.wait(timeout)
+            self._wakeup.clear()
+            if self.stopping.is_set():
+                break
+            now = time.monotonic()
+            if now >= next_watcher_check:
+                self._check_watcher()
+                next_watcher_check = now + WATCHER_CHECK_SECONDS
+            reason, self._rescan_reason = self._rescan_reason, None
+            if reason is not None or now >= next_rescan:
+                self._rescan(reason or "periodic")
+                next_rescan = now + watch.rescan_seconds
+            if now >= next_role:
+                self._check_role()
+                next_role = now + self.config.active.check_seconds
+
+    def _rescan(self, reason: str) -> None:
+        self.metrics.rescans.inc()
+        try:
+            refresh = self.index.rescan()
+        except SourceError as exc:
+            self._source_problem(str(exc))
+            return
+        self._source_problem(None)
+        self.metrics.source_files.set(len(self.snapshot().files))
+        log.debug("source_rescanned", reason=reason, changed=refresh.changed)
+        # Even with no change at the source, a pass finds peers that drifted or came back.
+        self._wake_workers()
+
+    def _on_settled(self, names: set[str]) -> None:
+        """Names that have been quiet for the debounce window: read them and wake the workers."""
+        try:
+            refresh = self.index.refresh(names)
+        except SourceError as exc:
+            self._source_problem(str(exc))
+            return
+        for name in refresh.unstable:
+            self._debouncer.touch(name)  # still being written: look again after another window
+        if refresh.changed:
+            self.metrics.source_files.set(len(self.snapshot().files))
+            log.debug("source_changed", files=sorted(names))
+            self._wake_workers()
+
+    def _source_problem(self, problem: str | None) -> None:
+        if problem != self._source_error:
+            if problem:
+                log.error("source_unavailable", error=problem, action="nothing will be deleted")
+            else:
+                log.info("source_available")
+        self._source_error = problem
+
+    def _check_role(self) -> None:
+        tracker = self._tracker
+        if tracker is None:
+            return
+        if tracker.observe(self._detector.probe()):
+            role = "active" if tracker.active else "standby"
+            log.warning("role_changed", role=role, reason=tracker.reason)
+            self.metrics.active.set(1 if tracker.active else 0)
+            if tracker.active:
+                self._wake_workers()  # becoming active starts with a full push
+            self._save_state()
+
+    def _start_watcher(self) -> None:
+        try:
+            self._watcher.start()
+        except OSError as exc:
+            # One line for the operator: the reason says it all, a traceback would not help.
+            log.error(  # noqa: TRY400
+                "watcher_failed", error=str(exc), action="relying on rescans until it starts"
+            )
+
+    def _check_watcher(self) -> None:
+        if self._watcher.alive:
+            return
+        self.metrics.watcher_restarts.inc()
+        log.warning("watcher_restarted")
+        self._watcher.stop()
+        self._start_watcher()
+        self.request_rescan("watcher restarted")
+
+    def _wake_workers(self) -> None:
+        if not self.active or self._source_error:
+            return
+        for worker in self._workers:
+            worker.wake()
+
+    def _shutdown(self) -> None:
+        self.stopping.set()
+        self._watcher.stop()
+        self._debouncer.stop()
+        for worker in self._workers:
+            worker.wake()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            worker.abort()  # a peer still mid-pass is cut off; its temp file never matches
+        for worker in self._workers:
+            worker.join(2.0)
+        if self._health is not None:
+            self._health.stop()
+        self._save_state(running=False)
+        log.info("agent_stopped")
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _pending(self, status: _PeerStatus) -> int:
+        files = self.snapshot().files
+        if status.synced is None:
+            return len(files)
+        current = {name_key(f.name): f.sha256 for f in files}
+        changed = sum(1 for key, sha in current.items() if status.synced.get(key) != sha)
+        removed = sum(1 for key in status.synced if key not in current)
+        return changed + removed
+
+    def _save_state(self, *, running: bool = True) -> None:
+        now = time.time()
+        with self._lock:
+            peers = []
+            for name, status in self._status.items():
+                pending = self._pending(status)
+                self.metrics.pending.labels(name).set(pending)
+                peers.append(
+                    {
+                        "name": name,
+                        "last_success": _iso(status.last_success),
+                        "last_attempt": _iso(status.last_attempt),
+                        "last_error": status.last_error,
+                        "pending": pending,
+                        "pushed": status.pushed,
+                        "deleted": status.deleted,
+                        "failed": status.failed,
+                    }
+                )
+            document = {
+                "node": self.config.node,
+                "pid": os.getpid(),
+                "running": running,
+                "started": _iso(self._started),
+                "updated": _iso(now),
+                "role": "active" if self.active else "standby",
+                "role_reason": self._tracker.reason if self._tracker else None,
+                "source": {
+                    "folder": str(self.config.source),
+                    "files": len(self.snapshot().files),
+                    "error": self._source_error,
+                },
+                "peers": peers,
+            }
+            try:
+                write_state(self._state_path, document)
+            except OSError as exc:
+                log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
+
+
+def _failures(result: PeerResult) -> str | None:
+    if not result.failed:
+        return None
+    first = result.failed[0]
+    more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
+    return f"{first.file}: {first.reason}{more}"

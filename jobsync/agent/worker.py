@@ -1,0 +1,156 @@
+"""One thread per peer: a slow, frozen or down peer never delays the others.
+
+A worker sleeps until woken (the source changed, a rescan ran, the node became active), then
+brings its peer in line with the newest snapshot of the source. Every pass compares the whole
+source with the peer, so work is never dropped: whatever a failed pass did not finish, the next
+one does, deletions included. Failed passes are retried with exponential backoff and jitter
+(tenacity), capped at ``retry_max_seconds``; each retry takes the newest snapshot again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from jobsync.engine import Opener, PeerSync
+from jobsync.errors import PeerError
+from jobsync.result import PeerResult
+from jobsync.scan import SourceScan
+from jobsync.transport import Peer
+
+log = structlog.get_logger(__name__)
+
+
+class AgentLink(Protocol):
+    """What a worker needs from the agent."""
+
+    stopping: threading.Event
+
+    @property
+    def active(self) -> bool:
+        """Whether this node should push now."""
+        ...
+
+    def snapshot(self) -> SourceScan:
+        """The newest view of the source."""
+        ...
+
+    def report(self, result: PeerResult, *, synced: SourceScan | None) -> None:
+        """Record a pass; ``synced`` is the snapshot the peer now fully matches, if any."""
+        ...
+
+
+class PassFailedError(Exception):
+    """A pass left work undone; the worker retries after a backoff."""
+
+
+class PeerWorker:
+    """Keeps one peer current, on a thread of its own."""
+
+    def __init__(
+        self, sync: PeerSync, link: AgentLink, *, opener: Opener, timeout: float, retry_max: float
+    ) -> None:
+        """Prepare (not start) the worker for ``sync``'s peer."""
+        self.name = sync.peer_config.name
+        self._sync = sync
+        self._link = link
+        self._opener = opener
+        self._timeout = timeout
+        self._retry_max = retry_max
+        self._wake = threading.Event()
+        self._peer: Peer | None = None
+        self._peer_lock = threading.Lock()
+        self._log = log.bind(peer=self.name)
+        self._thread = threading.Thread(target=self._run, name=f"peer-{self.name}", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread; it waits for the first wake."""
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Ask for a pass (several wakes before a pass make one pass)."""
+        self._wake.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end; returns whether it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def abort(self) -> None:
+        """Cut the peer connection so a pass that is waiting on the network ends now."""
+        with self._peer_lock:
+            if self._peer is not None:
+                self._peer.abort()
+
+    def _run(self) -> None:
+        try:
+            while not self._link.stopping.is_set():
+                self._wake.wait()
+                self._wake.clear()
+                if self._link.stopping.is_set():
+                    break
+                if self._link.active:
+                    self._pass_with_retries()
+        finally:
+            self._close()
+
+    def _pass_with_retries(self) -> None:
+        retrying = Retrying(
+            wait=wait_exponential_jitter(initial=1, max=self._retry_max, jitter=1),
+            retry=retry_if_exception_type(PassFailedError),
+            stop=self._should_stop,
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._one_pass()
+        except PassFailedError:
+            pass  # stopping or no longer active: the next wake starts over
+
+    def _sleep(self, seconds: float) -> None:
+        self._link.stopping.wait(seconds)  # a backoff ends at once when the agent stops
+
+    def _should_stop(self, _state: RetryCallState) -> bool:
+        return self._link.stopping.is_set() or not self._link.active
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        delay = state.next_action.sleep if state.next_action else 0.0
+        self._log.info(
+            "peer_retry_scheduled", attempt=state.attempt_number, in_seconds=round(delay, 1)
+        )
+
+    def _one_pass(self) -> None:
+        peer = self._connect()
+        scan = self._link.snapshot()
+        result = self._sync.sync(peer, scan)
+        self._link.report(result, synced=scan if result.status == "ok" else None)
+        if result.error:
+            self._close()
+            raise PassFailedError(result.error)
+        if result.failed:
+            raise PassFailedError(f"{len(result.failed)} file(s) failed")
+
+    def _connect(self) -> Peer:
+        if self._peer is not None:
+            return self._peer
+        try:
+            peer = self._opener(self._sync.peer_config, self._timeout)
+        except PeerError as exc:
+            self._log.warning("peer_unavailable", error=str(exc))
+            self._link.report(PeerResult(peer=self.name, error=str(exc)), synced=None)
+            raise PassFailedError(str(exc)) from exc
+        with self._peer_lock:
+            self._peer = peer
+        return peer
+
+    def _close(self) -> None:
+        with self._peer_lock:
+            peer, self._peer = self._peer, None
+        if peer is not None:
+            peer.close()
