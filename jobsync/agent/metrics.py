@@ -18,7 +18,7 @@ class AgentMetrics:
 
     def __init__(self) -> None:
         """Create every metric in a fresh registry."""
-        disable_created_metrics()  # the *_created series only repeat the agent's start time
+        disable_created_metrics()  # type: ignore[no-untyped-call] # *_created repeats the start time
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.pushed = Counter(
