@@ -1,0 +1,228 @@
+"""`jobsync watch` as a real process, a real watchdog on a real folder, real smbd peers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+from agent_support import AgentProcess, agent_config, jobs_on, wait_for
+from conftest import Cluster
+
+pytestmark = pytest.mark.smb
+
+MakeAgent = Callable[..., AgentProcess]
+
+
+@pytest.fixture
+def make_agent(smb_cluster: Cluster) -> Iterator[MakeAgent]:
+    """Start agents for the SMB cluster; each is killed at the end if still running."""
+    agents: list[AgentProcess] = []
+
+    def make(*, health: bool = False, **settings: object) -> AgentProcess:
+        agent = AgentProcess(smb_cluster, health=health)
+        smb_cluster.extra = agent_config(health=agent.port, **settings)  # type: ignore[arg-type]
+        agents.append(agent)
+        return agent.start()
+
+    yield make
+    for agent in agents:
+        agent.close()
+
+
+def _all_peers_have(cluster: Cluster, expected: dict[str, bytes]) -> Callable[[], bool]:
+    return lambda: all(jobs_on(disk) == expected for _, _, disk in cluster.peers)
+
+
+def test_create_modify_delete_and_rename_are_replicated(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """Each kind of change in the source folder reaches every peer, deletions into trash."""
+    smb_cluster.write_job("start.jobs", b"there before the agent")
+    make_agent()
+    wait_for(
+        _all_peers_have(smb_cluster, {"start.jobs": b"there before the agent"}), what="start push"
+    )
+
+    smb_cluster.write_job("new.jobs", b"created")
+    expected = {"start.jobs": b"there before the agent", "new.jobs": b"created"}
+    wait_for(_all_peers_have(smb_cluster, expected), what="create")
+
+    smb_cluster.write_job("new.jobs", b"modified")
+    expected["new.jobs"] = b"modified"
+    wait_for(_all_peers_have(smb_cluster, expected), what="modify")
+
+    (smb_cluster.source / "new.jobs").rename(smb_cluster.source / "renamed.jobs")
+    expected = {"start.jobs": b"there before the agent", "renamed.jobs": b"modified"}
+    wait_for(_all_peers_have(smb_cluster, expected), what="rename")
+
+    (smb_cluster.source / "renamed.jobs").unlink()
+    wait_for(_all_peers_have(smb_cluster, {"start.jobs": b"there before the agent"}), what="delete")
+    for _, _, disk in smb_cluster.peers:
+        trashed = sorted(p.name.split(".jobs.")[0] for p in (disk / ".jobsync" / "trash").iterdir())
+        assert trashed == ["new", "renamed"]
+
+
+def test_burst_of_writes_ends_with_final_content_and_few_copies(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """Hundreds of writes to one job: the final content on every peer, and only a few copies."""
+    agent = make_agent(debounce_ms=300)
+    for i in range(400):
+        smb_cluster.write_job("busy.jobs", f"version {i:04d} ".encode() * 50)
+    final = b"version 0399 " * 50
+    wait_for(_all_peers_have(smb_cluster, {"busy.jobs": final}), what="final content")
+    wait_for(lambda: all(agent.peer_state(n)["pending"] == 0 for n, _, _ in smb_cluster.peers))
+    for name, _, _ in smb_cluster.peers:
+        assert agent.peer_state(name)["pushed"] <= 3, agent.peer_state(name)
+
+
+def test_sigterm_stops_cleanly(smb_cluster: Cluster, make_agent: MakeAgent) -> None:
+    """SIGTERM: exit 0 within 10 s, no temp file left, state says not running."""
+    for i in range(50):
+        smb_cluster.write_job(f"j{i}.jobs", b"x" * 2000)
+    agent = make_agent()
+    wait_for(lambda: all(len(jobs_on(d)) == 50 for _, _, d in smb_cluster.peers), what="push")
+
+    code, seconds = agent.terminate()
+
+    assert code == 0
+    assert seconds < 10
+    for _, _, disk in smb_cluster.peers:
+        assert list((disk / ".jobsync" / "tmp").iterdir()) == []
+    assert agent.state() is not None
+    assert agent.state()["running"] is False  # type: ignore[index]
+    assert "Traceback" not in agent.log.read_text()
+
+
+def test_frozen_peer_does_not_delay_the_other_and_catches_up(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """With node2 frozen (SIGSTOP), node3 still gets every change at once; node2 after SIGCONT."""
+    smb_cluster.timeout = 2.0
+    make_agent()
+    frozen = smb_cluster.smb["node2"]
+    frozen.freeze()
+
+    smb_cluster.write_job("during-freeze.jobs", b"made while node2 hung")
+    wait_for(
+        lambda: (
+            jobs_on(smb_cluster.disk("node3")) == {"during-freeze.jobs": b"made while node2 hung"}
+        ),
+        timeout=3,
+        what="node3 while node2 is frozen",
+    )
+    assert jobs_on(smb_cluster.disk("node2")) == {}
+
+    frozen.thaw()
+    wait_for(
+        lambda: (
+            jobs_on(smb_cluster.disk("node2")) == {"during-freeze.jobs": b"made while node2 hung"}
+        ),
+        what="node2 catching up",
+    )
+
+
+def test_stopped_peer_catches_up_including_deletions(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """Changes made while a peer was down, deletions included, reach it when it returns."""
+    smb_cluster.write_job("keep.jobs", b"keep")
+    smb_cluster.write_job("drop.jobs", b"drop")
+    smb_cluster.timeout = 2.0
+    make_agent()
+    wait_for(_all_peers_have(smb_cluster, {"keep.jobs": b"keep", "drop.jobs": b"drop"}))
+    down = smb_cluster.smb["node2"]
+    down.stop()
+
+    (smb_cluster.source / "drop.jobs").unlink()
+    smb_cluster.write_job("added.jobs", b"added while node2 was down")
+    expected = {"keep.jobs": b"keep", "added.jobs": b"added while node2 was down"}
+    wait_for(lambda: jobs_on(smb_cluster.disk("node3")) == expected, what="node3")
+
+    down.start()
+    wait_for(lambda: jobs_on(smb_cluster.disk("node2")) == expected, what="node2 after restart")
+    trash = smb_cluster.disk("node2") / ".jobsync" / "trash"
+    assert [p.read_bytes() for p in trash.iterdir()] == [b"drop"]
+
+
+def test_kill_9_mid_work_leaves_only_complete_files_and_restart_converges(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """A kill -9 while copying leaves peers with complete files only; the next start converges."""
+    contents = {f"job{i:03d}.jobs": os.urandom(20_000) for i in range(300)}
+    for name, data in contents.items():
+        smb_cluster.write_job(name, data)
+    agent = make_agent()
+    disk = smb_cluster.disk("node2")
+    wait_for(lambda: len(jobs_on(disk)) >= 20, what="the copy to be under way")
+    agent.kill()
+
+    for _, _, folder in smb_cluster.peers:
+        for name, data in jobs_on(folder).items():
+            assert data == contents[name], f"partial {name}"
+
+    make_agent()
+    wait_for(_all_peers_have(smb_cluster, contents), what="convergence after restart")
+    for _, _, folder in smb_cluster.peers:
+        wait_for(lambda f=folder: not any((f / ".jobsync" / "tmp").iterdir()), what="temps cleared")
+
+
+def test_health_and_metrics_answer(smb_cluster: Cluster, make_agent: MakeAgent) -> None:
+    """/healthz is 200 while peers keep up, 503 with a reason when one falls behind.
+
+    /metrics serves the jobsync_ metrics.
+    """
+    smb_cluster.write_job("a.jobs", b"a")
+    smb_cluster.timeout = 2.0
+    agent = make_agent(health=True)
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a"}))
+
+    code, body = agent.get("/healthz")
+    assert code == 200
+    assert json.loads(body)["status"] == "ok"
+    wait_for(lambda: agent.metric("jobsync_files_pushed_total", peer="node3") == 1)
+    _, metrics = agent.get("/metrics")
+    for name in (
+        "jobsync_peer_last_success_timestamp_seconds",
+        "jobsync_peer_pending_changes",
+        "jobsync_active 1.0",
+        "jobsync_rescans_total",
+        "jobsync_watcher_restarts_total",
+    ):
+        assert name in metrics.decode()
+
+    smb_cluster.smb["node2"].stop()
+    smb_cluster.write_job("b.jobs", b"b")
+
+    def unhealthy() -> dict[str, object] | None:
+        code, body = agent.get("/healthz")
+        return json.loads(body) if code == 503 else None
+
+    report = wait_for(unhealthy, what="503 from /healthz")
+    assert any("node2" in reason for reason in report["reasons"])  # type: ignore[attr-defined]
+    assert agent.get("/nope")[0] == 404
+
+
+def test_standby_node_pushes_nothing(smb_cluster: Cluster, make_agent: MakeAgent) -> None:
+    """A standby node (dns mode, services_host elsewhere) watches but pushes nothing."""
+    smb_cluster.write_job("a.jobs", b"a")
+    agent = make_agent(
+        health=True,
+        rescan_seconds=0.2,
+        extra='[active]\nmode = "dns"\nservices_host = "192.0.2.10"\ncheck_seconds = 0.2\n',
+    )
+    assert agent.state()["role"] == "standby"  # type: ignore[index]
+    wait_for(lambda: agent.metric("jobsync_rescans_total") >= 3, what="rescans while standby")
+    for _, _, disk in smb_cluster.peers:
+        assert list(disk.iterdir()) == []
+    assert agent.metric("jobsync_active") == 0
+
+
+def test_active_node_by_dns_pushes(smb_cluster: Cluster, make_agent: MakeAgent) -> None:
+    """An active node (dns mode, services_host resolving here: localhost) pushes."""
+    smb_cluster.write_job("a.jobs", b"a")
+    agent = make_agent(extra='[active]\nmode = "dns"\nservices_host = "localhost"\n')
+    assert agent.state()["role"] == "active"  # type: ignore[index]
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a"}), what="push from the active node")

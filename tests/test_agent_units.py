@@ -1,0 +1,102 @@
+"""The agent's pure parts: debouncing, role detection and hysteresis, the source index."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from agent_support import wait_for
+
+from jobsync.agent.role import Probe, RoleDetector, RoleTracker
+from jobsync.agent.source_index import SourceIndex
+from jobsync.agent.watcher import Debouncer
+from jobsync.config import ActiveConfig
+from jobsync.errors import SourceError
+
+
+def test_debouncer_hands_on_a_name_once_after_it_goes_quiet() -> None:
+    """Many touches of one name within the window become one settled batch."""
+    settled: list[set[str]] = []
+    done = threading.Event()
+
+    def on_settled(names: set[str]) -> None:
+        settled.append(names)
+        done.set()
+
+    debouncer = Debouncer(0.2, on_settled)
+    debouncer.start()
+    try:
+        for _ in range(100):
+            debouncer.touch("a.jobs")
+        debouncer.touch("b.jobs")
+        wait_for(done.is_set, timeout=5, what="settled names")
+        wait_for(lambda: debouncer.waiting == 0, timeout=5)
+    finally:
+        debouncer.stop()
+    assert sum(len(batch) for batch in settled) == 2
+    assert set().union(*settled) == {"a.jobs", "b.jobs"}
+
+
+def _detector(mode: str, **probes: object) -> RoleDetector:
+    config = ActiveConfig(mode=mode, services_host="svc.example", services=("IntegrifyScheduler",))
+    return RoleDetector(config, **probes)  # type: ignore[arg-type]
+
+
+def test_dns_mode_is_active_only_when_the_name_points_here() -> None:
+    """Active while services_host resolves to one of this machine's addresses."""
+    here = _detector(
+        "dns", resolver=lambda _h: {"10.0.0.5"}, addresses=lambda: {"10.0.0.5", "127.0.0.1"}
+    )
+    elsewhere = _detector("dns", resolver=lambda _h: {"10.0.0.9"}, addresses=lambda: {"10.0.0.5"})
+    assert here.probe().active is True
+    assert elsewhere.probe().active is False
+    assert "not here" in elsewhere.probe().reason
+
+
+def test_dns_mode_is_standby_when_the_name_does_not_resolve() -> None:
+    """A resolver failure is standby with the reason, never a crash."""
+
+    def fail(_host: str) -> set[str]:
+        raise OSError("Name or service not known")
+
+    probe = _detector("dns", resolver=fail, addresses=set).probe()
+    assert probe.active is False
+    assert "does not resolve" in probe.reason
+
+
+def test_services_mode_asks_the_service_probe() -> None:
+    """Active while every named service runs."""
+    assert _detector("services", services=lambda _n: (True, "running")).probe().active
+    assert not _detector("services", services=lambda _n: (False, "stopped")).probe().active
+
+
+def test_role_changes_only_after_consecutive_confirmations() -> None:
+    """A single flapping answer does not change the role; three in a row do."""
+    tracker = RoleTracker(Probe(active=True, reason="start"), confirmations=3)
+    no, yes = Probe(active=False, reason="moved"), Probe(active=True, reason="back")
+    assert [tracker.observe(p) for p in (no, no, yes, no, no)] == [False] * 5
+    assert tracker.active is True
+    assert tracker.observe(no) is True
+    assert tracker.active is False
+
+
+def test_source_index_reuses_unchanged_files_and_refuses_a_vanished_folder(tmp_path: Path) -> None:
+    """A rescan re-reads only changed files; a vanished folder changes nothing."""
+    (tmp_path / "a.jobs").write_bytes(b"a")
+    index = SourceIndex(tmp_path, "*.jobs")
+    assert index.rescan().changed
+    first = index.snapshot()
+    assert not index.rescan().changed
+    assert index.snapshot() is first
+    (tmp_path / "a.jobs").write_bytes(b"a2")
+    assert index.refresh(["a.jobs"]).changed
+    assert index.snapshot().files[0].content == b"a2"
+
+    (tmp_path / "a.jobs").unlink()
+    tmp_path.rmdir()
+    with pytest.raises(SourceError):
+        index.refresh(["a.jobs"])
+    with pytest.raises(SourceError):
+        index.rescan()
+    assert [f.name for f in index.snapshot().files] == ["a.jobs"]
