@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -34,6 +36,42 @@ def show(peer: str, folder: Path) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             print(f"  {path.relative_to(folder)}  ({path.stat().st_size} bytes)")
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20) -> float:
+    """Poll ``check``; returns the seconds it took (fails the demo on timeout)."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise SystemExit("demo: timed out waiting for the agent")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def watch_demo(source: Path, folders: list[Path], *, config: Path, env: dict[str, str]) -> None:
+    """Start the agent, save and delete jobs, show them arrive on both peers, stop it."""
+    print("$ jobsync watch   (in the background)", flush=True)
+    agent = subprocess.Popen([*JOBSYNC, "watch", "-c", str(config)], env=env)
+    try:
+        time.sleep(1)  # let it finish its start-up push
+        for name, text in [
+            ("Month End.jobs", "new job"),
+            ("Nightly Cleanup.jobs", "changed again"),
+        ]:
+            (source / name).write_text(text + "\n")
+            took = wait_until(
+                lambda n=name, t=text: all(
+                    (f / n).exists() and (f / n).read_text() == t + "\n" for f in folders
+                )
+            )
+            print(f"saved {name!r}: on both peers {took:.2f} s later", flush=True)
+        (source / "Month End.jobs").unlink()
+        took = wait_until(lambda: not any((f / "Month End.jobs").exists() for f in folders))
+        print(f"deleted 'Month End.jobs': gone from both peers (kept in trash) {took:.2f} s later")
+        run("status", config=config, env=env)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        print(f"agent stopped with exit code {agent.wait(timeout=30)}", flush=True)
 
 
 def main() -> int:
@@ -89,6 +127,9 @@ def main() -> int:
 
         say("Nothing changed: nothing is rewritten")
         run("push", config=config, env=env)
+
+        say("The agent: jobsync watch pushes each change as it is saved")
+        watch_demo(source, folders, config=config, env=env)
         return 0
     finally:
         for peer in peers:

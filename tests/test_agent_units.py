@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 import pytest
 from agent_support import wait_for
+from conftest import Cluster
 
 from jobsync.agent.role import Probe, RoleDetector, RoleTracker
+from jobsync.agent.runner import Agent
 from jobsync.agent.source_index import SourceIndex
-from jobsync.agent.watcher import Debouncer
-from jobsync.config import ActiveConfig
+from jobsync.agent.watcher import Debouncer, SourceWatcher
+from jobsync.config import ActiveConfig, load_config
 from jobsync.errors import SourceError
 
 
@@ -100,3 +103,40 @@ def test_source_index_reuses_unchanged_files_and_refuses_a_vanished_folder(tmp_p
     with pytest.raises(SourceError):
         index.rescan()
     assert [f.name for f in index.snapshot().files] == ["a.jobs"]
+
+
+def test_watcher_overflow_warning_triggers_a_rescan(tmp_path: Path) -> None:
+    """Watchdog reports lost events only as a log warning; the watcher turns it into trouble."""
+    troubles: list[str] = []
+    watcher = SourceWatcher(
+        tmp_path, matches=lambda _n: True, on_name=lambda _n: None, on_trouble=troubles.append
+    )
+    watcher.start()
+    try:
+        logging.getLogger("watchdog.observers.inotify_c").warning(
+            "Inotify queue overflowed; filesystem events were lost"
+        )
+    finally:
+        watcher.stop()
+    assert troubles == ["watcher reported: Inotify queue overflowed; filesystem events were lost"]
+
+
+def test_agent_restarts_a_dead_watcher_and_keeps_replicating(local_cluster: Cluster) -> None:
+    """When the observer thread dies, the agent restarts it, rescans, and changes flow again."""
+    local_cluster.extra = "[watch]\ndebounce_ms = 50\n"
+    agent = Agent(load_config(local_cluster.config))
+    runner = threading.Thread(target=agent.run, name="agent-under-test")
+    runner.start()
+    try:
+        wait_for(lambda: agent.active, what="agent start")
+        agent._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
+        wait_for(lambda: agent.metrics.watcher_restarts._value.get() == 1, what="restart")
+        local_cluster.write_job("after.jobs", b"after the restart")
+        wait_for(
+            lambda: all((d / "after.jobs").exists() for _, _, d in local_cluster.peers),
+            what="replication after the restart",
+        )
+    finally:
+        agent.stop()
+        runner.join(timeout=15)
+    assert not runner.is_alive()
