@@ -68,7 +68,8 @@ def manifest_to_bytes(manifest: Manifest) -> bytes:
         for e in sorted(manifest.entries.values(), key=lambda e: name_key(e.name))
     }
     doc = {"format": FORMAT, "node": manifest.node, "updated": manifest.updated, "files": files}
-    return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    # Compact on purpose: with indent, json falls back to its pure-Python encoder (10x slower).
+    return (json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def manifest_from_bytes(data: bytes) -> Manifest:
