@@ -226,3 +226,23 @@ def test_active_node_by_dns_pushes(smb_cluster: Cluster, make_agent: MakeAgent) 
     agent = make_agent(extra='[active]\nmode = "dns"\nservices_host = "localhost"\n')
     assert agent.state()["role"] == "active"  # type: ignore[index]
     wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a"}), what="push from the active node")
+
+
+def test_status_reports_no_agent_then_the_running_agent(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """`jobsync status` says plainly when no agent has run, then shows the running agent."""
+    smb_cluster.write_job("a.jobs", b"a")
+    before = smb_cluster.run("status")
+    assert before.code == 3
+    assert "no agent has run" in before.out
+
+    agent = make_agent()
+    wait_for(lambda: all(agent.peer_state(n)["last_success"] for n, _, _ in smb_cluster.peers))
+    running = smb_cluster.run("status", "--json")
+    assert running.code == 0
+    doc = running.json()
+    assert doc["agent_running"] is True
+    assert doc["agent"]["role"] == "active"
+    assert [p["pending"] for p in doc["agent"]["peers"]] == [0, 0]
+    assert "running" in smb_cluster.run("status").out
