@@ -20,11 +20,13 @@ from datetime import datetime, timezone
 import structlog
 
 from jobsync.config import Config, PeerConfig
-from jobsync.errors import PeerError, PeerIOError
+from jobsync.epoch import LocalFence, fence_reason
+from jobsync.errors import PeerError, PeerIOError, SafetyRefusalError
 from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
     ManifestEntry,
+    Tombstone,
     manifest_from_bytes,
     manifest_to_bytes,
 )
@@ -40,7 +42,7 @@ from jobsync.names import (
 )
 from jobsync.plan import PeerPlan, files_to_read, plan_peer
 from jobsync.result import FileFailure, PeerResult, PushResult
-from jobsync.scan import SourceScan, scan_source
+from jobsync.scan import SourceFile, SourceScan, scan_source
 from jobsync.transport import FileWrite, Peer, RemoteFile, open_peer
 
 log = structlog.get_logger(__name__)
@@ -67,6 +69,7 @@ class PushOptions:
 
     dry_run: bool = False
     allow_mass_delete: bool = False
+    hold: frozenset[str] = frozenset()  # name keys to leave alone (a peer holds a newer version)
 
 
 def push(
@@ -80,10 +83,15 @@ def push(
 ) -> PushResult:
     """Scan the source once, then bring every peer in ``peers`` up to date, concurrently."""
     started = time.monotonic()
+    fence = LocalFence(config.source, config.node)
+    fenced = fence.reason()
+    if fenced:
+        raise SafetyRefusalError(f"push refused: {fenced}")
     scan = scan_source(config.source, config.pattern)
     log.debug("source_scanned", files=len(scan.files), skipped=len(scan.skipped))
     syncs = [
-        PeerSync(peer, config=config, options=options, now=now, progress=progress) for peer in peers
+        PeerSync(peer, config=config, options=options, fence=fence, now=now, progress=progress)
+        for peer in peers
     ]
     with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="push") as pool:
         futures = [pool.submit(sync.run_once, scan, opener) for sync in syncs]
@@ -121,6 +129,7 @@ class PeerSync:
         *,
         config: Config,
         options: PushOptions,
+        fence: LocalFence,
         now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
     ) -> None:
@@ -128,6 +137,8 @@ class PeerSync:
         self.peer_config = peer
         self._config = config
         self._options = options
+        self._fence = fence
+        self._epoch = 0
         self._now = now
         self._progress = progress
         self._log = log.bind(peer=peer.name)
@@ -188,12 +199,14 @@ class PeerSync:
 
     def _push(self, peer: Peer) -> None:
         dry = self._options.dry_run
+        manifest = self._load_manifest(peer, dry=dry)
+        if self._fenced(manifest):
+            return
         if not dry:
             peer.make_dirs(TMP_DIR)
             self._clear_temps(peer)
         matcher = compile_pattern(self._config.pattern)
         peer_jobs = [f for f in peer.list_files() if matcher.fullmatch(f.name)]
-        manifest = self._load_manifest(peer, dry=dry)
         unknown = files_to_read(self._scan.files, peer_jobs, manifest)
         contents = peer.read_files([f.name for f in unknown]) if unknown else {}
         hashes = {
@@ -207,6 +220,7 @@ class PeerSync:
             peer_hashes=hashes,
             max_delete_ratio=self._config.max_delete_ratio,
             allow_mass_delete=self._options.allow_mass_delete,
+            hold=self._options.hold,
         )
         failures = [
             FileFailure(
@@ -215,10 +229,16 @@ class PeerSync:
             )
             for f in plan.unreadable
         ]
+        refusals = [plan.refusal] if plan.refusal else []
+        if plan.held:
+            refusals.append(
+                f"left alone, the peer holds a newer version: {', '.join(plan.held)} "
+                "(use --force to replace it)"
+            )
         self._result = replace(
             self._result,
             unchanged=len(plan.unchanged),
-            refused=plan.refusal,
+            refused="; ".join(refusals) or None,
             failed=tuple(failures),
         )
         if plan.refusal:
@@ -233,12 +253,25 @@ class PeerSync:
             return
         stamp = self._stamp()
         entries = self._carried_entries(manifest, peer_jobs, plan)
+        tombstones = dict(manifest.tombstones)
         try:
             blocked = self._keep_backups(peer, plan, contents, stamp)
-            self._copy(peer, plan, blocked, entries)
-            self._trash(peer, plan, stamp, entries)
+            self._copy(peer, plan, blocked, entries, tombstones)
+            self._trash(peer, plan, stamp, entries, tombstones)
         finally:
-            self._save_manifest(peer, manifest, entries)
+            self._save_manifest(peer, manifest, entries, tombstones)
+
+    def _fenced(self, manifest: Manifest) -> bool:
+        """Refuse the whole pass when this node, or this peer, names a newer owner."""
+        mine = self._fence.epoch()
+        # A node whose claim was lost still owns what it owns: keep the peer's epoch then.
+        same_owner = name_key(manifest.owner) == name_key(self._config.node)
+        self._epoch = max(mine, manifest.epoch) if same_owner else mine
+        reason = self._fence.reason() or fence_reason(manifest, epoch=mine, node=self._config.node)
+        if reason:
+            self._result = replace(self._result, refused=reason)
+            self._log.warning("push_fenced", reason=reason)
+        return reason is not None
 
     def _clear_temps(self, peer: Peer) -> None:
         stale = [f"{TMP_DIR}/{f.name}" for f in peer.list_files(TMP_DIR)]
@@ -276,6 +309,7 @@ class PeerSync:
         on_peer = {name_key(f.name): f for f in peer_jobs}
         entries = {k: e for k, e in manifest.entries.items() if k in on_peer}
         written = self._now().isoformat(timespec="seconds")
+        local = self._fence.manifest()
         for src in plan.unchanged:
             key = name_key(src.name)
             current = on_peer[key]
@@ -286,15 +320,28 @@ class PeerSync:
                 src.sha256,
             ):
                 # Same bytes as the source, not (correctly) recorded yet: adopt it.
+                origin, epoch = (
+                    (old.origin, old.epoch)
+                    if old and old.sha256 == src.sha256
+                    else self._version_of(src, local)
+                )
                 entries[key] = ManifestEntry(
                     name=current.name,
                     sha256=src.sha256,
                     size=current.size,
                     mtime_ns=current.mtime_ns,
-                    origin=old.origin if old and old.sha256 == src.sha256 else self._config.node,
+                    origin=origin,
                     written=old.written if old else written,
+                    epoch=epoch,
                 )
         return entries
+
+    def _version_of(self, src: SourceFile, local: Manifest) -> tuple[str, int]:
+        """Origin and epoch of a source file's bytes: as recorded locally, else a local edit."""
+        entry = local.get(src.name)
+        if entry is not None and entry.sha256 == src.sha256:
+            return entry.origin, entry.epoch
+        return self._config.node, self._epoch
 
     def _keep_backups(
         self, peer: Peer, plan: PeerPlan, contents: Mapping[str, bytes | PeerIOError], stamp: str
@@ -336,11 +383,17 @@ class PeerSync:
         return blocked
 
     def _copy(
-        self, peer: Peer, plan: PeerPlan, blocked: set[str], entries: dict[str, ManifestEntry]
+        self,
+        peer: Peer,
+        plan: PeerPlan,
+        blocked: set[str],
+        entries: dict[str, ManifestEntry],
+        tombstones: dict[str, Tombstone],
     ) -> None:
         copies = [c for c in plan.copies if name_key(c.source.name) not in blocked]
         total, done = len(copies), 0
         written = self._now().isoformat(timespec="seconds")
+        local = self._fence.manifest()
         for start in range(0, total, BATCH):
             batch = copies[start : start + BATCH]
             writes = [
@@ -360,14 +413,17 @@ class PeerSync:
                     self._log.warning("file_failed", file=src.name, error=str(outcome.error))
                     continue
                 copied.append(src.name)
+                origin, epoch = self._version_of(src, local)
                 entries[name_key(src.name)] = ManifestEntry(
                     name=src.name,
                     sha256=src.sha256,
                     size=outcome.landed.size,
                     mtime_ns=outcome.landed.mtime_ns,
-                    origin=self._config.node,
+                    origin=origin,
                     written=written,
+                    epoch=epoch,
                 )
+                tombstones.pop(name_key(src.name), None)
                 self._log.debug(
                     "file_pushed", file=src.name, sha256=src.sha256, reason=c.reason.value
                 )
@@ -381,7 +437,12 @@ class PeerSync:
                 self._progress(self.peer_config.name, done, total)
 
     def _trash(
-        self, peer: Peer, plan: PeerPlan, stamp: str, entries: dict[str, ManifestEntry]
+        self,
+        peer: Peer,
+        plan: PeerPlan,
+        stamp: str,
+        entries: dict[str, ManifestEntry],
+        tombstones: dict[str, Tombstone],
     ) -> None:
         if not plan.deletes:
             return
@@ -394,6 +455,9 @@ class PeerSync:
             if error is None:
                 deleted.append(src)
                 entries.pop(name_key(src), None)
+                tombstones[name_key(src)] = Tombstone(
+                    name=src, origin=self._config.node, epoch=self._epoch, deleted_ns=time.time_ns()
+                )
                 self._log.info("file_trashed", file=src, kept_as=dst)
             else:
                 failures.append(FileFailure(src, str(error)))
@@ -403,13 +467,25 @@ class PeerSync:
             failed=self._result.failed + tuple(failures),
         )
 
-    def _save_manifest(self, peer: Peer, old: Manifest, entries: dict[str, ManifestEntry]) -> None:
-        if dict(old.entries) == entries and old.node:
+    def _save_manifest(
+        self,
+        peer: Peer,
+        old: Manifest,
+        entries: dict[str, ManifestEntry],
+        tombstones: dict[str, Tombstone],
+    ) -> None:
+        node, now = self._config.node, self._now().isoformat(timespec="seconds")
+        same_owner = name_key(old.owner) == name_key(node) and old.epoch == self._epoch
+        if same_owner and dict(old.entries) == entries and dict(old.tombstones) == tombstones:
             return  # nothing changed: leave the peer untouched
         manifest = Manifest(
-            node=self._config.node,
-            updated=self._now().isoformat(timespec="seconds"),
+            node=node,
+            updated=now,
             entries=entries,
+            epoch=self._epoch,
+            owner=node,
+            owner_since=old.owner_since if same_owner else now,
+            tombstones=tombstones,
         )
         write = FileWrite(
             path=MANIFEST,

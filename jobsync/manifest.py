@@ -1,9 +1,14 @@
-"""The record each peer keeps of what jobsync wrote there: ``.jobsync/manifest.json``.
+"""The record each jobs folder keeps of what jobsync wrote there: ``.jobsync/manifest.json``.
 
-Per file it holds the SHA-256, size and write time of the version jobsync wrote, the node it
-came from and when. A peer file whose size and write time still match its record is known
-without reading it; anything else is read and hashed. A manifest that does not parse is never
-trusted: the caller sets it aside and treats the peer as unknown, which only costs reads.
+Per file it holds the SHA-256, size and write time of the version jobsync wrote, the node the
+version came from (its origin) and the epoch it was pushed in. Per deleted file it keeps a
+tombstone: who deleted it, in which epoch, when. At the top it names the node that owns the
+folder (the services node that last pushed to it) and that node's epoch, which is what fences a
+node that lost the role.
+
+A peer file whose size and write time still match its record is known without reading it;
+anything else is read and hashed. A manifest that does not parse is never trusted: the caller
+sets it aside and treats the folder as unknown, which only costs reads.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any, TypeGuard
 
 from jobsync.names import name_key, windows_name_problem
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1 had no epochs: everything in it is epoch 0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -26,7 +32,7 @@ class ManifestCorruptError(ValueError):
 
 @dataclass(frozen=True)
 class ManifestEntry:
-    """What jobsync wrote for one file."""
+    """What jobsync wrote for one file, and where that version came from."""
 
     name: str
     sha256: str
@@ -34,40 +40,76 @@ class ManifestEntry:
     mtime_ns: int
     origin: str
     written: str
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A job that its owner deleted: it must stay deleted unless a newer version appears."""
+
+    name: str
+    origin: str
+    epoch: int
+    deleted_ns: int
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """Every file jobsync wrote to one peer, keyed case-insensitively."""
+    """Every file jobsync wrote to one folder, keyed case-insensitively, and who owns it."""
 
     node: str = ""
     updated: str = ""
     entries: Mapping[str, ManifestEntry] = field(default_factory=dict)
+    epoch: int = 0
+    owner: str = ""
+    owner_since: str = ""
+    tombstones: Mapping[str, Tombstone] = field(default_factory=dict)
 
     def get(self, name: str) -> ManifestEntry | None:
         """The record for ``name``, compared as Windows compares names."""
         return self.entries.get(name_key(name))
 
-    def with_entries(
-        self, *, node: str, updated: str, entries: Mapping[str, ManifestEntry]
-    ) -> Manifest:
-        """A new manifest holding exactly ``entries``."""
-        return Manifest(node=node, updated=updated, entries=dict(entries))
+    def tombstone(self, name: str) -> Tombstone | None:
+        """The deletion record for ``name``, if any."""
+        return self.tombstones.get(name_key(name))
+
+    @property
+    def highest_epoch(self) -> int:
+        """The highest epoch this manifest mentions anywhere."""
+        return max(
+            [self.epoch]
+            + [e.epoch for e in self.entries.values()]
+            + [t.epoch for t in self.tombstones.values()]
+        )
 
 
 def manifest_to_bytes(manifest: Manifest) -> bytes:
-    """Serialise a manifest as stable, readable JSON."""
+    """Serialise a manifest as stable JSON."""
     files = {
         e.name: {
             "sha256": e.sha256,
             "size": e.size,
             "mtime_ns": e.mtime_ns,
             "origin": e.origin,
+            "epoch": e.epoch,
             "written": e.written,
         }
         for e in sorted(manifest.entries.values(), key=lambda e: name_key(e.name))
     }
-    doc = {"format": FORMAT, "node": manifest.node, "updated": manifest.updated, "files": files}
+    deleted = {
+        t.name: {"origin": t.origin, "epoch": t.epoch, "deleted_ns": t.deleted_ns}
+        for t in sorted(manifest.tombstones.values(), key=lambda t: name_key(t.name))
+    }
+    doc = {
+        "format": FORMAT,
+        "node": manifest.node,
+        "updated": manifest.updated,
+        "epoch": manifest.epoch,
+        "owner": manifest.owner,
+        "owner_since": manifest.owner_since,
+        "files": files,
+        "deleted": deleted,
+    }
     # Compact on purpose: with indent, json falls back to its pure-Python encoder (10x slower).
     return (json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -78,36 +120,66 @@ def manifest_from_bytes(data: bytes) -> Manifest:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestCorruptError(f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
         raise ManifestCorruptError("not a jobsync manifest of a known format")
-    files = doc.get("files")
-    node, updated = doc.get("node", ""), doc.get("updated", "")
-    if not isinstance(files, dict) or not isinstance(node, str) or not isinstance(updated, str):
+    files, deleted = doc.get("files"), doc.get("deleted", {})
+    texts = [doc.get(k, "") for k in ("node", "updated", "owner", "owner_since")]
+    epoch = doc.get("epoch", 0)
+    if not isinstance(files, dict) or not isinstance(deleted, dict):
         raise ManifestCorruptError("missing or malformed keys")
-    entries: dict[str, ManifestEntry] = {}
-    for name, raw in files.items():
-        entry = _entry(name, raw)
-        entries[name_key(name)] = entry
-    return Manifest(node=node, updated=updated, entries=entries)
+    if not all(isinstance(t, str) for t in texts) or not _is_count(epoch):
+        raise ManifestCorruptError("malformed owner or epoch")
+    entries = {name_key(name): _entry(name, raw) for name, raw in files.items()}
+    tombstones = {name_key(name): _tombstone(name, raw) for name, raw in deleted.items()}
+    node, updated, owner, owner_since = texts
+    return Manifest(
+        node=node,
+        updated=updated,
+        entries=entries,
+        epoch=epoch,
+        owner=owner,
+        owner_since=owner_since,
+        tombstones=tombstones,
+    )
 
 
-def _entry(name: str, raw: Any) -> ManifestEntry:  # noqa: ANN401 - untrusted JSON
+def _check_name(name: str) -> None:
     # A name with a separator or '..' could steer a write or delete outside the jobs folder.
     if windows_name_problem(name) is not None or name in (".", ".."):
         raise ManifestCorruptError(f"names an impossible file {name!r}")
+
+
+def _entry(name: str, raw: Any) -> ManifestEntry:  # noqa: ANN401 - untrusted JSON
+    _check_name(name)
     if not isinstance(raw, dict):
         raise ManifestCorruptError(f"entry for {name!r} is not an object")
     sha, size, mtime = raw.get("sha256"), raw.get("size"), raw.get("mtime_ns")
-    origin, written = raw.get("origin", ""), raw.get("written", "")
+    origin, written, epoch = raw.get("origin", ""), raw.get("written", ""), raw.get("epoch", 0)
     if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         raise ManifestCorruptError(f"entry for {name!r} has no valid sha256")
-    if not (_is_count(size) and _is_count(mtime)):
-        raise ManifestCorruptError(f"entry for {name!r} has an invalid size or time")
+    if not (_is_count(size) and _is_count(mtime) and _is_count(epoch)):
+        raise ManifestCorruptError(f"entry for {name!r} has an invalid size, time or epoch")
     if not isinstance(origin, str) or not isinstance(written, str):
         raise ManifestCorruptError(f"entry for {name!r} has an invalid origin")
     return ManifestEntry(
-        name=name, sha256=sha, size=size, mtime_ns=mtime, origin=origin, written=written
+        name=name,
+        sha256=sha,
+        size=size,
+        mtime_ns=mtime,
+        origin=origin,
+        written=written,
+        epoch=epoch,
     )
+
+
+def _tombstone(name: str, raw: Any) -> Tombstone:  # noqa: ANN401 - untrusted JSON
+    _check_name(name)
+    if not isinstance(raw, dict):
+        raise ManifestCorruptError(f"deletion record for {name!r} is not an object")
+    origin, epoch, deleted = raw.get("origin", ""), raw.get("epoch", 0), raw.get("deleted_ns")
+    if not (isinstance(origin, str) and _is_count(epoch) and _is_count(deleted)):
+        raise ManifestCorruptError(f"deletion record for {name!r} is malformed")
+    return Tombstone(name=name, origin=origin, epoch=epoch, deleted_ns=deleted)
 
 
 def _is_count(value: object) -> TypeGuard[int]:

@@ -49,11 +49,12 @@ class PeerPlan:
     unchanged: tuple[SourceFile, ...] = ()
     unreadable: tuple[RemoteFile, ...] = ()  # differ, but could not be read to keep a copy
     refusal: str | None = None  # deletions held back by the mass-delete guard
+    held: tuple[str, ...] = ()  # names left alone on request (the peer holds a newer version)
 
     @property
     def is_noop(self) -> bool:
         """Whether the peer already matches the source."""
-        return not (self.copies or self.deletes or self.unreadable or self.refusal)
+        return not (self.copies or self.deletes or self.unreadable or self.refusal or self.held)
 
 
 def is_vouched(peer_file: RemoteFile, entry: ManifestEntry | None) -> bool:
@@ -88,13 +89,18 @@ def plan_peer(
     peer_hashes: Mapping[str, str | None],
     max_delete_ratio: float,
     allow_mass_delete: bool = False,
+    hold: frozenset[str] = frozenset(),
 ) -> PeerPlan:
     """Decide what the peer needs.
 
     ``peer_hashes`` maps the name key of each file returned by :func:`files_to_read` to its
-    SHA-256, or to ``None`` when it could not be read.
+    SHA-256, or to ``None`` when it could not be read. Names whose key is in ``hold`` are
+    neither copied nor deleted.
     """
     on_peer = {name_key(f.name): f for f in peer_files}
+    names = [f.name for f in source] + [f.name for f in peer_files]
+    held = sorted({name for name in names if name_key(name) in hold})
+    source = [f for f in source if name_key(f.name) not in hold]
     copies: list[Copy] = []
     unchanged: list[SourceFile] = []
     unreadable: list[RemoteFile] = []
@@ -123,7 +129,7 @@ def plan_peer(
             copies.append(Copy(src, Reason.EDITED, backup_of=peer_file))
 
     in_source = {name_key(f.name) for f in source}
-    deletes = [f for key, f in sorted(on_peer.items()) if key not in in_source]
+    deletes = [f for key, f in sorted(on_peer.items()) if key not in in_source and key not in hold]
     refusal = None
     if deletes and not allow_mass_delete and len(deletes) > max_delete_ratio * len(peer_files):
         refusal = (
@@ -138,4 +144,5 @@ def plan_peer(
         unchanged=tuple(unchanged),
         unreadable=tuple(unreadable),
         refusal=refusal,
+        held=tuple(held),
     )

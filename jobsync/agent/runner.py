@@ -24,6 +24,7 @@ from jobsync.agent.watcher import Debouncer, SourceWatcher
 from jobsync.agent.worker import PeerWorker
 from jobsync.config import Config
 from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
+from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError, SourceError
 from jobsync.names import name_key
 from jobsync.result import PeerResult
@@ -76,9 +77,10 @@ class Agent:
         self._started = time.time()
         self._status = {p.name: _PeerStatus() for p in config.target_peers}
         self._state_path = state_path(config.state_dir)
+        self.fence = LocalFence(config.source, config.node)
         self._workers = [
             PeerWorker(
-                PeerSync(peer, config=config, options=PushOptions()),
+                PeerSync(peer, config=config, options=PushOptions(), fence=self.fence),
                 self,
                 opener=opener,
                 timeout=config.timeout_seconds,
