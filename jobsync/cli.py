@@ -163,6 +163,40 @@ def check(
 
 
 @app.command()
+def reconcile(
+    config_path: ConfigOption = None,
+    peer: PeerOption = None,
+    deep: Annotated[bool, typer.Option("--deep", help="Hash every file on every peer.")] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Make the peers match the source.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --apply: replace newer versions on peers too.")
+    ] = False,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+    log_json: LogJsonOption = False,
+    log_file: LogFileOption = None,
+) -> int:
+    """Report drift between the source and each peer (exit 1 when found); --apply repairs it."""
+    from jobsync.reconcile import ReconcileOptions  # noqa: PLC0415
+    from jobsync.reconcile import reconcile as run_reconcile  # noqa: PLC0415
+    from jobsync.render import reconcile_to_json, reconcile_to_text  # noqa: PLC0415
+
+    if force and not apply:
+        raise ConfigError("--force only makes sense with --apply")
+    config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
+    options = ReconcileOptions(deep=deep, apply=apply, force=force)
+    result = run_reconcile(config, peers=_select(config, peer), options=options)
+    _emit(
+        as_json=as_json,
+        document=lambda: reconcile_to_json(result),
+        lines=lambda: reconcile_to_text(result),
+    )
+    return int(result.exit_code)
+
+
+@app.command()
 def watch(
     config_path: ConfigOption = None,
     verbose: VerboseOption = False,

@@ -70,6 +70,8 @@ class PushOptions:
     dry_run: bool = False
     allow_mass_delete: bool = False
     hold: frozenset[str] = frozenset()  # name keys to leave alone (a peer holds a newer version)
+    distrust: frozenset[str] = frozenset()  # name keys whose manifest record is ignored: the
+    # peer file is read, and kept in backup before it is replaced
 
 
 def push(
@@ -114,6 +116,24 @@ def push(
         seconds=round(result.seconds, 3),
     )
     return result
+
+
+def manifest_listing(peer: Peer) -> RemoteFile | None:
+    """The peer's manifest file as listed (size, write time), or ``None`` when it has none."""
+    return next((f for f in peer.list_files(STATE_DIR) if f.name == "manifest.json"), None)
+
+
+def read_manifest(peer: Peer) -> tuple[Manifest, str | None]:
+    """A peer's manifest, and why it cannot be trusted (then it is empty); changes nothing."""
+    if manifest_listing(peer) is None:
+        return Manifest(), None
+    data = peer.read_files([MANIFEST])[MANIFEST]
+    if isinstance(data, PeerIOError):
+        return Manifest(), f"unreadable: {data}"
+    try:
+        return manifest_from_bytes(data), None
+    except ManifestCorruptError as exc:
+        return Manifest(), f"corrupt: {exc}"
 
 
 class PeerSync:
@@ -202,6 +222,9 @@ class PeerSync:
         manifest = self._load_manifest(peer, dry=dry)
         if self._fenced(manifest):
             return
+        if self._options.distrust:
+            kept = {k: e for k, e in manifest.entries.items() if k not in self._options.distrust}
+            manifest = replace(manifest, entries=kept)
         if not dry:
             peer.make_dirs(TMP_DIR)
             self._clear_temps(peer)
@@ -282,22 +305,17 @@ class PeerSync:
             )
 
     def _load_manifest(self, peer: Peer, *, dry: bool) -> Manifest:
-        listed = next((f for f in peer.list_files(STATE_DIR) if f.name == "manifest.json"), None)
+        listed = manifest_listing(peer)
         if listed is None:
             return Manifest()
         if self._manifest is not None and self._manifest_stamp == (listed.size, listed.mtime_ns):
             return self._manifest  # unchanged since this sync last read or wrote it
-        data = peer.read_files([MANIFEST])[MANIFEST]
-        if isinstance(data, PeerIOError):
-            self._log.warning("manifest_unreadable", error=str(data))
-            return Manifest()
-        try:
-            manifest = manifest_from_bytes(data)
-        except ManifestCorruptError as exc:
+        manifest, problem = read_manifest(peer)
+        if problem is not None:
             aside = f"{STATE_DIR}/{stamp_name('manifest.json', self._stamp())}.corrupt"
-            if not dry:
+            if not dry and problem.startswith("corrupt"):
                 peer.move_files([(MANIFEST, aside)])
-            self._log.warning("manifest_corrupt", reason=str(exc), kept_as=aside)
+            self._log.warning("manifest_not_trusted", reason=problem, kept_as=aside)
             return Manifest()
         self._manifest, self._manifest_stamp = manifest, (listed.size, listed.mtime_ns)
         return manifest

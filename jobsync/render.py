@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobsync.reconcile import ReconcileResult
 from jobsync.result import CheckResult, PeerResult, PushResult
 
 
@@ -117,4 +118,79 @@ def status_to_text(state: dict[str, Any] | None, *, where: str, alive: bool) -> 
         if failing:
             line += f"; last error: {peer.get('last_error')}"
         lines.append(line)
+    return lines
+
+
+def reconcile_to_json(result: ReconcileResult) -> dict[str, Any]:
+    """The drift report as one JSON-ready document."""
+    peers = []
+    for peer in result.peers:
+        doc: dict[str, Any] = {
+            "name": peer.peer,
+            "reachable": peer.reachable,
+            "error": peer.error,
+            "drift": [
+                {
+                    "file": d.file,
+                    "kind": d.kind.value,
+                    "source_sha256": d.source_sha256,
+                    "peer_sha256": d.peer_sha256,
+                    "edited_on_peer": d.edited_on_peer,
+                    "newer": d.newer.value,
+                }
+                for d in peer.drift
+            ],
+        }
+        if peer.manifest_problem:
+            doc["manifest_problem"] = peer.manifest_problem
+        if result.applied:
+            doc["applied"] = _peer_json(peer.applied) if peer.applied else None
+        peers.append(doc)
+    return {
+        "in_sync": result.in_sync,
+        "exit_code": int(result.exit_code),
+        "source": {"node": result.node, "files": result.source_files},
+        "peers": peers,
+    }
+
+
+def reconcile_to_text(result: ReconcileResult) -> list[str]:
+    """One line when everything matches; else a short table per peer."""
+    if result.in_sync:
+        names = ", ".join(p.peer for p in result.peers) or "no peers"
+        return [f"in sync: {names} match the source ({result.source_files} jobs)"]
+    lines: list[str] = []
+    for peer in result.peers:
+        if not peer.reachable:
+            lines.append(f"{peer.peer}: UNREACHABLE: {peer.error}")
+            continue
+        if not peer.drift:
+            lines.append(f"{peer.peer}: in sync")
+            continue
+        lines.append(f"{peer.peer}: {len(peer.drift)} difference(s)")
+        width = max(len(d.file) for d in peer.drift)
+        lines.append(f"  {'FILE':<{width}}  KIND     NEWER    EDITED ON PEER")
+        for d in peer.drift:
+            edited = {True: "yes", False: "no", None: "-"}[d.edited_on_peer]
+            lines.append(f"  {d.file:<{width}}  {d.kind.value:<7}  {d.newer.value:<7}  {edited}")
+        if peer.manifest_problem:
+            lines.append(f"  manifest not trusted: {peer.manifest_problem}")
+        if peer.applied is not None:
+            lines.extend("  " + line for line in push_to_text_peer(peer.applied))
+    return lines
+
+
+def push_to_text_peer(peer: PeerResult) -> list[str]:
+    """What an apply did on one peer."""
+    summary = (
+        f"applied: copied {len(peer.copied)}, deleted {len(peer.deleted)}, "
+        f"kept {len(peer.backed_up)} replaced file(s) in .jobsync/backup, "
+        f"failed {len(peer.failed)}"
+    )
+    lines = [summary]
+    if peer.error:
+        lines.append(f"apply failed: {peer.error}")
+    lines.extend(f"  {f.file}: {f.reason}" for f in peer.failed)
+    if peer.refused:
+        lines.append(f"refused: {peer.refused}")
     return lines

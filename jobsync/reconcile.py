@@ -1,0 +1,161 @@
+"""``jobsync reconcile``: what differs between the source and each peer, and repairing it.
+
+Reporting reads only: listings, manifests, and the content of files the manifest cannot vouch
+for (every file with ``--deep``). ``--apply`` then makes each peer match the source through the
+same engine as a push (trash, backups, mass-delete guard, fencing), except files where the peer
+holds the newer version, which are left alone unless ``--force`` (and then kept in backup).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from jobsync.config import Config, PeerConfig
+from jobsync.drift import Drift, Newer, find_drift
+from jobsync.engine import Opener, PeerSync, PushOptions, default_opener, read_manifest
+from jobsync.epoch import LocalFence
+from jobsync.errors import ExitCode, PeerError
+from jobsync.names import compile_pattern, name_key
+from jobsync.plan import is_vouched
+from jobsync.result import PeerResult
+from jobsync.scan import SourceScan, scan_source
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerDrift:
+    """The drift found on one peer, and what ``--apply`` did about it."""
+
+    peer: str
+    reachable: bool
+    error: str | None = None
+    drift: tuple[Drift, ...] = ()
+    manifest_problem: str | None = None
+    applied: PeerResult | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The code this peer alone would give."""
+        if not self.reachable:
+            return ExitCode.PEER_FAILED
+        if self.applied is not None:
+            return self.applied.exit_code
+        return ExitCode.DRIFT if self.drift else ExitCode.OK
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileResult:
+    """Drift on every peer."""
+
+    node: str
+    source_files: int
+    peers: tuple[PeerDrift, ...]
+    applied: bool = False
+
+    @property
+    def in_sync(self) -> bool:
+        """Every peer reachable and none drifted (before any repair)."""
+        return all(p.reachable and not p.drift for p in self.peers)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The highest code of any peer."""
+        return max((p.exit_code for p in self.peers), default=ExitCode.OK)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileOptions:
+    """How reconcile behaves."""
+
+    deep: bool = False
+    apply: bool = False
+    force: bool = False
+
+
+def reconcile(
+    config: Config,
+    *,
+    peers: Sequence[PeerConfig],
+    options: ReconcileOptions,
+    opener: Opener = default_opener,
+) -> ReconcileResult:
+    """Compare the source with every peer, concurrently; repair with ``options.apply``."""
+    fence = LocalFence(config.source, config.node)
+    scan = scan_source(config.source, config.pattern)
+    with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="reconcile") as pool:
+        futures = [
+            pool.submit(
+                _reconcile_peer,
+                peer,
+                config=config,
+                scan=scan,
+                fence=fence,
+                options=options,
+                opener=opener,
+            )
+            for peer in peers
+        ]
+        results = tuple(f.result() for f in futures)
+    return ReconcileResult(
+        node=config.node, source_files=len(scan.files), peers=results, applied=options.apply
+    )
+
+
+def _reconcile_peer(
+    peer_config: PeerConfig,
+    *,
+    config: Config,
+    scan: SourceScan,
+    fence: LocalFence,
+    options: ReconcileOptions,
+    opener: Opener,
+) -> PeerDrift:
+    name = peer_config.name
+    try:
+        peer = opener(peer_config, config.timeout_seconds)
+    except PeerError as exc:
+        return PeerDrift(peer=name, reachable=False, error=str(exc))
+    try:
+        matcher = compile_pattern(config.pattern)
+        jobs = [f for f in peer.list_files() if matcher.fullmatch(f.name)]
+        manifest, problem = read_manifest(peer)
+        to_read = [f for f in jobs if options.deep or not is_vouched(f, manifest.get(f.name))]
+        contents = peer.read_files([f.name for f in to_read]) if to_read else {}
+        hashes = {
+            name_key(n): hashlib.sha256(d).hexdigest() if isinstance(d, bytes) else None
+            for n, d in contents.items()
+        }
+        drift = find_drift(
+            scan.files,
+            fence.manifest(),
+            jobs,
+            manifest,
+            peer_hashes=hashes,
+            node=config.node,
+            epoch=fence.epoch(),
+        )
+        applied = None
+        if options.apply and drift:
+            newer = frozenset(name_key(d.file) for d in drift if d.newer is Newer.PEER)
+            edited = frozenset(name_key(d.file) for d in drift if d.edited_on_peer)
+            push_options = PushOptions(
+                hold=frozenset() if options.force else newer,
+                # Files --deep found edited despite a matching record, and newer versions that
+                # --force replaces, are read and kept in backup first.
+                distrust=edited | (newer if options.force else frozenset()),
+            )
+            sync = PeerSync(peer_config, config=config, options=push_options, fence=fence)
+            applied = sync.sync(peer, scan)
+        return PeerDrift(
+            peer=name,
+            reachable=True,
+            drift=tuple(drift),
+            manifest_problem=problem,
+            applied=applied,
+        )
+    except PeerError as exc:
+        return PeerDrift(peer=name, reachable=False, error=str(exc))
+    finally:
+        peer.close()
