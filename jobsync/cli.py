@@ -197,6 +197,32 @@ def reconcile(
 
 
 @app.command()
+def takeover(
+    config_path: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
+    require_all: Annotated[
+        bool, typer.Option("--require-all", help="Refuse unless every peer can be seen.")
+    ] = False,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+    log_json: LogJsonOption = False,
+    log_file: LogFileOption = None,
+) -> int:
+    """Make this node the services node: adopt the newest jobs, start a new epoch."""
+    from jobsync.render import takeover_to_json, takeover_to_text  # noqa: PLC0415
+    from jobsync.takeover import takeover as run_takeover  # noqa: PLC0415
+
+    config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
+    result = run_takeover(config, dry_run=dry_run, require_all=require_all)
+    _emit(
+        as_json=as_json,
+        document=lambda: takeover_to_json(result),
+        lines=lambda: takeover_to_text(result),
+    )
+    return int(result.exit_code)
+
+
+@app.command()
 def watch(
     config_path: ConfigOption = None,
     verbose: VerboseOption = False,

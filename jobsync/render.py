@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
+from jobsync.drift import AFTER_EVERYTHING
 from jobsync.reconcile import ReconcileResult
 from jobsync.result import CheckResult, PeerResult, PushResult
+from jobsync.takeover import TakeoverResult
 
 
 def push_to_json(result: PushResult) -> dict[str, Any]:
@@ -193,4 +196,77 @@ def push_to_text_peer(peer: PeerResult) -> list[str]:
     lines.extend(f"  {f.file}: {f.reason}" for f in peer.failed)
     if peer.refused:
         lines.append(f"refused: {peer.refused}")
+    return lines
+
+
+def _when(ns: int) -> str:
+    if ns >= AFTER_EVERYTHING:
+        return "time unknown"
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat(timespec="seconds")
+
+
+def takeover_to_json(result: TakeoverResult) -> dict[str, Any]:
+    """The takeover as one JSON-ready document."""
+    return {
+        "node": result.node,
+        "dry_run": result.dry_run,
+        "exit_code": int(result.exit_code),
+        "epoch": result.epoch,
+        "previous": {"owner": result.previous_owner, "epoch": result.previous_epoch},
+        "changes": [
+            {
+                "file": a.file,
+                "action": a.kind,
+                "from": a.choice.where,
+                "origin": a.choice.version.origin,
+                "version_epoch": a.choice.version.epoch,
+            }
+            for a in result.actions
+        ],
+        "failed": [{"file": f.file, "reason": f.reason} for f in result.failed],
+        "unreachable": [{"name": n, "error": e} for n, e in result.unreachable],
+        "recorded_on": list(result.recorded_on),
+        "refused": result.refused,
+    }
+
+
+def takeover_to_text(result: TakeoverResult) -> list[str]:
+    """What takeover found and did, then whether the services may start."""
+    owner = result.previous_owner or "nobody yet"
+    verb = "would take" if result.dry_run else "took"
+    head = (
+        f"{result.node} {verb} over in epoch {result.epoch} "
+        f"(the jobs folder was owned by {owner} in epoch {result.previous_epoch})"
+    )
+    lines = [head]
+    for action in result.actions:
+        v = action.choice.version
+        if action.kind == "pull":
+            verb = "would pull" if result.dry_run else "pulled"
+            lines.append(
+                f"  {verb} {action.file} from {action.choice.where} "
+                f"({v.origin}'s version of {_when(v.time_ns)}, epoch {v.epoch})"
+            )
+        else:
+            lines.append(
+                f"  {'would delete' if result.dry_run else 'deleted'} {action.file} "
+                f"({v.origin} deleted it in epoch {v.epoch}); kept in .jobsync/trash"
+            )
+    if not result.actions:
+        lines.append("  every job here already is the newest version")
+    lines.extend(f"  UNREACHABLE {name}: {error}" for name, error in result.unreachable)
+    lines.extend(f"  FAILED {f.file}: {f.reason}" for f in result.failed)
+    if result.recorded_on:
+        lines.append(f"  epoch {result.epoch} recorded on: {', '.join(result.recorded_on)}")
+    if result.refused:
+        lines.append(f"REFUSED: {result.refused}")
+    elif result.dry_run:
+        lines.append("dry run: nothing was changed")
+    elif result.exit_code == 0:
+        lines.append("safe to start the Integrify services on this node")
+    else:
+        lines.append(
+            "done with what could be seen: check the unreachable peers or failures above "
+            "before starting the services"
+        )
     return lines
