@@ -129,6 +129,19 @@ class Run:
         return json.loads(self.out)
 
 
+def run_jobsync(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Run:
+    """Run ``jobsync ARGV`` in this process and capture its exit code and output."""
+    capsys.readouterr()
+    try:
+        main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    else:  # pragma: no cover - main always exits
+        code = 0
+    captured = capsys.readouterr()
+    return Run(code, captured.out, captured.err)
+
+
 @dataclass
 class Cluster:
     """A source folder, a config file and its peers (Samba shares or local folders)."""
@@ -185,16 +198,7 @@ class Cluster:
 
     def run(self, *args: str, config: Path | None = None) -> Run:
         """Run ``jobsync ARGS -c CONFIG`` in this process and capture what it printed."""
-        self.capsys.readouterr()
-        argv = [*args, "-c", str(config or self.config)]
-        try:
-            main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
-        captured = self.capsys.readouterr()
-        return Run(code, captured.out, captured.err)
+        return run_jobsync(self.capsys, [*args, "-c", str(config or self.config)])
 
     def run_process(
         self, *args: str, config: Path | None = None, env: dict[str, str] | None = None
