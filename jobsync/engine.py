@@ -502,7 +502,7 @@ class PeerSync:
             entries=entries,
             epoch=self._epoch,
             owner=node,
-            owner_since=old.owner_since if same_owner else now,
+            owner_since=old.owner_since if same_owner else (self._fence.since() or now),
             tombstones=tombstones,
         )
         write = FileWrite(

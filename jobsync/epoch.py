@@ -81,7 +81,7 @@ def fence_reason(manifest: Manifest, *, epoch: int, node: str) -> str | None:
     if manifest.epoch > epoch and name_key(manifest.owner) != name_key(node):
         since = f" on {manifest.owner_since}" if manifest.owner_since else ""
         return (
-            f"node {manifest.owner} took over at epoch {manifest.epoch}{since}; this node is "
+            f"{manifest.owner} took over at epoch {manifest.epoch}{since}; this node is "
             f"at epoch {epoch}: nothing was changed (run jobsync takeover here first if this "
             "node is to be the services node again)"
         )
@@ -106,6 +106,11 @@ class LocalFence:
     def epoch(self) -> int:
         """The epoch this node pushes in."""
         return node_epoch(self._folder, self._node)
+
+    def since(self) -> str:
+        """When this node took over (empty before any takeover)."""
+        claim = read_claim(self._folder)
+        return claim.since if claim and name_key(claim.node) == name_key(self._node) else ""
 
     def manifest(self) -> Manifest:
         """The local manifest: what is known of the versions this node holds."""
