@@ -43,7 +43,7 @@ from jobsync.names import (
 from jobsync.plan import PeerPlan, files_to_read, plan_peer
 from jobsync.result import FileFailure, PeerResult, PushResult
 from jobsync.scan import SourceFile, SourceScan, scan_source
-from jobsync.transport import FileWrite, Peer, RemoteFile, open_peer
+from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, open_peer
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +134,15 @@ def read_manifest(peer: Peer) -> tuple[Manifest, str | None]:
         return manifest_from_bytes(data), None
     except ManifestCorruptError as exc:
         return Manifest(), f"corrupt: {exc}"
+
+
+def write_manifest(peer: Peer, manifest: Manifest, *, temp: str) -> WriteOutcome:
+    """Replace a folder's manifest atomically (temp name, read back, rename)."""
+    write = FileWrite(
+        path=MANIFEST, temp=temp, data=manifest_to_bytes(manifest), mtime_ns=time.time_ns()
+    )
+    (outcome,) = peer.write_files([write])
+    return outcome
 
 
 class PeerSync:
@@ -505,14 +514,8 @@ class PeerSync:
             owner_since=old.owner_since if same_owner else (self._fence.since() or now),
             tombstones=tombstones,
         )
-        write = FileWrite(
-            path=MANIFEST,
-            temp=self._temp(),
-            data=manifest_to_bytes(manifest),
-            mtime_ns=time.time_ns(),
-        )
         try:
-            (outcome,) = peer.write_files([write])
+            outcome = write_manifest(peer, manifest, temp=self._temp())
         except PeerError as exc:
             self._manifest = self._manifest_stamp = None
             self._log.warning("manifest_not_saved", error=str(exc))

@@ -23,10 +23,10 @@ from datetime import datetime, timezone
 
 from jobsync.config import Config, PeerConfig
 from jobsync.drift import Version
-from jobsync.engine import Opener, default_opener, read_manifest
+from jobsync.engine import Opener, default_opener, read_manifest, write_manifest
 from jobsync.epoch import Claim, read_claim, read_local_manifest, write_claim
 from jobsync.errors import ExitCode, PeerError
-from jobsync.manifest import Manifest, ManifestEntry, Tombstone, manifest_to_bytes
+from jobsync.manifest import Manifest, ManifestEntry, Tombstone
 from jobsync.names import (
     BACKUP_DIR,
     MANIFEST,
@@ -240,6 +240,10 @@ def _open_all(
     return peers, views, unreachable
 
 
+def _manifest_temp() -> str:
+    return f"{TMP_DIR}/takeover-manifest-{time.time_ns()}.tmp"
+
+
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
@@ -340,13 +344,7 @@ def _record_locally(
     write_claim(config.source, Claim(node=config.node, epoch=epoch, since=now))
     local = LocalPeer(config.node, config.source)
     local.make_dirs(TMP_DIR)
-    write = FileWrite(
-        path=MANIFEST,
-        temp=f"{TMP_DIR}/takeover-manifest-{time.time_ns()}.tmp",
-        data=manifest_to_bytes(manifest),
-        mtime_ns=time.time_ns(),
-    )
-    (outcome,) = local.write_files([write])
+    outcome = write_manifest(local, manifest, temp=_manifest_temp())
     if outcome.error is not None:
         raise outcome.error
 
@@ -368,15 +366,9 @@ def _record_on_peers(
             owner_since=now,
             tombstones=old.tombstones,
         )
-        write = FileWrite(
-            path=MANIFEST,
-            temp=f"{TMP_DIR}/takeover-manifest-{time.time_ns()}.tmp",
-            data=manifest_to_bytes(manifest),
-            mtime_ns=time.time_ns(),
-        )
         try:
             peer.make_dirs(TMP_DIR)
-            (outcome,) = peer.write_files([write])
+            outcome = write_manifest(peer, manifest, temp=_manifest_temp())
         except PeerError as exc:
             failures.append(FileFailure(MANIFEST, f"epoch not recorded on {name}: {exc}"))
             continue
