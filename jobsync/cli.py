@@ -11,7 +11,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ import typer
 
 from jobsync import __version__
 from jobsync.config import Config, PeerConfig, find_config_path, load_config
-from jobsync.errors import ConfigError, ExitCode, JobsyncError
+from jobsync.errors import ConfigError, ExitCode, JobsyncError, SafetyRefusalError
 from jobsync.logs import configure_logging, secrets_hidden
 
 app = typer.Typer(
@@ -90,6 +91,24 @@ def _select(config: Config, names: list[str] | None) -> tuple[PeerConfig, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
+@contextmanager
+def _exclusive(config: Config, who: str, *, needed: bool = True) -> Iterator[str | None]:
+    """Hold the node's work lock; yields None when held, else who is at work instead."""
+    from jobsync.lock import WorkLock  # noqa: PLC0415
+
+    if not needed:
+        yield None
+        return
+    lock = WorkLock(config.state_dir, who=who)
+    if not lock.acquire():
+        yield lock.holder()
+        return
+    try:
+        yield None
+    finally:
+        lock.release()
+
+
 def _out(text: str) -> None:
     typer.echo(secrets_hidden(text))
 
@@ -127,12 +146,17 @@ def push(
     config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
     peers = _select(config, peer)
     options = PushOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
-    progress = None if as_json else _progress_bar()
-    try:
-        result = run_push(config, peers=peers, options=options, progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
+    with _exclusive(config, "jobsync push", needed=not dry_run) as busy:
+        if busy:
+            # The other one (usually the agent) is doing this very job: nothing is lost.
+            typer.echo(f"jobsync: {busy} is at work on this node; no push needed now", err=True)
+            return int(ExitCode.OK)
+        progress = None if as_json else _progress_bar()
+        try:
+            result = run_push(config, peers=peers, options=options, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
     _emit(
         as_json=as_json, document=lambda: push_to_json(result), lines=lambda: push_to_text(result)
     )
@@ -187,7 +211,13 @@ def reconcile(
         raise ConfigError("--force only makes sense with --apply")
     config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
     options = ReconcileOptions(deep=deep, apply=apply, force=force)
-    result = run_reconcile(config, peers=_select(config, peer), options=options)
+    with _exclusive(config, "jobsync reconcile --apply", needed=apply) as busy:
+        if busy:
+            raise SafetyRefusalError(
+                f"not applied: {busy} is at work on this node (the agent repairs drift itself "
+                "at its next rescan)"
+            )
+        result = run_reconcile(config, peers=_select(config, peer), options=options)
     _emit(
         as_json=as_json,
         document=lambda: reconcile_to_json(result),
@@ -213,7 +243,13 @@ def takeover(
     from jobsync.takeover import takeover as run_takeover  # noqa: PLC0415
 
     config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
-    result = run_takeover(config, dry_run=dry_run, require_all=require_all)
+    with _exclusive(config, "jobsync takeover", needed=not dry_run) as busy:
+        if busy:
+            raise SafetyRefusalError(
+                f"takeover refused: {busy} is at work on this node; stop the jobsync agent "
+                "service here first, take over, then start it again"
+            )
+        result = run_takeover(config, dry_run=dry_run, require_all=require_all)
     _emit(
         as_json=as_json,
         document=lambda: takeover_to_json(result),
@@ -274,6 +310,32 @@ def _pid_alive(pid: object) -> bool:
     import psutil  # noqa: PLC0415
 
     return isinstance(pid, int) and psutil.pid_exists(pid)
+
+
+service_app = typer.Typer(help="The Windows service that runs the agent (WinSW).")
+schedule_app = typer.Typer(help="The scheduled task that runs the fallback push.")
+app.add_typer(service_app, name="service")
+app.add_typer(schedule_app, name="schedule")
+
+
+@service_app.command("xml")
+def service_xml(config_path: ConfigOption = None) -> int:
+    """Print the WinSW service definition for this config (scripts/install-service.ps1 uses it)."""
+    from jobsync.windows.service import service_xml as render  # noqa: PLC0415
+
+    config = _setup(config_path, verbose=False, log_json=False, log_file=None)
+    typer.echo(render(config), nl=False)
+    return int(ExitCode.OK)
+
+
+@schedule_app.command("xml")
+def schedule_xml(config_path: ConfigOption = None) -> int:
+    """Print the Task Scheduler definition of the fallback push (scripts/register-task.ps1)."""
+    from jobsync.windows.schedule import task_xml  # noqa: PLC0415
+
+    config = _setup(config_path, verbose=False, log_json=False, log_file=None)
+    typer.echo(task_xml(config), nl=False)
+    return int(ExitCode.OK)
 
 
 @app.command()

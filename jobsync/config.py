@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Any, TypeVar
 
+from jobsync.credentials import KeyringGet, Secret, keyring_password, resolve_password
 from jobsync.errors import ConfigError
 from jobsync.names import name_key
 
@@ -32,19 +34,6 @@ DEFAULT_MAX_DELETE_RATIO = 0.5
 DEFAULT_SMB_PORT = 445
 
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A password that never shows itself in ``repr``, ``str`` or a log line."""
-
-    value: str
-
-    def __repr__(self) -> str:
-        """Hide the value."""
-        return "Secret('***')"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -112,6 +101,30 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    """``[service]``: the Windows service that runs the agent (through WinSW)."""
+
+    id: str = "jobsync"
+    name: str = "jobsync"
+    description: str = "Replicates Integrify's scheduled jobs to the other nodes (jobsync watch)."
+    account: str | None = None  # a gMSA (CORP\\name$) or a domain account; none: LocalSystem
+    python: str | None = None  # the python.exe to run; default: the one running jobsync
+    stop_timeout_seconds: float = 15.0
+    log_dir: Path | None = None  # default: "logs" beside the config file
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """``[schedule]``: the scheduled task that runs ``jobsync push`` as a fallback."""
+
+    task_name: str = "jobsync push"
+    interval_minutes: int = 5
+    boot_delay_minutes: int = 2
+    time_limit_minutes: int = 30
+    account: str | None = None  # default: the service's account
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole configuration of one node."""
 
@@ -126,6 +139,8 @@ class Config:
     watch: WatchConfig = WatchConfig()
     active: ActiveConfig = ActiveConfig()
     health: HealthConfig = HealthConfig()
+    service: ServiceConfig = ServiceConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @property
     def target_peers(self) -> tuple[PeerConfig, ...]:
@@ -157,7 +172,12 @@ def find_config_path(explicit: Path | None, *, environ: Mapping[str, str] | None
     )
 
 
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    keyring_get: KeyringGet = keyring_password,
+) -> Config:
     """Read and validate the configuration at ``path``."""
     env = os.environ if environ is None else environ
     try:
@@ -172,7 +192,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-    return _parse(data, path=path, environ=env)
+    return _parse(data, path=path, environ=env, keyring_get=keyring_get)
 
 
 class _Table:
@@ -221,7 +241,13 @@ def _type_name(kind: type) -> str:
     }.get(kind, kind.__name__)
 
 
-def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -> Config:
+def _parse(
+    data: Mapping[str, Any],
+    *,
+    path: Path,
+    environ: Mapping[str, str],
+    keyring_get: KeyringGet,
+) -> Config:
     top = _Table(data, where=str(path))
     node = top.take("node", str) or socket.gethostname().split(".")[0]
     source_text = top.require("source", str)
@@ -233,6 +259,8 @@ def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -
     watch = _parse_watch(top.take("watch", dict, {}) or {}, path=path)
     active = _parse_active(top.take("active", dict, {}) or {}, path=path)
     health = _parse_health(top.take("health", dict, {}) or {}, path=path)
+    service = _parse_service(top.take("service", dict, {}) or {}, path=path)
+    schedule = _parse_schedule(top.take("schedule", dict, {}) or {}, path=path, service=service)
     top.finish()
 
     if not node.strip():
@@ -255,7 +283,9 @@ def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -
     peers: list[PeerConfig] = []
     seen: dict[str, str] = {}
     for index, raw in enumerate(raw_peers or []):
-        peer = _parse_peer(raw, index=index, path=path, environ=environ, node=node)
+        peer = _parse_peer(
+            raw, index=index, path=path, environ=environ, node=node, keyring_get=keyring_get
+        )
         key = name_key(peer.name)
         if key in seen:
             raise ConfigError(f"{path}: peers[{index}]: duplicate peer name {peer.name!r}")
@@ -276,6 +306,8 @@ def _parse(data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str]) -
         watch=watch,
         active=active,
         health=health,
+        service=service,
+        schedule=schedule,
     )
 
 
@@ -326,6 +358,75 @@ def _parse_active(raw: Mapping[str, Any], *, path: Path) -> ActiveConfig:
     )
 
 
+_ACCOUNT = re.compile(r"[^\\/@\s]+\\[^\\/@\s]+|[^\\/@\s]+@[^\\/@\s]+|LocalSystem")
+
+
+def _account(table: _Table, value: str | None) -> str | None:
+    if value is not None and not _ACCOUNT.fullmatch(value):
+        raise table.fail(
+            f"account must be DOMAIN\\name (a gMSA ends with $), name@domain or LocalSystem, "
+            f"not {value!r}"
+        )
+    return value
+
+
+def _parse_service(raw: Mapping[str, Any], *, path: Path) -> ServiceConfig:
+    table = _Table(raw, where=f"{path}: [service]")
+    defaults = ServiceConfig()
+    service_id = table.take("id", str, defaults.id) or defaults.id
+    name = table.take("name", str, defaults.name) or defaults.name
+    description = table.take("description", str, defaults.description) or defaults.description
+    account = _account(table, table.take("account", str))
+    python = table.take("python", str)
+    stop = _positive(table, "stop_timeout_seconds", defaults.stop_timeout_seconds)
+    log_text = table.take("log_dir", str)
+    table.finish()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", service_id):
+        raise table.fail(f"id must be letters, digits, '.', '_' or '-', not {service_id!r}")
+    if stop <= 10:  # noqa: PLR2004 - the agent may take up to 10 s to stop
+        raise table.fail("stop_timeout_seconds must be more than 10 (the agent's own limit)")
+    log_dir = None
+    if log_text is not None:
+        log_dir = _local_folder(
+            log_text, base=path.parent, fail=lambda m: table.fail(f"log_dir: {m}")
+        )
+    return ServiceConfig(
+        id=service_id,
+        name=name,
+        description=description,
+        account=account,
+        python=python,
+        stop_timeout_seconds=stop,
+        log_dir=log_dir,
+    )
+
+
+def _parse_schedule(
+    raw: Mapping[str, Any], *, path: Path, service: ServiceConfig
+) -> ScheduleConfig:
+    table = _Table(raw, where=f"{path}: [schedule]")
+    defaults = ScheduleConfig()
+    task_name = table.take("task_name", str, defaults.task_name) or defaults.task_name
+    minutes = {
+        key: table.take(key, int, getattr(defaults, key))
+        for key in ("interval_minutes", "boot_delay_minutes", "time_limit_minutes")
+    }
+    account = _account(table, table.take("account", str)) or service.account
+    table.finish()
+    for key, value in minutes.items():
+        if value is None or value < 1:
+            raise table.fail(f"{key} must be a whole number of minutes, 1 or more")
+    if any(c in task_name for c in '<>:"/|?*'):
+        raise table.fail(f"task_name {task_name!r} has a character Windows does not allow")
+    return ScheduleConfig(
+        task_name=task_name,
+        interval_minutes=minutes["interval_minutes"] or defaults.interval_minutes,
+        boot_delay_minutes=minutes["boot_delay_minutes"] or defaults.boot_delay_minutes,
+        time_limit_minutes=minutes["time_limit_minutes"] or defaults.time_limit_minutes,
+        account=account,
+    )
+
+
 def _parse_health(raw: Mapping[str, Any], *, path: Path) -> HealthConfig:
     table = _Table(raw, where=f"{path}: [health]")
     listen_text = table.take("listen", str)
@@ -344,7 +445,13 @@ def _parse_health(raw: Mapping[str, Any], *, path: Path) -> HealthConfig:
 
 
 def _parse_peer(
-    raw: object, *, index: int, path: Path, environ: Mapping[str, str], node: str
+    raw: object,
+    *,
+    index: int,
+    path: Path,
+    environ: Mapping[str, str],
+    node: str,
+    keyring_get: KeyringGet,
 ) -> PeerConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: peers[{index}] must be a table ([[peers]])")
@@ -354,14 +461,16 @@ def _parse_peer(
     if "password" in raw:
         # Never echo the value: it may be a real password.
         raise table.fail(
-            "password is not allowed in the config file; put it in an environment variable "
-            "and name that variable with password_env"
+            "password is not allowed in the config file: leave username out for integrated "
+            "login, or name an environment variable with password_env, or a credential store "
+            "entry with password_keyring"
         )
     name = table.require("name", str)
     peer_path = table.require("path", str)
     port = table.take("port", int, DEFAULT_SMB_PORT) or DEFAULT_SMB_PORT
     username = table.take("username", str)
     password_env = table.take("password_env", str)
+    password_keyring = table.take("password_keyring", str)
     encrypt = table.take("encrypt", bool, default=True)
     table.finish()
 
@@ -372,17 +481,15 @@ def _parse_peer(
     unc = parse_unc(peer_path, fail=table.fail)
     local = None if unc is not None else _local_folder(peer_path, base=None, fail=table.fail)
 
-    password = None
-    is_self = name_key(name) == name_key(node)
-    if password_env is not None:
-        if not password_env.strip():
-            raise table.fail("password_env must name an environment variable")
-        if password_env in environ:
-            password = Secret(environ[password_env])
-        elif not is_self:
-            raise table.fail(f"password_env names {password_env}, which is not set")
-    if password is not None and username is None:
-        raise table.fail("password_env is set but username is not")
+    password = resolve_password(
+        username=username,
+        password_env=password_env,
+        password_keyring=password_keyring,
+        environ=environ,
+        fail=table.fail,
+        needed=name_key(name) != name_key(node),
+        keyring_get=keyring_get,
+    )
     return PeerConfig(
         name=name,
         path=peer_path,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from jobsync.errors import SourceError
 from jobsync.names import compile_pattern, windows_name_problem
@@ -25,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 READ_ATTEMPTS = 4
 RETRY_PAUSE_SECONDS = 0.05
+LOCKED_ATTEMPTS = 5  # about 0.75 s in all before the file is left to the next pass
+_LOCKED_WINERRORS = (32, 33)  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def _read_path(
             st = path.stat()
             if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns):
                 return known
-        return read_stable(path, pause=pause)
+        return _read_unlocked(path, pause=pause)
     except IsADirectoryError:
         pass
     except FileNotFoundError:
@@ -126,7 +129,26 @@ def _read_path(
         reason = "kept changing while being read"
     except OSError as exc:
         reason = f"cannot be read: {exc.strerror or exc}"
+        if _is_locked(exc):
+            reason += " (held by another program: tried again at the next pass)"
     return None if reason is None else SkippedFile(path.name, reason)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    """A writer or an antivirus scanner holds the file: worth another try shortly."""
+    return isinstance(exc, PermissionError) or getattr(exc, "winerror", None) in _LOCKED_WINERRORS
+
+
+def _read_unlocked(path: Path, *, pause: Callable[[float], None]) -> SourceFile:
+    """Read a stable file, retrying briefly while another program holds it."""
+    retrying = Retrying(
+        stop=stop_after_attempt(LOCKED_ATTEMPTS),
+        wait=wait_exponential(multiplier=0.05, max=0.5),
+        retry=retry_if_exception(_is_locked),
+        sleep=pause,
+        reraise=True,
+    )
+    return retrying(read_stable, path, pause=pause)
 
 
 def _list_folder(folder: Path) -> list[os.DirEntry[str]]:

@@ -26,6 +26,7 @@ from jobsync.config import Config
 from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
 from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError, SourceError
+from jobsync.lock import WorkLock
 from jobsync.names import name_key
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan
@@ -181,6 +182,17 @@ class Agent:
 
     def run(self) -> None:
         """Run until :meth:`stop`; raises SourceError if the source is missing at start."""
+        lock = WorkLock(self.config.state_dir, who="the jobsync agent")
+        if not lock.acquire(wait=0):
+            log.warning("agent_waiting", reason=f"{lock.holder()} is at work on this node")
+            if not lock.acquire(wait=float("inf"), stop=self.stopping):
+                return  # asked to stop before the other one finished
+        try:
+            self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> None:
         self.index.rescan()
         self._tracker = RoleTracker(
             self._detector.probe(), confirmations=self.config.active.confirmations

@@ -1,0 +1,80 @@
+"""The Task Scheduler definition of the fallback push (``jobsync schedule xml``).
+
+Every ``interval_minutes`` and shortly after boot, ``jobsync push`` runs; a run still going when
+the next is due makes the new one wait out (IgnoreNew), and a run is stopped after
+``time_limit_minutes``. The principal can reach the network: a gMSA or a stored-password account
+(logon type Password), or SYSTEM acting as the computer account. Never S4U ("do not store
+password"), whose logons have no network access and so could not reach a single peer.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from jobsync.config import Config
+from jobsync.windows import config_argument, python_executable
+
+NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
+SYSTEM_SID = "S-1-5-18"
+FIRST_RUN = "2000-01-01T00:00:00"  # a start boundary in the past: the repetition runs from now
+
+
+def task_xml(config: Config) -> str:
+    """Render the Task Scheduler XML for this config."""
+    schedule = config.schedule
+    ET.register_namespace("", NAMESPACE)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, f"{{{NAMESPACE}}}{tag}", attrs)
+        if text is not None:
+            element.text = text
+        return element
+
+    task = ET.Element(f"{{{NAMESPACE}}}Task", version="1.2")
+    info = sub(task, "RegistrationInfo")
+    sub(info, "Description", "jobsync fallback push: copies changed Integrify jobs to the peers.")
+    sub(info, "URI", "\\" + schedule.task_name)
+
+    triggers = sub(task, "Triggers")
+    timed = sub(triggers, "TimeTrigger")
+    repetition = sub(timed, "Repetition")
+    sub(repetition, "Interval", f"PT{schedule.interval_minutes}M")
+    sub(repetition, "StopAtDurationEnd", "false")
+    sub(timed, "StartBoundary", FIRST_RUN)
+    sub(timed, "Enabled", "true")
+    boot = sub(triggers, "BootTrigger")
+    sub(boot, "Delay", f"PT{schedule.boot_delay_minutes}M")
+    sub(boot, "Enabled", "true")
+
+    principal = sub(sub(task, "Principals"), "Principal", id="jobsync")
+    account = schedule.account
+    if account and account != "LocalSystem":
+        sub(principal, "UserId", account)
+        sub(principal, "LogonType", "Password")
+    else:
+        sub(principal, "UserId", SYSTEM_SID)  # the computer account on the network
+        sub(principal, "LogonType", "ServiceAccount")
+    sub(principal, "RunLevel", "LeastPrivilege")
+
+    settings = sub(task, "Settings")
+    for tag, text in (
+        ("MultipleInstancesPolicy", "IgnoreNew"),
+        ("DisallowStartIfOnBatteries", "false"),
+        ("StopIfGoingOnBatteries", "false"),
+        ("StartWhenAvailable", "true"),
+        ("RunOnlyIfNetworkAvailable", "false"),
+        ("ExecutionTimeLimit", f"PT{schedule.time_limit_minutes}M"),
+        ("Enabled", "true"),
+    ):
+        sub(settings, tag, text)
+
+    actions = sub(task, "Actions", Context="jobsync")
+    command = sub(actions, "Exec")
+    sub(command, "Command", python_executable(config))
+    sub(command, "Arguments", f"-m jobsync push {config_argument(config)}")
+    sub(command, "WorkingDirectory", str(Path(config.path).resolve().parent))
+    ET.indent(task)
+    return (
+        '<?xml version="1.0" encoding="UTF-16"?>\n' + ET.tostring(task, encoding="unicode") + "\n"
+    )
