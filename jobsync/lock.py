@@ -31,12 +31,10 @@ class WorkLock:
         self._who = who
         self._lock = FileLock(str(state_dir / LOCK_FILE))
 
-    def acquire(
-        self, *, wait: float = DEFAULT_WAIT_SECONDS, stop: threading.Event | None = None
-    ) -> bool:
+    def acquire(self, *, wait: float | None = None, stop: threading.Event | None = None) -> bool:
         """Take the lock within ``wait`` seconds (``stop`` ends the wait early); True if taken."""
         self._dir.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + (DEFAULT_WAIT_SECONDS if wait is None else wait)
         while True:
             try:
                 self._lock.acquire(timeout=min(1.0, max(0.0, deadline - time.monotonic())))

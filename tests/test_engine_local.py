@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Cluster
 
+from jobsync import scan as scan_module
 from jobsync.config import Config, PeerConfig, load_config
 from jobsync.engine import PushOptions, default_opener, push
 from jobsync.errors import PeerIOError, PeerUnreachableError
@@ -208,3 +209,28 @@ def test_local_move_never_replaces(
         "b.jobs": b"b",
         "d.jobs": b"c",
     }
+
+
+def test_a_source_file_held_by_another_program_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sharing violation (a writer or antivirus holding the file) is retried with backoff."""
+    (tmp_path / "held.jobs").write_bytes(b"content")
+    real = scan_module.read_stable
+    refusals = {"left": 2}
+
+    def briefly_locked(path: Path, **kwargs: object) -> object:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise PermissionError(13, "The process cannot access the file")
+        return real(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "read_stable", briefly_locked)
+    scan = scan_source(tmp_path, "*.jobs", pause=lambda _s: None)
+    assert [f.name for f in scan.files] == ["held.jobs"]
+
+    refusals["left"] = 100  # held for good: skipped with the reason, left to the next pass
+    (tmp_path / "held.jobs").write_bytes(b"changed")
+    scan = scan_source(tmp_path, "*.jobs", pause=lambda _s: None)
+    assert scan.files == ()
+    assert "held by another program" in scan.skipped[0].reason

@@ -287,3 +287,17 @@ def test_check_reports_each_peer(smb_cluster: Cluster) -> None:
     assert time.monotonic() - started < 30
     for _, _, disk in smb_cluster.peers:
         assert list((disk / ".jobsync" / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("form", ["extended", "forward-slashes"])
+def test_other_unc_forms_push_to_samba(smb_cluster: Cluster, form: str) -> None:
+    r"""A peer written as \\?\UNC\host\share\folder or //host/share/folder: the same share."""
+    name, unc, disk = smb_cluster.peers[0]
+    written = "\\\\?\\UNC\\" + unc[2:] if form == "extended" else unc.replace("\\", "/")
+    smb_cluster.peers[0] = (name, written, disk)
+    smb_cluster.write_job("a.jobs", b"a")
+
+    run = smb_cluster.run("push")
+
+    assert run.code == 0, run
+    assert (disk / "a.jobs").read_bytes() == b"a"

@@ -1,0 +1,294 @@
+"""Windows operations decided in Python: service and task XML, credentials, the work lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from agent_support import wait_for
+from conftest import Cluster
+
+from jobsync.config import Config, load_config
+from jobsync.credentials import resolve_password
+from jobsync.errors import ConfigError
+from jobsync.lock import WorkLock
+from jobsync.windows.schedule import NAMESPACE, task_xml
+from jobsync.windows.service import service_xml
+
+BASE = """
+node = "node1"
+source = '/srv/jobs'
+[[peers]]
+name = "node2"
+path = '\\\\node2\\integrify$\\jobs'
+"""
+TASK = {"t": NAMESPACE}
+
+
+def _config(tmp_path: Path, extra: str = "") -> Config:
+    path = tmp_path / "jobsync.toml"
+    path.write_text(BASE + extra, encoding="utf-8")
+    return load_config(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("extra", "account"),
+    [
+        ("", None),
+        ("[service]\naccount = 'CORP\\gmsa-jobsync$'\n", "CORP\\gmsa-jobsync$"),
+        ("[service]\naccount = 'svc-jobsync@corp.example'\n", "svc-jobsync@corp.example"),
+    ],
+    ids=["local-system", "gmsa", "domain-account"],
+)
+def test_service_xml_carries_what_winsw_needs(
+    tmp_path: Path, extra: str, account: str | None
+) -> None:
+    """The WinSW XML carries everything the service needs, and never a password.
+
+    It names the service, runs `-m jobsync watch --config <abs>`, restarts on failure at 10 s,
+    60 s and 5 min, rolls its logs, and names the account.
+    """
+    config = _config(tmp_path, extra)
+    root = ET.fromstring(service_xml(config))  # noqa: S314 - our own output
+
+    assert root.tag == "service"
+    assert root.findtext("id") == "jobsync"
+    assert root.findtext("name")
+    assert root.findtext("description")
+    assert root.findtext("executable") == sys.executable
+    assert root.findtext("arguments") == f'-m jobsync watch --config "{config.path.resolve()}"'
+    assert root.findtext("workingdirectory") == str(tmp_path.resolve())
+    assert root.findtext("stoptimeout") == "15 sec"
+    assert [e.get("delay") for e in root.findall("onfailure")] == ["10 sec", "60 sec", "5 min"]
+    assert {e.get("action") for e in root.findall("onfailure")} == {"restart"}
+    assert root.findtext("resetfailure")
+    assert root.find("log").get("mode") == "roll-by-size"  # type: ignore[union-attr]
+    assert root.findtext("serviceaccount/username") == account
+    assert root.find(".//password") is None
+
+
+def test_service_python_can_be_overridden(tmp_path: Path) -> None:
+    """[service] python names the interpreter the service runs."""
+    exe = "C:\\Program Files\\jobsync\\.venv\\Scripts\\python.exe"
+    config = _config(tmp_path, f"[service]\npython = '{exe}'\nstop_timeout_seconds = 20\n")
+    root = ET.fromstring(service_xml(config))  # noqa: S314 - our own output
+    assert root.findtext("executable") == exe
+    assert root.findtext("stoptimeout") == "20 sec"
+
+
+@pytest.mark.parametrize(
+    ("extra", "user", "logon"),
+    [
+        ("", "S-1-5-18", "ServiceAccount"),
+        (
+            "[schedule]\ninterval_minutes = 7\naccount = 'CORP\\svc-jobsync'\n",
+            "CORP\\svc-jobsync",
+            "Password",
+        ),
+        ("[service]\naccount = 'CORP\\gmsa-jobsync$'\n", "CORP\\gmsa-jobsync$", "Password"),
+    ],
+    ids=["system", "stored-password", "gmsa-from-service"],
+)
+def test_task_xml_carries_what_task_scheduler_needs(
+    tmp_path: Path, extra: str, user: str, logon: str
+) -> None:
+    """The task XML has what the fallback push needs.
+
+    A repeating time trigger, a boot trigger, IgnoreNew, a time limit, start when available,
+    battery settings off, `push --config <abs>`, and a principal that can reach the network.
+    """
+    config = _config(tmp_path, extra)
+    root = ET.fromstring(task_xml(config))  # noqa: S314 - our own output
+    interval = f"PT{config.schedule.interval_minutes}M"
+
+    assert root.tag == f"{{{NAMESPACE}}}Task"
+    assert (
+        root.findtext("t:Triggers/t:TimeTrigger/t:Repetition/t:Interval", namespaces=TASK)
+        == interval
+    )
+    assert root.findtext("t:Triggers/t:BootTrigger/t:Delay", namespaces=TASK) == "PT2M"
+    settings = {e.tag.split("}")[1]: e.text for e in root.find("t:Settings", TASK)}  # type: ignore[union-attr]
+    assert settings["MultipleInstancesPolicy"] == "IgnoreNew"
+    assert settings["ExecutionTimeLimit"] == "PT30M"
+    assert settings["StartWhenAvailable"] == "true"
+    assert settings["DisallowStartIfOnBatteries"] == "false"
+    assert settings["StopIfGoingOnBatteries"] == "false"
+    exec_ = root.find("t:Actions/t:Exec", TASK)
+    assert exec_ is not None
+    assert exec_.findtext("t:Arguments", namespaces=TASK) == (
+        f'-m jobsync push --config "{config.path.resolve()}"'
+    )
+    principal = root.find("t:Principals/t:Principal", TASK)
+    assert principal is not None
+    assert principal.findtext("t:UserId", namespaces=TASK) == user
+    assert principal.findtext("t:LogonType", namespaces=TASK) == logon
+    assert "S4U" not in task_xml(config)
+    assert interval in task_xml(config)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ("[service]\naccount = 'justaname'\n", "account must be DOMAIN\\name"),
+        ("[service]\nstop_timeout_seconds = 5\n", "more than 10"),
+        ("[service]\nid = 'has space'\n", "id must be"),
+        ("[schedule]\ninterval_minutes = 0\n", "interval_minutes must be"),
+        ("[schedule]\ntask_name = 'a:b'\n", "task_name"),
+        ("[schedule]\ncolour = 'blue'\n", "unknown key: colour"),
+    ],
+)
+def test_bad_service_and_schedule_settings_are_refused(
+    tmp_path: Path, extra: str, problem: str
+) -> None:
+    """Service and task settings are validated like the rest of the config."""
+    with pytest.raises(ConfigError, match=problem.replace("\\", "\\\\")):
+        _config(tmp_path, extra)
+
+
+class FakeStore:
+    """A keyring backend in memory, as the tests' credential store."""
+
+    def __init__(self, entries: dict[tuple[str, str], str]) -> None:
+        """Hold ``entries`` keyed by (service, user)."""
+        self.entries = entries
+
+    def get(self, service: str, user: str) -> str | None:
+        """The stored password, as keyring.get_password answers."""
+        return self.entries.get((service, user))
+
+
+def _resolve(**kwargs: object) -> str | None:
+    store = FakeStore({("jobsync-peers", "CORP\\svc"): "from-the-store"})
+    values: dict[str, object] = {
+        "username": "CORP\\svc",
+        "password_env": None,
+        "password_keyring": None,
+        "environ": {"PW": "from-the-env"},
+        "fail": ConfigError,
+        "keyring_get": store.get,
+    }
+    values.update(kwargs)
+    secret = resolve_password(**values)  # type: ignore[arg-type]
+    return None if secret is None else secret.value
+
+
+def test_credentials_resolve_in_order() -> None:
+    """No username: integrated login; password_env; password_keyring; each found where named."""
+    assert _resolve(username=None) is None
+    assert _resolve(password_env="PW") == "from-the-env"  # noqa: S106 - names, not secrets
+    assert _resolve(password_keyring="jobsync-peers") == "from-the-store"  # noqa: S106
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"password_env": "PW", "password_keyring": "jobsync-peers"}, "two sources"),
+        ({"password_env": "MISSING"}, "MISSING, which is not set"),
+        ({"password_keyring": "other-service"}, "no password stored"),
+        ({"username": None, "password_env": "PW"}, "username is not"),
+    ],
+)
+def test_credential_problems_are_config_errors(kwargs: dict[str, object], problem: str) -> None:
+    """A missing or ambiguous secret is a one-line config error that never shows a value."""
+    with pytest.raises(ConfigError, match=problem) as error:
+        _resolve(**kwargs)
+    assert "from-the" not in str(error.value)
+
+
+def test_keyring_password_is_loaded_through_the_config(tmp_path: Path) -> None:
+    """password_keyring in a peer table reads the credential store for that user."""
+    path = tmp_path / "jobsync.toml"
+    path.write_text(BASE + "username = 'CORP\\svc'\npassword_keyring = 'jobsync-peers'\n")
+    store = FakeStore({("jobsync-peers", "CORP\\svc"): "from-the-store"})
+    config = load_config(path, environ={}, keyring_get=store.get)
+    assert config.peers[0].password is not None
+    assert config.peers[0].password.value == "from-the-store"
+    assert "from-the-store" not in repr(config)
+
+
+def test_real_keyring_backend_is_used_by_default(tmp_path: Path) -> None:
+    """Without a test hook, the configured keyring backend is asked (here: a memory backend)."""
+    script = textwrap.dedent(
+        f"""
+        import keyring
+        from keyring.backend import KeyringBackend
+        from pathlib import Path
+        from jobsync.config import load_config
+
+        class Memory(KeyringBackend):
+            priority = 1
+            def get_password(self, service, username):
+                wanted = ("jobsync-peers", "CORP\\\\svc")
+                return "stored-secret" if (service, username) == wanted else None
+            def set_password(self, service, username, password): raise NotImplementedError
+            def delete_password(self, service, username): raise NotImplementedError
+
+        keyring.set_keyring(Memory())
+        config = load_config(Path({str(tmp_path / "jobsync.toml")!r}), environ={{}})
+        print(config.peers[0].password.value)
+        """
+    )
+    (tmp_path / "jobsync.toml").write_text(
+        BASE + "username = 'CORP\\svc'\npassword_keyring = 'jobsync-peers'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "stored-secret"
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from jobsync.lock import WorkLock
+lock = WorkLock(Path(sys.argv[1]), who="the jobsync agent")
+assert lock.acquire(wait=5)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_push_finding_the_agent_at_work_exits_0_and_says_so(
+    local_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With another process holding the node's lock, push waits briefly, then exits 0 untouched."""
+    monkeypatch.setattr("jobsync.lock.DEFAULT_WAIT_SECONDS", 0.5)
+    local_cluster.write_job("a.jobs", b"a")
+    state = local_cluster.root / "state"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(state)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        run = local_cluster.run("push")
+        assert run.code == 0
+        assert "the jobsync agent (pid" in run.err
+        assert "is at work on this node" in run.err
+        assert not (local_cluster.disk("node2") / "a.jobs").exists()
+        apply = local_cluster.run("reconcile", "--apply")
+        assert apply.code == 4
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+    # The lock dies with its holder: nothing stale is left behind.
+    assert local_cluster.run("push").code == 0
+    assert (local_cluster.disk("node2") / "a.jobs").exists()
+
+
+def test_lock_is_exclusive_within_and_across_processes(tmp_path: Path) -> None:
+    """One holder at a time; the second comer gets False after its wait, then True once free."""
+    first = WorkLock(tmp_path, who="first")
+    second = WorkLock(tmp_path, who="second")
+    assert first.acquire(wait=1)
+    assert not second.acquire(wait=0.2)
+    assert second.holder().startswith("first (pid")
+    first.release()
+    assert wait_for(lambda: second.acquire(wait=0.2), timeout=5)
+    second.release()
