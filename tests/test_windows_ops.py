@@ -292,3 +292,12 @@ def test_lock_is_exclusive_within_and_across_processes(tmp_path: Path) -> None:
     first.release()
     assert wait_for(lambda: second.acquire(wait=0.2), timeout=5)
     second.release()
+
+
+def test_the_documented_example_config_loads() -> None:
+    """docs/jobsync.example.toml is valid: what the docs show is what jobsync accepts."""
+    example = Path(__file__).resolve().parent.parent / "docs" / "jobsync.example.toml"
+    config = load_config(example, environ={})
+    assert [p.name for p in config.target_peers] == ["node2", "node3"]
+    assert config.service.account == "CORP\\gmsa-jobsync$"
+    assert config.active.mode == "dns"
