@@ -153,6 +153,7 @@ class Cluster:
     smb: dict[str, SambaPeer] = field(default_factory=dict)
     timeout: float = 5.0
     extra: str = ""
+    ports: dict[str, int] = field(default_factory=dict)  # peer name -> port to use instead
 
     @property
     def config(self) -> Path:
@@ -169,7 +170,7 @@ class Cluster:
             samba = self.smb.get(name)
             if samba is not None:
                 lines += [
-                    f"port = {samba.port}",
+                    f"port = {self.ports.get(name, samba.port)}",
                     f'username = "{samba.user}"',
                     f'password_env = "{PASSWORD_ENV}"',
                 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -246,3 +247,26 @@ def test_status_reports_no_agent_then_the_running_agent(
     assert doc["agent"]["role"] == "active"
     assert [p["pending"] for p in doc["agent"]["peers"]] == [0, 0]
     assert "running" in smb_cluster.run("status").out
+
+
+def test_agent_deletes_nothing_when_the_source_folder_disappears(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """The source folder vanishing under a running agent deletes nothing, and the agent says why."""
+    for name in ("a.jobs", "b.jobs", "c.jobs"):
+        smb_cluster.write_job(name, name.encode())
+    agent = make_agent(health=True, rescan_seconds=0.3)
+    wait_for(lambda: all(len(jobs_on(d)) == 3 for _, _, d in smb_cluster.peers))
+
+    shutil.rmtree(smb_cluster.source)
+
+    def reported() -> bool:
+        code, body = agent.get("/healthz")
+        text = body.decode()
+        return code == 503 and ("disappeared" in text or "does not exist" in text)
+
+    wait_for(reported, what="the agent reporting the missing source")
+    wait_for(lambda: agent.metric("jobsync_rescans_total") >= 3, what="rescans without a source")
+    for _, _, disk in smb_cluster.peers:
+        assert len(jobs_on(disk)) == 3
+    assert "source_unavailable" in agent.log.read_text()
