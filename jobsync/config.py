@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from jobsync.credentials import KeyringGet, Secret, keyring_password, resolve_password
 from jobsync.errors import ConfigError
-from jobsync.names import name_key
+from jobsync.names import name_key, windows_name_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -527,6 +527,9 @@ def parse_unc(text: str, *, fail: Any = _default_fail) -> UncPath | None:  # noq
     for part in parts:
         if part in ("", ".", ".."):
             raise fail(f"path {text!r} has an empty, '.' or '..' component")
+        problem = windows_name_problem(part.rstrip("$"))
+        if problem is not None:
+            raise fail(f"path {text!r}: component {part!r} is not a valid Windows name: {problem}")
     return UncPath(host=parts[0], share=parts[1], folder="\\".join(parts[2:]))
 
 

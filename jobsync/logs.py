@@ -59,6 +59,18 @@ class Redactor:
 REDACTOR = Redactor()
 
 
+def printable(text: str) -> str:
+    r"""``text`` safe to print: bytes a file name held that are not UTF-8 show as ``\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _printable_values(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = printable(value)
+    return event
+
+
 def _one_line_errors(verbose: bool) -> Processor:
     """Turn attached exceptions into one ``error`` line unless debugging."""
 
@@ -90,6 +102,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _one_line_errors(verbose),
         REDACTOR,
+        _printable_values,
     ]
     structlog.configure(
         processors=[
@@ -152,5 +165,5 @@ def _private(path: Path) -> None:
 
 
 def secrets_hidden(value: str) -> str:
-    """Text for the user with every registered secret hidden."""
-    return REDACTOR.text(value)
+    """Text for the user: every registered secret hidden, every character printable."""
+    return printable(REDACTOR.text(value))
