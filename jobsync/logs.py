@@ -142,6 +142,7 @@ def configure_logging(
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        old.close()  # a previous --log-file handler holds the file open
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
