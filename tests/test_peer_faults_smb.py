@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from agent_support import wait_for
 from conftest import PASSWORD_ENV, Cluster
 from samba import DEFAULT_PASSWORD, SambaPeer
 
@@ -87,13 +88,9 @@ def test_peer_frozen_after_connecting_fails_in_bounded_time(smb_cluster: Cluster
 
     # Freeze as soon as the push has logged on: the peer hangs with work in flight.
     def freeze_when_connected() -> None:
-        deadline = time.monotonic() + 30
         marker = smb_cluster.disk("node2") / ".jobsync" / "tmp"
-        while time.monotonic() < deadline:
-            if any(marker.iterdir()):
-                samba.freeze()
-                return
-            time.sleep(0.001)
+        wait_for(lambda: any(marker.iterdir()), timeout=30, what="work in flight")
+        samba.freeze()
 
     freezer = threading.Thread(target=freeze_when_connected)
     freezer.start()

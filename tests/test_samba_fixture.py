@@ -12,13 +12,13 @@ import pwd
 import socket
 import stat
 import subprocess
-import time
 import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 import samba
 import smbclient  # smbprotocol's high-level API
+from agent_support import wait_for
 from samba import SambaPeer, SambaUnavailableError
 
 if TYPE_CHECKING:
@@ -60,16 +60,6 @@ def run_smbclient(
         timeout=timeout,
         check=False,
     )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture
@@ -204,7 +194,7 @@ def test_stop_leaves_no_process_behind(smb_peer_factory: Callable[..., SambaPeer
 
     assert not peer.running
     assert samba._live_processes(pgid, peer.conf_path) == {}
-    assert wait_until(lambda: not port_open(peer.port))
+    wait_for(lambda: not port_open(peer.port), timeout=10, what="the port to close")
 
 
 def test_start_refuses_a_port_in_use(samba_base: Path) -> None:

@@ -243,13 +243,13 @@ def test_real_keyring_backend_is_used_by_default(tmp_path: Path) -> None:
 
 
 HOLD_LOCK = """
-import sys, time
+import sys
 from pathlib import Path
 from jobsync.lock import WorkLock
 lock = WorkLock(Path(sys.argv[1]), who="the jobsync agent")
 assert lock.acquire(wait=5)
 print("held", flush=True)
-time.sleep(60)
+sys.stdin.read()  # hold the lock until the test ends this process
 """
 
 
@@ -261,7 +261,10 @@ def test_a_push_finding_the_agent_at_work_exits_0_and_says_so(
     local_cluster.write_job("a.jobs", b"a")
     state = local_cluster.root / "state"
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(state)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None
@@ -277,6 +280,7 @@ def test_a_push_finding_the_agent_at_work_exits_0_and_says_so(
         holder.kill()
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
+        holder.stdin.close()  # type: ignore[union-attr]
     # The lock dies with its holder: nothing stale is left behind.
     assert local_cluster.run("push").code == 0
     assert (local_cluster.disk("node2") / "a.jobs").exists()

@@ -1,0 +1,297 @@
+"""jobsync against Samba's own client, on throwaway Samba peers on loopback; one run, side by side.
+
+Measures: a full push of N jobs to K peers against `smbclient mput` to the same peers one
+after another (the script an administrator would write); a push when nothing changed; reconcile
+and reconcile --deep on an in-sync cluster; the agent's delay from saving a job to its arrival
+on every peer, also with one peer frozen; the idle agent's CPU and memory. Prints a table and
+writes the figures as JSON. Run it with scripts/bench.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from samba import SambaPeer, start_peer
+
+PASSWORD_ENV = "JOBSYNC_BENCH_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+EDIT_DEADLINE_SECONDS = 60
+LARGE_EVERY_HUNDREDTH = 7  # job 7, 107, 207, ... is a larger one
+
+
+@dataclass
+class Bench:
+    """The peers, the source folder and the config of one benchmark run."""
+
+    base: Path
+    peers: list[SambaPeer]
+    source: Path
+    config: Path
+    rng: random.Random
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment jobsync runs with."""
+        return {**os.environ, PASSWORD_ENV: self.peers[0].password}
+
+    def folders(self) -> list[Path]:
+        """Each peer's jobs folder on disk."""
+        return [peer.share_path / "jobs" for peer in self.peers]
+
+    def jobsync(self, *args: str) -> float:
+        """Seconds one `python -m jobsync ...` takes, interpreter start-up included."""
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "jobsync", *args, "-c", str(self.config)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"jobsync {' '.join(args)} exited {done.returncode}: {done.stderr}")
+        return seconds
+
+    def add_jobs(self, count: int, start: int) -> None:
+        """Create jobs of 0.5-3.5 KB, one in a hundred of 50-200 KB."""
+        for i in range(start, start + count):
+            large = i % 100 == LARGE_EVERY_HUNDREDTH
+            size = self.rng.randint(50_000, 200_000) if large else self.rng.randint(500, 3500)
+            (self.source / f"job{i:05d}.jobs").write_bytes(os.urandom(size))
+
+    def record(self, what: str, **figures: Any) -> None:  # noqa: ANN401
+        """Keep one result and show it at once."""
+        row = {"measure": what, **figures}
+        self.rows.append(row)
+        shown = ", ".join(f"{k} {v}" for k, v in figures.items())
+        print(f"{what}: {shown}", flush=True)
+
+
+def mput(bench: Bench, files: int) -> float:
+    """Seconds `smbclient -c 'mput *.jobs'` takes to every peer, one after another."""
+    auth = bench.base / "smbclient.auth"
+    peer0 = bench.peers[0]
+    auth.write_text(f"username = {peer0.user}\npassword = {peer0.password}\n")
+    auth.chmod(0o600)
+    started = time.perf_counter()
+    for peer in bench.peers:
+        peer.mkdir("mput")
+        done = subprocess.run(
+            [
+                "smbclient",
+                "//127.0.0.1/jobs",
+                "-p",
+                str(peer.port),
+                "-A",
+                str(auth),
+                "--client-protection=encrypt",
+                "-c",
+                f"prompt OFF; lcd {bench.source}; cd mput; mput *.jobs",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"smbclient failed: {done.stderr[-500:]}")
+    seconds = time.perf_counter() - started
+    landed = len(list((bench.peers[-1].share_path / "mput").glob("*.jobs")))
+    if landed != files:
+        raise SystemExit(f"smbclient put {landed} of {files} files")
+    return seconds
+
+
+def agent_delays(bench: Bench, edits: int, folders: list[Path]) -> list[float]:
+    """Seconds from saving a job to its arrival in every one of ``folders``, per edit."""
+    names = sorted(p.name for p in bench.source.glob("*.jobs"))
+    delays = []
+    for edit in range(edits):
+        name = bench.rng.choice(names)
+        content = f"edit {edit} {time.time_ns()} ".encode() * 60
+        saved = time.monotonic()
+        (bench.source / name).write_bytes(content)
+        while not all(_holds(f / name, content) for f in folders):
+            if time.monotonic() - saved > EDIT_DEADLINE_SECONDS:
+                raise SystemExit(f"edit {edit} of {name} never arrived")
+            time.sleep(0.002)
+        delays.append(time.monotonic() - saved)
+        time.sleep(0.05)  # the next save is a separate edit, not part of a burst
+    return delays
+
+
+def _holds(path: Path, content: bytes) -> bool:
+    try:
+        return path.read_bytes() == content
+    except FileNotFoundError:
+        return False
+
+
+def _summary(delays: list[float]) -> dict[str, float]:
+    ordered = sorted(delays)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"median_ms": round(statistics.median(ordered) * 1000), "p99_ms": round(p99 * 1000)}
+
+
+def run_agent_part(bench: Bench, *, edits: int, idle_seconds: float, debounce_ms: int) -> None:
+    """Delays with all peers healthy, then with one frozen; then the idle agent's cost."""
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "jobsync", "watch", "-c", str(bench.config)],
+        env=bench.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state = bench.base / "state" / "agent.json"
+        deadline = time.monotonic() + 120
+        while not _synced(state, len(bench.peers)):
+            if time.monotonic() > deadline:
+                raise SystemExit("the agent's start-up push did not finish")
+            time.sleep(0.1)
+        healthy = _summary(agent_delays(bench, edits, bench.folders()))
+        bench.record(
+            f"agent delay, {edits} edits, all peers healthy", debounce_ms=debounce_ms, **healthy
+        )
+        bench.peers[0].freeze()
+        try:
+            frozen = _summary(agent_delays(bench, edits, bench.folders()[1:]))
+        finally:
+            bench.peers[0].thaw()
+        bench.record(f"agent delay, {edits} edits, one peer frozen (healthy peers)", **frozen)
+        deadline = time.monotonic() + 120
+        while not _synced(state, len(bench.peers), pending_zero=True):
+            if time.monotonic() > deadline:
+                raise SystemExit("the frozen peer did not catch up")
+            time.sleep(0.1)
+        process = psutil.Process(agent.pid)
+        before = process.cpu_times()
+        time.sleep(idle_seconds)
+        after = process.cpu_times()
+        cpu = (after.user + after.system - before.user - before.system) / idle_seconds * 100
+        rss = process.memory_info().rss / 2**20
+        bench.record(
+            f"idle agent over {idle_seconds:g} s", cpu_percent=round(cpu, 2), rss_mb=round(rss, 1)
+        )
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+
+
+def _synced(state: Path, peers: int, *, pending_zero: bool = False) -> bool:
+    try:
+        doc = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return False
+    entries = doc.get("peers", [])
+    if len(entries) != peers:
+        return False
+    return all(
+        p.get("last_success") and (p.get("pending") == 0 or not pending_zero) for p in entries
+    )
+
+
+def write_config(bench: Bench, debounce_ms: int) -> None:
+    """A config pushing the source to every peer's `jobs` folder."""
+    lines = [
+        'node = "bench"',
+        f"source = '{bench.source}'",
+        f"[watch]\ndebounce_ms = {debounce_ms}",
+    ]
+    for i, peer in enumerate(bench.peers):
+        peer.mkdir("jobs")
+        lines += [
+            "[[peers]]",
+            f'name = "peer{i}"',
+            f"path = '{peer.unc('jobs')}'",
+            f"port = {peer.port}",
+            f'username = "{peer.user}"',
+            f'password_env = "{PASSWORD_ENV}"',
+        ]
+    bench.config.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    """Run every measurement; print the table; write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--large", type=int, default=10_000, help="the larger folder size")
+    parser.add_argument("--peers", type=int, default=3)
+    parser.add_argument("--edits", type=int, default=100)
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--debounce-ms", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json-out", type=Path, default=Path("benchmarks/results/latest.json"))
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="jobsync-bench-"))
+    base.chmod(0o755)
+    peers: list[SambaPeer] = []
+    try:
+        peers = [start_peer(base) for _ in range(args.peers)]
+        rng = random.Random(args.seed)  # noqa: S311 - test data, not secrets
+        bench = Bench(base, peers, base / "source", base / "jobsync.toml", rng)
+        bench.source.mkdir()
+        write_config(bench, args.debounce_ms)
+        n, k = args.files, args.peers
+        bench.add_jobs(n, 0)
+
+        baseline = mput(bench, n)
+        full = bench.jobsync("push")
+        bench.record(
+            f"full push, {n} jobs to {k} peers",
+            jobsync_s=round(full, 2),
+            jobsync_files_per_s=round(n * k / full),
+            mput_s=round(baseline, 2),
+            mput_files_per_s=round(n * k / baseline),
+            ratio_jobsync_over_mput=round(full / baseline, 2),
+        )
+        for size in (n, args.large):
+            if size > n:
+                bench.add_jobs(size - n, n)
+                bench.record(
+                    f"full push of the {size - n} added jobs",
+                    seconds=round(bench.jobsync("push"), 2),
+                )
+            bench.record(
+                f"no-op push, {size} jobs, {k} peers", seconds=round(bench.jobsync("push"), 2)
+            )
+            bench.record(
+                f"reconcile, {size} jobs, {k} peers", seconds=round(bench.jobsync("reconcile"), 2)
+            )
+            bench.record(
+                f"reconcile --deep, {size} jobs, {k} peers",
+                seconds=round(bench.jobsync("reconcile", "--deep"), 2),
+            )
+        run_agent_part(
+            bench, edits=args.edits, idle_seconds=args.idle_seconds, debounce_ms=args.debounce_ms
+        )
+
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+        args.json_out.write_text(json.dumps({"machine": machine, "results": bench.rows}, indent=1))
+        print(f"\nwrote {args.json_out}")
+        return 0
+    finally:
+        for peer in peers:
+            peer.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
