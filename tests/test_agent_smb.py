@@ -270,3 +270,18 @@ def test_agent_deletes_nothing_when_the_source_folder_disappears(
     for _, _, disk in smb_cluster.peers:
         assert len(jobs_on(disk)) == 3
     assert "source_unavailable" in agent.log.read_text()
+
+
+def test_rescans_repair_a_hand_edit_on_a_peer(smb_cluster: Cluster, make_agent: MakeAgent) -> None:
+    """A peer file edited by hand while the agent runs is restored at a rescan, edit kept."""
+    smb_cluster.write_job("a.jobs", b"the source's version")
+    agent = make_agent(health=True, rescan_seconds=0.3)
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"the source's version"}))
+    # Let a few rescans find nothing to do, so the edit lands while the agent is quiet.
+    wait_for(lambda: agent.metric("jobsync_rescans_total") >= 3, what="quiet rescans")
+    edited = smb_cluster.disk("node2") / "a.jobs"
+    edited.write_bytes(b"edited by hand on node2")
+
+    wait_for(lambda: edited.read_bytes() == b"the source's version", what="repair at a rescan")
+    backup = smb_cluster.disk("node2") / ".jobsync" / "backup"
+    assert [p.read_bytes() for p in backup.iterdir()] == [b"edited by hand on node2"]
