@@ -215,14 +215,7 @@ def write_config(bench: Bench, debounce_ms: int) -> None:
     ]
     for i, peer in enumerate(bench.peers):
         peer.mkdir("jobs")
-        lines += [
-            "[[peers]]",
-            f'name = "peer{i}"',
-            f"path = '{peer.unc('jobs')}'",
-            f"port = {peer.port}",
-            f'username = "{peer.user}"',
-            f'password_env = "{PASSWORD_ENV}"',
-        ]
+        lines += peer.peer_toml(f"peer{i}", "jobs", password_env=PASSWORD_ENV)
     bench.config.write_text("\n".join(lines) + "\n")
 
 

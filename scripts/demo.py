@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from samba import SambaPeer, SambaUnavailableError, start_peer
 
 JOBSYNC = [sys.executable, "-m", "jobsync"]
+PASSWORD_ENV = "JOBSYNC_DEMO_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 
 
 def say(text: str) -> None:
@@ -96,15 +97,10 @@ def main() -> int:
             folders.append(peer.mkdir("integrify", "jobs"))
             lines += [
                 "",
-                "[[peers]]",
-                f'name = "node{index}"',
-                f"path = '{peer.unc('integrify', 'jobs')}'",
-                f"port = {peer.port}",
-                f'username = "{peer.user}"',
-                'password_env = "JOBSYNC_DEMO_PASSWORD"',
+                *peer.peer_toml(f"node{index}", "integrify", "jobs", password_env=PASSWORD_ENV),
             ]
         config.write_text("\n".join(lines) + "\n")
-        env = {**os.environ, "JOBSYNC_DEMO_PASSWORD": peers[0].password}
+        env = {**os.environ, PASSWORD_ENV: peers[0].password}
 
         say("The config (the password comes from an environment variable)")
         print(config.read_text())

@@ -24,14 +24,7 @@ def write_config(base: Path, name: str, nodes: dict[str, SambaPeer], folder: Pat
     lines = [f'node = "{name}"', f"source = '{folder}'", "timeout_seconds = 3"]
     for other, samba in nodes.items():
         if other != name:
-            lines += [
-                "[[peers]]",
-                f'name = "{other}"',
-                f"path = '{samba.unc('integrify', 'jobs')}'",
-                f"port = {samba.port}",
-                f'username = "{samba.user}"',
-                f'password_env = "{PASSWORD_ENV}"',
-            ]
+            lines += samba.peer_toml(other, "integrify", "jobs", password_env=PASSWORD_ENV)
     config = base / f"{name}.toml"
     config.write_text("\n".join(lines) + "\n")
     return config

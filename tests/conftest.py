@@ -166,14 +166,13 @@ class Cluster:
             self.extra,
         ]
         for name, location, _ in self.peers:
-            lines += ["[[peers]]", f'name = "{name}"', f"path = '{location}'"]
             samba = self.smb.get(name)
-            if samba is not None:
-                lines += [
-                    f"port = {self.ports.get(name, samba.port)}",
-                    f'username = "{samba.user}"',
-                    f'password_env = "{PASSWORD_ENV}"',
-                ]
+            if samba is None:
+                lines += ["[[peers]]", f'name = "{name}"', f"path = '{location}'"]
+                continue
+            lines += samba.peer_toml(
+                name, password_env=PASSWORD_ENV, port=self.ports.get(name), path=location
+            )
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 

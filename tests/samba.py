@@ -443,6 +443,27 @@ class SambaPeer:
         r"""UNC path inside the share, e.g. ``\\127.0.0.1\jobs\a\b``."""
         return "\\".join([f"\\\\{HOST}", SHARE_NAME, *parts])
 
+    def peer_toml(
+        self,
+        name: str,
+        *parts: str,
+        password_env: str,
+        port: int | None = None,
+        path: str | None = None,
+    ) -> list[str]:
+        """The jobsync ``[[peers]]`` entry that reaches ``parts`` in this share over SMB.
+
+        ``port`` and ``path`` replace the peer's own (a proxy in front of it, another UNC form).
+        """
+        return [
+            "[[peers]]",
+            f'name = "{name}"',
+            f"path = '{path or self.unc(*parts)}'",
+            f"port = {self.port if port is None else port}",
+            f'username = "{self.user}"',
+            f'password_env = "{password_env}"',
+        ]
+
     def mkdir(self, *parts: str) -> Path:
         """Create ``share_path/parts...`` owned by the test user; return it."""
         account = pwd.getpwnam(self.user)

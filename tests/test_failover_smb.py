@@ -63,14 +63,7 @@ def nodes(
         for other, peer in sambas.items():
             if other == name:
                 continue
-            lines += [
-                "[[peers]]",
-                f'name = "{other}"',
-                f"path = '{peer.unc('integrify', 'jobs')}'",
-                f"port = {peer.port}",
-                f'username = "{peer.user}"',
-                f'password_env = "{PASSWORD_ENV}"',
-            ]
+            lines += peer.peer_toml(other, "integrify", "jobs", password_env=PASSWORD_ENV)
         config = tmp_path / f"{name}.toml"
         config.write_text("\n".join(lines) + "\n")
         cluster[name] = Node(name, samba, folders[name], config)
