@@ -123,9 +123,14 @@ def manifest_listing(peer: Peer) -> RemoteFile | None:
     return next((f for f in peer.list_files(STATE_DIR) if f.name == "manifest.json"), None)
 
 
-def read_manifest(peer: Peer) -> tuple[Manifest, str | None]:
-    """A peer's manifest, and why it cannot be trusted (then it is empty); changes nothing."""
-    if manifest_listing(peer) is None:
+def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, str | None]:
+    """A peer's manifest, and why it cannot be trusted (then it is empty); changes nothing.
+
+    ``listed`` says whether the caller already saw the file in a listing (saves one).
+    """
+    if listed is None:
+        listed = manifest_listing(peer) is not None
+    if not listed:
         return Manifest(), None
     data = peer.read_files([MANIFEST])[MANIFEST]
     if isinstance(data, PeerIOError):
@@ -319,7 +324,7 @@ class PeerSync:
             return Manifest()
         if self._manifest is not None and self._manifest_stamp == (listed.size, listed.mtime_ns):
             return self._manifest  # unchanged since this sync last read or wrote it
-        manifest, problem = read_manifest(peer)
+        manifest, problem = read_manifest(peer, listed=True)
         if problem is not None:
             aside = f"{STATE_DIR}/{stamp_name('manifest.json', self._stamp())}.corrupt"
             if not dry and problem.startswith("corrupt"):
