@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 
-def _start_or_fail(base: Path, encrypt: str = "desired") -> SambaPeer:
+def _start_or_fail(
+    base: Path, encrypt: str = "desired", max_protocol: str = "SMB3_11"
+) -> SambaPeer:
     """Start a peer, turning SambaUnavailableError into a test failure (never a skip)."""
     try:
-        return start_peer(base, encrypt=encrypt)
+        return start_peer(base, encrypt=encrypt, max_protocol=max_protocol)
     except SambaUnavailableError as exc:
         reason = str(exc)
     # Outside the except block, so the report is the reason alone, without a chained traceback.
@@ -65,11 +67,11 @@ def samba_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def smb_peer_factory(samba_base: Path) -> Iterator[Callable[..., SambaPeer]]:
-    """Return ``make(encrypt="desired") -> SambaPeer``; every peer made is stopped afterwards."""
+    """Return ``make(encrypt=, max_protocol=) -> SambaPeer``; every peer made is stopped after."""
     peers: list[SambaPeer] = []
 
-    def make(encrypt: str = "desired") -> SambaPeer:
-        peer = _start_or_fail(samba_base, encrypt)
+    def make(encrypt: str = "desired", max_protocol: str = "SMB3_11") -> SambaPeer:
+        peer = _start_or_fail(samba_base, encrypt, max_protocol)
         peers.append(peer)
         return peer
 

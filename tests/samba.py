@@ -190,7 +190,7 @@ class SambaPeer:
 
     All of its files (config, state, logs and the shared folder) live under
     ``root``.  ``encrypt`` is the ``server smb encrypt`` setting: "desired",
-    "off" or "required".
+    "off" or "required"; ``max_protocol`` caps the dialect (e.g. "SMB3_00", "SMB2_10").
     """
 
     root: Path
@@ -199,6 +199,7 @@ class SambaPeer:
     user: str = TEST_USER
     password: str = DEFAULT_PASSWORD
     encrypt: str = "desired"
+    max_protocol: str = "SMB3_11"
     _proc: subprocess.Popen[bytes] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -274,6 +275,7 @@ class SambaPeer:
             "    printing = bsd",
             "    printcap name = /dev/null",
             "    server min protocol = SMB2_10",
+            f"    server max protocol = {self.max_protocol}",
             f"    server smb encrypt = {self.encrypt}",
             "",
             f"[{SHARE_NAME}]",
@@ -476,7 +478,11 @@ class SambaPeer:
 
 
 def start_peer(
-    base: Path, *, encrypt: str = "desired", password: str = DEFAULT_PASSWORD
+    base: Path,
+    *,
+    encrypt: str = "desired",
+    password: str = DEFAULT_PASSWORD,
+    max_protocol: str = "SMB3_11",
 ) -> SambaPeer:
     """Start a fresh peer in a new folder under ``base`` on a free port."""
     _check_root()
@@ -496,6 +502,7 @@ def start_peer(
         user=TEST_USER,
         password=password,
         encrypt=encrypt,
+        max_protocol=max_protocol,
     )
     peer.start()
     return peer

@@ -1,14 +1,15 @@
-"""A peer's jobs folder over SMB 2/3, on smbprotocol's low-level compound API.
+"""A peer's jobs folder over SMB 2/3.
 
-One connection and session per peer, reused for every operation of a run. A copy is two
+smbprotocol connects and logs on; then jobsync's own :class:`~jobsync.transport.smb.channel.
+Channel` carries every request of the run on that one connection and session. A copy is two
 compounds: CREATE temp + WRITE + SET_INFO(write time) + READ back, then, once the bytes that
 came back are the bytes that were sent, SET_INFO(rename over the target) + CLOSE. Up to
 ``WINDOW`` files are in flight at once.
 
-Every wait is bounded by the peer's timeout: replies by ``receive(timeout=...)``, blocked sends
-by a socket timeout, and the library calls that take no timeout (session setup, tree connect,
-logoff) by a timer that shuts the socket down. A peer that stops answering therefore fails in
-seconds instead of hanging for the library's ten minutes.
+Every wait is bounded by the peer's timeout: the channel's reads and writes by ``select``, and
+the library calls that take no timeout (session setup, tree connect) by a timer that shuts the
+socket down. A peer that stops answering therefore fails in seconds instead of hanging for the
+library's ten minutes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,7 +33,6 @@ from smbprotocol.exceptions import (
     SMBResponseException,
     WrongPassword,
 )
-from smbprotocol.header import NtStatus
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
@@ -46,29 +47,31 @@ from jobsync.errors import (
 )
 from jobsync.transport.base import FileWrite, RemoteFile, WriteOutcome, checked_parts, coarse_mtime
 from jobsync.transport.smb import pipeline, wire
-from jobsync.transport.smb.pipeline import Operation, Reply
+from jobsync.transport.smb.channel import Channel, ChannelClosedError, Reply, take_over
+from jobsync.transport.smb.pipeline import Operation
+from jobsync.transport.smb.security import IntegrityError
 
 # A write's progress: the temp file's id (None when it was not created), the first failed
 # reply, and the bytes read back.
 _Written = tuple[bytes | None, Reply | None, bytes]
 
 WINDOW = 64  # compounds in flight per connection
-CREDITS_WANTED = 512  # asked for once per connection; each reply hands its credit back
+CREDITS_WANTED = 512  # the channel keeps about this many requests' worth of credits
+IDLE_CHECK_SECONDS = 60.0  # a connection idle this long is checked (ECHO) before it is reused
 SMALL = wire.CREDIT_UNIT - 1  # files up to this size travel in a single compound
 LIST_BUFFER = 4 * wire.CREDIT_UNIT
 _STATUS_TEXT = {
-    NtStatus.STATUS_ACCESS_DENIED: "access denied",
-    NtStatus.STATUS_DISK_FULL: "disk full",
-    0xC000007F: "disk full",
-    0xC0000044: "disk quota exceeded",  # STATUS_QUOTA_EXCEEDED
-    NtStatus.STATUS_SHARING_VIOLATION: "in use by another program (sharing violation)",
-    NtStatus.STATUS_OBJECT_NAME_NOT_FOUND: "not found",
-    NtStatus.STATUS_OBJECT_PATH_NOT_FOUND: "folder not found",
-    NtStatus.STATUS_OBJECT_NAME_COLLISION: "already exists",
-    0xC0000056: "being deleted (delete pending)",  # STATUS_DELETE_PENDING
-    0xC0000033: "name not valid on the peer",  # STATUS_OBJECT_NAME_INVALID
+    wire.STATUS_ACCESS_DENIED: "access denied",
+    wire.STATUS_DISK_FULL: "disk full",
+    wire.STATUS_QUOTA_EXCEEDED: "disk quota exceeded",
+    wire.STATUS_SHARING_VIOLATION: "in use by another program (sharing violation)",
+    wire.STATUS_OBJECT_NAME_NOT_FOUND: "not found",
+    wire.STATUS_OBJECT_PATH_NOT_FOUND: "folder not found",
+    wire.STATUS_OBJECT_NAME_COLLISION: "already exists",
+    wire.STATUS_DELETE_PENDING: "being deleted (delete pending)",
+    wire.STATUS_OBJECT_NAME_INVALID: "name not valid on the peer",
 }
-_NOT_FOUND = (NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
+_NOT_FOUND = (wire.STATUS_OBJECT_NAME_NOT_FOUND, wire.STATUS_OBJECT_PATH_NOT_FOUND)
 
 
 class SmbPeer:
@@ -83,10 +86,11 @@ class SmbPeer:
         self._unc: UncPath = config.unc
         self._timeout = timeout
         self._conn: Connection | None = None
-        self._session: Session | None = None
-        self._tree: TreeConnect | None = None
+        self._sock: socket.socket | None = None
+        self._channel: Channel | None = None
         self._broken: PeerError | None = None
         self._aborted = threading.Event()
+        self._last_used = time.monotonic()
         self._connect()
 
     # -- connection ---------------------------------------------------------------------------
@@ -98,9 +102,7 @@ class SmbPeer:
         with self._bounded("connecting"):
             try:
                 conn.connect(timeout=self._timeout)
-                # Sends block on a full socket buffer when the peer stops reading; bound them.
-                # (The library keeps the socket private; this is the one place we reach in.)
-                conn.transport._sock.settimeout(self._timeout)  # noqa: SLF001
+                self._sock = conn.transport._sock  # noqa: SLF001 - so a timer can shut it down
                 session = Session(
                     conn,
                     username=config.username,
@@ -108,15 +110,14 @@ class SmbPeer:
                     require_encryption=config.encrypt,
                 )
                 session.connect()
-                self._session = session
                 tree = TreeConnect(session, f"\\\\{unc.host}\\{unc.share}")
                 tree.connect()
-                self._tree = tree
-                conn.echo(
-                    sid=session.session_id, timeout=self._timeout, credit_request=CREDITS_WANTED
+                _, self._channel = take_over(
+                    conn, session, tree, credits_wanted=CREDITS_WANTED, timeout=self._timeout
                 )
             except Exception as exc:  # noqa: BLE001 - translated into the error tree here, once
                 raise self._lost(exc, "connecting") from None
+        self._last_used = time.monotonic()
         self._check_folder()
 
     def _check_folder(self) -> None:
@@ -148,11 +149,20 @@ class SmbPeer:
     def abort(self) -> None:
         """Cut the connection from any thread; every call under way fails at once."""
         self._broken = self._broken or PeerUnreachableError(f"peer {self.name}: connection cut")
-        _shutdown(self._conn)
+        self._shutdown()
 
     def _abort(self) -> None:
         self._aborted.set()
-        _shutdown(self._conn)
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Shut the socket down from any thread, waking every blocked send and receive."""
+        sock = self._sock
+        if sock is None and self._conn is not None:
+            sock = getattr(self._conn.transport, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _lost(self, exc: BaseException, doing: str) -> PeerError:
         """Translate a library error and mark the connection unusable; returns the error."""
@@ -171,52 +181,58 @@ class SmbPeer:
 
     def close(self) -> None:
         """Log off and disconnect, within the timeout; safe to call twice."""
+        channel, self._channel = self._channel, None
         conn, self._conn = self._conn, None
-        if conn is None or conn.transport is None:
-            return
-        if self._broken is None and conn.transport.connected:
-            timer = threading.Timer(self._timeout, _shutdown, args=(conn,))
-            timer.daemon = True
-            timer.start()
+        if channel is not None and self._broken is None:
             # Logging off is a courtesy; the socket is closed below whatever happens.
             with contextlib.suppress(Exception):
-                conn.disconnect(close=True, timeout=self._timeout)
-            timer.cancel()
-        with contextlib.suppress(Exception):
-            conn.disconnect(close=False)
+                ids = channel.send([wire.tree_disconnect(), wire.logoff()], related=False)
+                for message_id in ids:
+                    channel.receive(message_id)
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        elif conn is not None:
+            with contextlib.suppress(Exception):
+                conn.disconnect(close=False)
+
+    @property
+    def protection(self) -> str:
+        """The dialect and how messages are protected, e.g. "SMB 3.1.1, encrypted with ..."."""
+        return self._channel.protection if self._channel is not None else "not connected"
 
     # -- running compounds --------------------------------------------------------------------
 
     def _run(self, operations: Sequence[Operation[Any]]) -> list[Any]:
         if self._broken is not None:
             raise self._broken
-        conn, session, tree = self._conn, self._session, self._tree
-        if conn is None or session is None or tree is None:
+        if time.monotonic() - self._last_used > IDLE_CHECK_SECONDS and not self._alive():
+            self._reconnect()
+        channel = self._channel
+        if channel is None:
             raise PeerUnreachableError(f"peer {self.name}: not connected")
+        try:
+            return pipeline.run(channel, operations, window=WINDOW)
+        except (ChannelClosedError, IntegrityError, OSError) as exc:
+            raise self._lost(exc, "waiting for an answer") from None
+        finally:
+            self._last_used = time.monotonic()
 
-        def send(compound: list[Any], related: bool) -> list[Any]:
-            try:
-                requests: list[Any] = conn.send_compound(
-                    compound, session.session_id, tree.tree_connect_id, related=related
-                )
-            except Exception as exc:  # noqa: BLE001 - translated into the error tree here, once
-                raise self._lost(exc, "sending") from None
-            return requests
+    def _alive(self) -> bool:
+        """Whether a connection that sat idle still answers (servers drop idle ones)."""
+        channel = self._channel
+        if channel is None:
+            return False
+        try:
+            (message_id,) = channel.send([wire.echo()], related=False)
+            return channel.receive(message_id).ok
+        except (ChannelClosedError, IntegrityError, OSError):
+            return False
 
-        def receive(request: Any) -> Any:  # noqa: ANN401
-            try:
-                return conn.receive(request, timeout=self._timeout)
-            except SMBResponseException:
-                raise
-            except Exception as exc:  # noqa: BLE001 - translated into the error tree here, once
-                raise self._lost(exc, "waiting for an answer") from None
-
-        def credits_available() -> int:
-            window = conn.sequence_window
-            return int(window["high"] - window["low"])
-
-        channel = pipeline.Channel(send=send, receive=receive, credits_available=credits_available)
-        return pipeline.run(channel, operations, window=WINDOW)
+    def _reconnect(self) -> None:
+        self.close()
+        self._sock = None
+        self._connect()
 
     def _path(self, relative: str) -> str:
         parts = checked_parts(relative) if relative else []
@@ -248,17 +264,17 @@ class SmbPeer:
             if _status(replies[0]) in _NOT_FOUND:
                 return []
             return self._io_error(path, replies[0])
-        file_id = wire.created_file_id(replies[0].header)
+        file_id = wire.created_file_id(replies[0].body)
         entries: list[wire.DirEntry] = []
         reply = replies[1]
         while reply.ok:
-            entries.extend(wire.directory_entries(reply.header))
+            entries.extend(wire.directory_entries(reply.body))
             (reply,) = yield (
                 [wire.query_directory(restart=False, out_length=LIST_BUFFER, file_id=file_id)],
                 False,
             )
         yield [wire.close(file_id=file_id)], False
-        if _status(reply) != NtStatus.STATUS_NO_MORE_FILES:
+        if _status(reply) != wire.STATUS_NO_MORE_FILES:
             return self._io_error(path, reply)
         return entries
 
@@ -279,17 +295,17 @@ class SmbPeer:
         if not replies[1].ok:
             return (
                 b""
-                if _status(replies[1]) == NtStatus.STATUS_END_OF_FILE
+                if _status(replies[1]) == wire.STATUS_END_OF_FILE
                 else self._io_error(relative, replies[1])
             )
-        data = wire.read_data(replies[1].header)
+        data = wire.read_data(replies[1].body)
         if len(data) < first:
             return data
         # A larger file: open it again and read it in big chunks.
         (reply,) = yield [wire.open_file(path, access=wire.READ_ACCESS)], False
         if not reply.ok:
             return self._io_error(relative, reply)
-        file_id = wire.created_file_id(reply.header)
+        file_id = wire.created_file_id(reply.body)
         content = yield from self._read_all(file_id)
         yield [wire.close(file_id=file_id)], False
         return content if isinstance(content, bytes) else self._io_error(relative, content)
@@ -299,10 +315,10 @@ class SmbPeer:
         while limit is None or len(buffer) <= limit:
             (reply,) = yield [wire.read(chunk, offset=len(buffer), file_id=file_id)], False
             if not reply.ok:
-                if _status(reply) == NtStatus.STATUS_END_OF_FILE:
+                if _status(reply) == wire.STATUS_END_OF_FILE:
                     break
                 return reply
-            data = wire.read_data(reply.header)
+            data = wire.read_data(reply.body)
             buffer += data
             if len(data) < chunk:
                 break
@@ -338,7 +354,7 @@ class SmbPeer:
             yield from self._remove_op(write.temp)
             return self._failed(write, renamed)
         attrs = (
-            wire.close_attributes(closed.header)
+            wire.close_attributes(closed.body)
             if closed.ok
             else wire.Attributes(len(data), write.mtime_ns)
         )
@@ -358,9 +374,9 @@ class SmbPeer:
         replies = yield compound, True
         if not replies[0].ok:
             return None, replies[0], b""
-        file_id = wire.created_file_id(replies[0].header)
+        file_id = wire.created_file_id(replies[0].body)
         failed = next((r for r in replies[1:] if not r.ok), None)
-        landed = wire.read_data(replies[-1].header) if data and failed is None else data
+        landed = wire.read_data(replies[-1].body) if data and failed is None else data
         return file_id, failed, landed
 
     def _write_large(self, write: FileWrite) -> Operation[_Written]:
@@ -368,7 +384,7 @@ class SmbPeer:
         (reply,) = yield [wire.create_temp(self._path(write.temp))], False
         if not reply.ok:
             return None, reply, b""
-        file_id = wire.created_file_id(reply.header)
+        file_id = wire.created_file_id(reply.body)
         failed = yield from self._write_chunks(file_id, write.data)
         if failed is not None:
             return file_id, failed, b""
@@ -449,16 +465,8 @@ class SmbPeer:
         return PeerIOError(f"peer {self.name}: {path}: {_status_text(reply)}")
 
 
-def _shutdown(conn: Connection | None) -> None:
-    """Shut a connection's socket down from any thread, waking every blocked send and receive."""
-    sock = getattr(getattr(conn, "transport", None), "_sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
 def _status(reply: Reply) -> int | None:
-    return None if reply.error is None else int(reply.error.status)
+    return None if reply.ok else reply.status
 
 
 def _status_text(reply: Reply) -> str:
@@ -492,6 +500,8 @@ def _translate(  # noqa: PLR0911 - one branch per kind of failure
             f"peer {peer}: the server does not offer SMB3 encryption, which this peer requires; "
             "set encrypt = false for this peer only if the network is trusted"
         )
+    if isinstance(exc, IntegrityError):
+        return PeerSecurityError(f"peer {peer}: {text}; connection dropped")
     if isinstance(exc, BadNetworkName):
         return PeerUnreachableError(
             f"peer {peer}: share \\\\{unc.host}\\{unc.share} does not exist"

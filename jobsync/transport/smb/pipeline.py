@@ -9,61 +9,46 @@ after a failure, so responses never pile up on the connection.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Generator, Sequence
+from typing import Protocol, TypeVar
 
-from smbprotocol.exceptions import SMBResponseException
-
-from jobsync.transport.smb.wire import credit_charge
+from jobsync.transport.smb.channel import Reply
+from jobsync.transport.smb.wire import Request
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class Reply:
-    """The answer to one request of a compound: a response header, or the error status."""
-
-    header: Any = None
-    error: SMBResponseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the server carried the request out."""
-        return self.error is None
-
-
-Compound = list[Any]
+Compound = list[Request]
 Step = tuple[Compound, bool]  # the requests, and whether they are related to each other
 Operation = Generator[Step, list[Reply], T]
 
 
-class Channel:
+class Link(Protocol):
     """What the runner needs from a connection, so the runner itself stays free of sockets."""
 
-    def __init__(
-        self,
-        *,
-        send: Callable[[Compound, bool], list[Any]],
-        receive: Callable[[Any], Any],
-        credits_available: Callable[[], int],
-    ) -> None:
-        """Wrap the three calls the runner makes."""
-        self.send = send
-        self.receive = receive
-        self.credits_available = credits_available
+    @property
+    def credits(self) -> int:
+        """Credits granted and not yet spent."""
+        ...
+
+    def send(self, compound: Compound, *, related: bool) -> list[int]:
+        """Send one compound; returns the message ids of its requests."""
+        ...
+
+    def receive(self, message_id: int) -> Reply:
+        """The reply to one request."""
+        ...
 
 
-def run(channel: Channel, operations: Sequence[Operation[T]], *, window: int) -> list[T]:
+def run(link: Link, operations: Sequence[Operation[T]], *, window: int) -> list[T]:
     """Drive every operation to completion, ``window`` at a time; results in input order.
 
-    A connection-level failure (raised by ``channel.receive``) aborts the run; a failed
-    request is handed to its operation as a :class:`Reply` with an error.
+    A connection-level failure (raised by ``link``) aborts the run; a failed request is handed
+    to its operation as a :class:`Reply` with its error status.
     """
     results: list[T | None] = [None] * len(operations)
     fresh = deque(enumerate(operations))
     ready: deque[tuple[int, Operation[T], Step]] = deque()
-    in_flight: deque[tuple[int, Operation[T], list[Any]]] = deque()
+    in_flight: deque[tuple[int, Operation[T], list[int]]] = deque()
 
     def advance(index: int, op: Operation[T], replies: list[Reply] | None) -> None:
         try:
@@ -80,20 +65,12 @@ def run(channel: Channel, operations: Sequence[Operation[T]], *, window: int) ->
                 advance(index, op, None)
                 continue
             index, op, (compound, related) = ready[0]
-            needed = sum(credit_charge(m) for m in compound)
-            if in_flight and channel.credits_available() < needed:
+            needed = sum(max(r.charge, 1) for r in compound)
+            if in_flight and link.credits < needed:
                 break  # wait for replies to hand credits back
             ready.popleft()
-            in_flight.append((index, op, channel.send(compound, related)))
+            in_flight.append((index, op, link.send(compound, related=related)))
         if in_flight:
-            index, op, requests = in_flight.popleft()
-            replies = [_receive(channel, r) for r in requests]
-            advance(index, op, replies)
+            index, op, ids = in_flight.popleft()
+            advance(index, op, [link.receive(i) for i in ids])
     return results  # type: ignore[return-value] # every slot was filled by its operation
-
-
-def _receive(channel: Channel, request: Any) -> Reply:  # noqa: ANN401
-    try:
-        return Reply(header=channel.receive(request))
-    except SMBResponseException as exc:
-        return Reply(error=exc)
