@@ -62,4 +62,6 @@ def _probe(peer: Peer) -> str:
     removed = peer.remove_files([renamed])[renamed]
     if removed is not None:
         raise removed
-    return f"can log on, list ({jobs} files), create, read back, rename and remove"
+    return (
+        f"can log on, list ({jobs} files), create, read back, rename and remove ({peer.protection})"
+    )

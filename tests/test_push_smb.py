@@ -284,6 +284,7 @@ def test_check_reports_each_peer(smb_cluster: Cluster) -> None:
     assert run.code == 0, run
     lines = run.out.splitlines()
     assert [line.split()[:2] for line in lines] == [["node2", "OK"], ["node3", "OK"]]
+    assert all("(SMB 3.1.1, encrypted with AES-128-GCM)" in line for line in lines), lines
     assert time.monotonic() - started < 30
     for _, _, disk in smb_cluster.peers:
         assert list((disk / ".jobsync" / "tmp").iterdir()) == []

@@ -54,6 +54,11 @@ class Peer(Protocol):
 
     name: str
 
+    @property
+    def protection(self) -> str:
+        """How the connection is protected, for operators (e.g. the SMB dialect and cipher)."""
+        ...
+
     def list_files(self, folder: str = "") -> list[RemoteFile]:
         """The regular files directly in ``folder`` (``""`` is the jobs folder itself)."""
         ...

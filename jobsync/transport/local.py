@@ -28,6 +28,11 @@ class LocalPeer:
         if not root.is_dir():
             raise PeerUnreachableError(f"peer {name}: folder {root} does not exist")
 
+    @property
+    def protection(self) -> str:
+        """A local or mounted folder: whatever the file system provides."""
+        return "local folder"
+
     def _path(self, relative: str) -> Path:
         return self._root.joinpath(*checked_parts(relative)) if relative else self._root
 

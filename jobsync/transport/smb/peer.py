@@ -91,7 +91,11 @@ class SmbPeer:
         self._broken: PeerError | None = None
         self._aborted = threading.Event()
         self._last_used = time.monotonic()
-        self._connect()
+        try:
+            self._connect()
+        except BaseException:
+            self.close()  # the caller never gets this object: release the socket here
+            raise
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -160,9 +164,7 @@ class SmbPeer:
         sock = self._sock
         if sock is None and self._conn is not None:
             sock = getattr(self._conn.transport, "_sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        _shutdown(sock)
 
     def _lost(self, exc: BaseException, doing: str) -> PeerError:
         """Translate a library error and mark the connection unusable; returns the error."""
@@ -189,12 +191,14 @@ class SmbPeer:
                 ids = channel.send([wire.tree_disconnect(), wire.logoff()], related=False)
                 for message_id in ids:
                     channel.receive(message_id)
+        if channel is None and conn is not None:
+            # smbprotocol's receive thread may still read this socket: let it end first.
+            _shutdown(self._sock or getattr(conn.transport, "_sock", None))
+            with contextlib.suppress(Exception):
+                conn.disconnect(close=False)
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
-        elif conn is not None:
-            with contextlib.suppress(Exception):
-                conn.disconnect(close=False)
 
     @property
     def protection(self) -> str:
@@ -463,6 +467,12 @@ class SmbPeer:
 
     def _io_error(self, path: str, reply: Reply) -> PeerIOError:
         return PeerIOError(f"peer {self.name}: {path}: {_status_text(reply)}")
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _status(reply: Reply) -> int | None:
