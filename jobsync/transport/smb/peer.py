@@ -183,9 +183,12 @@ class SmbPeer:
 
     def close(self) -> None:
         """Log off and disconnect, within the timeout; safe to call twice."""
+        self._close(log_off=self._broken is None)
+
+    def _close(self, *, log_off: bool) -> None:
         channel, self._channel = self._channel, None
         conn, self._conn = self._conn, None
-        if channel is not None and self._broken is None:
+        if channel is not None and log_off:
             # Logging off is a courtesy; the socket is closed below whatever happens.
             with contextlib.suppress(Exception):
                 ids = channel.send([wire.tree_disconnect(), wire.logoff()], related=False)
@@ -234,7 +237,7 @@ class SmbPeer:
             return False
 
     def _reconnect(self) -> None:
-        self.close()
+        self._close(log_off=False)  # the server no longer answers on it
         self._sock = None
         self._connect()
 
