@@ -259,7 +259,10 @@ class SmbPeer:
         if isinstance(result, PeerIOError):
             raise result
         return [
-            RemoteFile(e.name, e.size, coarse_mtime(e.mtime_ns)) for e in result if not e.is_dir
+            # FILETIMEs are whole 100 ns steps already: no coarse_mtime() needed per entry.
+            RemoteFile(e.name, e.size, e.mtime_ns)
+            for e in result
+            if not e.is_dir
         ]
 
     def _list_op(self, path: str) -> Operation[list[wire.DirEntry] | PeerIOError]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 # Commands (MS-SMB2 2.2.1)
 LOGOFF: Final = 0x02
@@ -248,8 +248,7 @@ def close_attributes(body: bytes) -> Attributes:
     return Attributes(size=size, mtime_ns=filetime_to_ns(write_time))
 
 
-@dataclass(frozen=True)
-class DirEntry:
+class DirEntry(NamedTuple):
     """One entry of a directory listing."""
 
     name: str
@@ -261,24 +260,17 @@ class DirEntry:
 def directory_entries(body: bytes) -> list[DirEntry]:
     """The entries of a QUERY_DIRECTORY response (FileDirectoryInformation)."""
     buf_offset, buf_length = struct.unpack_from("<HI", body, 2)
-    buf = memoryview(body)[buf_offset - HEADER_SIZE : buf_offset - HEADER_SIZE + buf_length]
+    pos = buf_offset - HEADER_SIZE
+    end = pos + buf_length
+    unpack, fixed = _DIR_ENTRY.unpack_from, _DIR_ENTRY.size
     entries = []
-    pos = 0
-    while pos < len(buf):
-        (next_offset, _, _, _, write_time, _, size, _, attributes, name_length) = (
-            _DIR_ENTRY.unpack_from(buf, pos)
-        )
-        start = pos + _DIR_ENTRY.size
-        name = bytes(buf[start : start + name_length]).decode("utf-16-le", "surrogatepass")
+    while pos < end:
+        (next_offset, _, _, _, write_time, _, size, _, attributes, name_length) = unpack(body, pos)
+        start = pos + fixed
+        name = body[start : start + name_length].decode("utf-16-le", "surrogatepass")
         if name not in (".", ".."):
-            entries.append(
-                DirEntry(
-                    name=name,
-                    size=size,
-                    mtime_ns=filetime_to_ns(write_time),
-                    is_dir=bool(attributes & _ATTRIBUTE_DIRECTORY),
-                )
-            )
+            is_dir = bool(attributes & _ATTRIBUTE_DIRECTORY)
+            entries.append(DirEntry(name, size, filetime_to_ns(write_time), is_dir))
         if not next_offset:
             break
         pos += next_offset
