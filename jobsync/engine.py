@@ -40,9 +40,15 @@ from jobsync.names import (
     name_key,
     stamp_name,
 )
-from jobsync.plan import PeerPlan, files_to_read, plan_peer
+from jobsync.plan import Copy, PeerPlan, files_to_read, plan_peer
 from jobsync.result import FileFailure, PeerResult, PushResult
-from jobsync.scan import SourceFile, SourceScan, scan_source
+from jobsync.scan import (
+    SourceFile,
+    SourceScan,
+    UnstableFileError,
+    read_content,
+    scan_source,
+)
 from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, open_peer
 
 log = structlog.get_logger(__name__)
@@ -427,18 +433,16 @@ class PeerSync:
         written = self._now().isoformat(timespec="seconds")
         local = self._fence.manifest()
         for start in range(0, total, BATCH):
-            batch = copies[start : start + BATCH]
+            chunk = copies[start : start + BATCH]
+            batch, failures = self._load(chunk)
             writes = [
                 FileWrite(
-                    path=c.source.name,
-                    temp=self._temp(),
-                    data=c.source.content,
-                    mtime_ns=c.source.mtime_ns,
+                    path=c.source.name, temp=self._temp(), data=data, mtime_ns=c.source.mtime_ns
                 )
-                for c in batch
+                for c, data in batch
             ]
-            copied, failures = [], []
-            for c, outcome in zip(batch, peer.write_files(writes), strict=True):
+            copied = []
+            for (c, _), outcome in zip(batch, peer.write_files(writes), strict=True):
                 src = c.source
                 if outcome.landed is None:
                     failures.append(FileFailure(src.name, str(outcome.error)))
@@ -464,9 +468,25 @@ class PeerSync:
                 copied=self._result.copied + tuple(copied),
                 failed=self._result.failed + tuple(failures),
             )
-            done += len(batch)
+            done += len(chunk)
             if self._progress is not None:
                 self._progress(self.peer_config.name, done, total)
+
+    def _load(self, copies: Sequence[Copy]) -> tuple[list[tuple[Copy, bytes]], list[FileFailure]]:
+        """The bytes of each copy, read now when the scan did not keep them."""
+        loaded, failures = [], []
+        for c in copies:
+            try:
+                loaded.append((c, read_content(self._scan.folder, c.source)))
+            except (UnstableFileError, OSError) as exc:
+                reason = (
+                    "changed since it was read: the newer version is sent by a later pass"
+                    if isinstance(exc, UnstableFileError)
+                    else f"cannot be read now: {exc.strerror or exc}"
+                )
+                failures.append(FileFailure(c.source.name, reason))
+                self._log.warning("file_failed", file=c.source.name, error=reason)
+        return loaded, failures
 
     def _trash(
         self,

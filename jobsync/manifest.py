@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -30,7 +31,7 @@ class ManifestCorruptError(ValueError):
     """The manifest does not parse or names something that cannot be a job file."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the agent keeps one per job and peer
 class ManifestEntry:
     """What jobsync wrote for one file, and where that version came from."""
 
@@ -43,7 +44,7 @@ class ManifestEntry:
     epoch: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tombstone:
     """A job that its owner deleted: it must stay deleted unless a newer version appears."""
 
@@ -166,8 +167,8 @@ def _entry(name: str, raw: Any) -> ManifestEntry:  # noqa: ANN401 - untrusted JS
         sha256=sha,
         size=size,
         mtime_ns=mtime,
-        origin=origin,
-        written=written,
+        origin=sys.intern(origin),  # a handful of distinct values over thousands of entries
+        written=sys.intern(written),
         epoch=epoch,
     )
 

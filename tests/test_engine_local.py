@@ -13,7 +13,8 @@ from conftest import Cluster
 
 from jobsync import scan as scan_module
 from jobsync.config import Config, PeerConfig, load_config
-from jobsync.engine import PushOptions, default_opener, push
+from jobsync.engine import PeerSync, PushOptions, default_opener, push
+from jobsync.epoch import LocalFence
 from jobsync.errors import PeerIOError, PeerUnreachableError
 from jobsync.scan import UnstableFileError, read_stable, scan_source
 from jobsync.transport import FileWrite, Peer, WriteOutcome
@@ -234,3 +235,35 @@ def test_a_source_file_held_by_another_program_is_retried(
     scan = scan_source(tmp_path, "*.jobs", pause=lambda _s: None)
     assert scan.files == ()
     assert "held by another program" in scan.skipped[0].reason
+
+
+def test_a_job_not_kept_in_memory_is_read_again_and_never_sent_changed(
+    local_cluster: Cluster,
+) -> None:
+    """The agent keeps hashes, not contents: a job is read again when sent, checked by hash.
+
+    One that changed since it was scanned is not sent (a failure the next pass clears).
+    """
+    local_cluster.write_job("a.jobs", b"as scanned")
+    local_cluster.write_job("b.jobs", b"b")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    disk = local_cluster.disk(target.name)
+    sync = PeerSync(
+        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
+    )
+    peer = default_opener(target, 5)
+    scan = scan_source(config.source, config.pattern, keep_content=False)
+    assert all(f.content is None for f in scan.files)
+    local_cluster.write_job("a.jobs", b"saved again since")
+
+    result = sync.sync(peer, scan)
+
+    assert result.copied == ("b.jobs",)
+    assert [(f.file, "changed since it was read" in f.reason) for f in result.failed] == [
+        ("a.jobs", True)
+    ]
+    assert not (disk / "a.jobs").exists()
+    again = sync.sync(peer, scan_source(config.source, config.pattern, keep_content=False))
+    assert (again.status, again.copied) == ("ok", ("a.jobs",))
+    assert (disk / "a.jobs").read_bytes() == b"saved again since"

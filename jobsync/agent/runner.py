@@ -27,9 +27,8 @@ from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
 from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError, SourceError
 from jobsync.lock import WorkLock
-from jobsync.names import name_key
 from jobsync.result import PeerResult
-from jobsync.scan import SourceScan
+from jobsync.scan import SourceFile, SourceScan
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +49,7 @@ class _PeerStatus:
         self.last_success: float | None = None
         self.last_attempt: float | None = None
         self.last_error: str | None = None
-        self.synced: dict[str, str] | None = None  # name key -> SHA-256 the peer matched
+        self.synced: SourceScan | None = None  # the snapshot the peer last matched
         self.pushed = self.deleted = self.failed = 0
 
 
@@ -132,7 +131,7 @@ class Agent:
             status.failed += len(result.failed)
             if synced is not None:
                 status.last_success, status.last_error = now, None
-                status.synced = {name_key(f.name): f.sha256 for f in synced.files}
+                status.synced = synced
             else:
                 status.last_error = result.error or result.refused or _failures(result)
         self._save_state()
@@ -336,12 +335,14 @@ class Agent:
     # -- state --------------------------------------------------------------------------------
 
     def _pending(self, status: _PeerStatus) -> int:
-        files = self.snapshot().files
+        snapshot = self.snapshot()
         if status.synced is None:
-            return len(files)
-        current = {name_key(f.name): f.sha256 for f in files}
-        changed = sum(1 for key, sha in current.items() if status.synced.get(key) != sha)
-        removed = sum(1 for key in status.synced if key not in current)
+            return len(snapshot.files)
+        if status.synced is snapshot:
+            return 0  # the usual answer, without comparing every job
+        current, synced = snapshot.by_key, status.synced.by_key
+        changed = sum(1 for key, f in current.items() if _sha(synced.get(key)) != f.sha256)
+        removed = sum(1 for key in synced if key not in current)
         return changed + removed
 
     def _save_state(self, *, running: bool = True) -> None:
@@ -382,6 +383,10 @@ class Agent:
                 write_state(self._state_path, document)
             except OSError as exc:
                 log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
+
+
+def _sha(file: SourceFile | None) -> str | None:
+    return None if file is None else file.sha256
 
 
 def _failures(result: PeerResult) -> str | None:
