@@ -65,6 +65,43 @@ def test_create_modify_delete_and_rename_are_replicated(
         assert trashed == ["new", "renamed"]
 
 
+def _passes(agent: AgentProcess, scope: str) -> int:
+    """How many passes that copied something looked at ``scope`` ("names" or "all")."""
+    lines = agent.log.read_text().splitlines()
+    return sum(
+        1
+        for line in lines
+        if "peer_pushed" in line and f"scope={scope}" in line and "copied=1" in line
+    )
+
+
+def test_an_edit_passes_over_its_name_only_and_hand_edits_are_still_kept(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """A saved job reaches each peer by a pass over its name alone, not the whole folder.
+
+    A hand edit on a peer of the job being saved sends that peer's pass to the full plan,
+    which keeps the edit in backup before replacing it.
+    """
+    smb_cluster.write_job("a.jobs", b"a1")
+    smb_cluster.write_job("b.jobs", b"b1")
+    agent = make_agent()
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a1", "b.jobs": b"b1"}), what="start push")
+
+    smb_cluster.write_job("a.jobs", b"a2")
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a2", "b.jobs": b"b1"}), what="the edit")
+    peers = len(smb_cluster.peers)
+    wait_for(lambda: _passes(agent, "names") == peers, what="one pass over a name per peer")
+
+    edited = smb_cluster.disk("node2") / "b.jobs"
+    edited.write_bytes(b"edited by hand on node2")
+    smb_cluster.write_job("b.jobs", b"b2")
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a2", "b.jobs": b"b2"}), what="b2")
+    backup = smb_cluster.disk("node2") / ".jobsync" / "backup"
+    assert [p.read_bytes() for p in backup.iterdir()] == [b"edited by hand on node2"]
+    wait_for(lambda: _passes(agent, "all") >= 1, what="node2's pass falling back to a full one")
+
+
 def test_burst_of_writes_ends_with_final_content_and_few_copies(
     smb_cluster: Cluster, make_agent: MakeAgent
 ) -> None:

@@ -268,7 +268,7 @@ class Agent:
         if refresh.changed:
             self.metrics.source_files.set(len(self.snapshot().files))
             log.debug("source_changed", files=sorted(names))
-            self._wake_workers()
+            self._wake_workers(names)
 
     def _source_problem(self, problem: str | None) -> None:
         if problem != self._source_error:
@@ -308,11 +308,12 @@ class Agent:
         self._start_watcher()
         self.request_rescan("watcher restarted")
 
-    def _wake_workers(self) -> None:
+    def _wake_workers(self, names: set[str] | None = None) -> None:
+        """Ask every worker for a pass over ``names``, or over the whole folder."""
         if not self.active or self._source_error:
             return
         for worker in self._workers:
-            worker.wake()
+            worker.wake(names)
 
     def _shutdown(self) -> None:
         self.stopping.set()
