@@ -162,7 +162,10 @@ class PeerSync:
     """Brings one peer in line with a source scan: once (push) or pass after pass (the agent).
 
     Between passes it remembers the peer's manifest and the size and write time it had, so a
-    pass re-reads the manifest only when something else changed it.
+    pass re-reads the manifest only when something else changed it. With ``defer_manifest``,
+    a pass over names that only wrote files (no deletion, no failure) leaves the manifest in
+    memory until :meth:`save_deferred`: a manifest that lags behind only makes the next pass
+    read those files again, while rewriting it (a record per job) costs more than the copy.
     """
 
     def __init__(
@@ -174,8 +177,11 @@ class PeerSync:
         fence: LocalFence,
         now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
+        defer_manifest: bool = False,
     ) -> None:
         """Prepare to sync ``peer``."""
+        self._defer_manifest = defer_manifest
+        self._unsaved_since: float | None = None  # when memory got ahead of the peer's manifest
         self.peer_config = peer
         self._config = config
         self._options = options
@@ -287,7 +293,9 @@ class PeerSync:
             self._copy(peer, plan, set(), entries, tombstones)
             self._trash(peer, plan, self._stamp(), entries, tombstones)
         finally:
-            self._save_manifest(peer, manifest, entries, tombstones)
+            # Deletions are recorded at once: their tombstones are what a takeover goes by.
+            defer = self._defer_manifest and not plan.deletes and not self._result.failed
+            self._save_manifest(peer, manifest, entries, tombstones, defer=defer)
         return True
 
     def _names_will_do(self, peer: Peer) -> bool:
@@ -412,6 +420,7 @@ class PeerSync:
         if self._manifest is not None and self._manifest_stamp == (listed.size, listed.mtime_ns):
             return self._manifest  # unchanged since this sync last read or wrote it
         manifest, problem = read_manifest(peer, listed=True)
+        self._unsaved_since = None  # whatever memory held is superseded by the peer's own
         if problem is not None:
             aside = f"{STATE_DIR}/{stamp_name('manifest.json', self._stamp())}.corrupt"
             if not dry and problem.startswith("corrupt"):
@@ -606,20 +615,30 @@ class PeerSync:
         old: Manifest,
         entries: dict[str, ManifestEntry],
         tombstones: dict[str, Tombstone],
+        *,
+        defer: bool = False,
     ) -> None:
         node, now = self._config.node, self._now().isoformat(timespec="seconds")
         same_owner = name_key(old.owner) == name_key(node) and old.epoch == self._epoch
         if same_owner and dict(old.entries) == entries and dict(old.tombstones) == tombstones:
-            return  # nothing changed: leave the peer untouched
-        manifest = Manifest(
-            node=node,
-            updated=now,
-            entries=entries,
-            epoch=self._epoch,
-            owner=node,
-            owner_since=old.owner_since if same_owner else (self._fence.since() or now),
-            tombstones=tombstones,
-        )
+            if self._unsaved_since is None:
+                return  # nothing changed: leave the peer untouched
+            manifest = old  # what an earlier pass deferred
+        else:
+            manifest = Manifest(
+                node=node,
+                updated=now,
+                entries=entries,
+                epoch=self._epoch,
+                owner=node,
+                owner_since=old.owner_since if same_owner else (self._fence.since() or now),
+                tombstones=tombstones,
+            )
+        if defer:
+            self._manifest = manifest
+            if self._unsaved_since is None:
+                self._unsaved_since = time.monotonic()
+            return
         self._write_manifest(peer, manifest)
 
     def _write_manifest(self, peer: Peer, manifest: Manifest) -> None:
@@ -636,11 +655,42 @@ class PeerSync:
             return
         self._manifest = manifest
         self._manifest_stamp = (outcome.landed.size, outcome.landed.mtime_ns)
+        self._unsaved_since = None
 
     def _forget_manifest(self) -> None:
         """Know nothing of the peer's manifest: the next pass reads it and looks at everything."""
-        self._manifest = self._manifest_stamp = None
+        self._manifest = self._manifest_stamp = self._unsaved_since = None
         self._clean = False
+
+    # -- a deferred manifest --------------------------------------------------------------------
+
+    @property
+    def unsaved_since(self) -> float | None:
+        """Since when (``time.monotonic()``) the peer's manifest lags behind, if it does."""
+        return self._unsaved_since
+
+    def save_deferred(self, peer: Peer) -> None:
+        """Write the manifest passes deferred, unless another jobsync rewrote it meanwhile.
+
+        Never raises: a failure leaves the manifest unknown, which the next pass repairs.
+        """
+        manifest = self._manifest
+        if self._unsaved_since is None or manifest is None:
+            return
+        self._run_id, self._temp_count = secrets.token_hex(4), 0
+        try:
+            listed = manifest_listing(peer)
+        except PeerError as exc:
+            self._forget_manifest()
+            self._log.warning("manifest_not_saved", error=str(exc))
+            return
+        if listed is None or (listed.size, listed.mtime_ns) != self._manifest_stamp:
+            # Theirs stands (a takeover?): the next pass rereads it, fences, and looks again.
+            self._forget_manifest()
+            self._log.warning("manifest_not_saved", error="another jobsync rewrote it meanwhile")
+            return
+        self._write_manifest(peer, manifest)
+        self._log.debug("manifest_saved", entries=len(manifest.entries))
 
     # -- names --------------------------------------------------------------------------------
 

@@ -357,3 +357,71 @@ def test_a_job_not_kept_in_memory_is_read_again_and_never_sent_changed(
     again = sync.sync(peer, scan_source(config.source, config.pattern, keep_content=False))
     assert (again.status, again.copied) == ("ok", ("a.jobs",))
     assert (disk / "a.jobs").read_bytes() == b"saved again since"
+
+
+def test_a_deferred_manifest_is_saved_later_and_its_loss_costs_only_reads(
+    local_cluster: Cluster,
+) -> None:
+    """A pass over names may leave the manifest in memory; saving it later records the copy.
+
+    If it is never saved (a crash), the next run reads the file again and adopts it: nothing
+    is copied twice, nothing is kept as a hand edit.
+    """
+    local_cluster.write_job("a.jobs", b"a1")
+    local_cluster.write_job("b.jobs", b"b1")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    manifest_file = local_cluster.disk(target.name) / ".jobsync" / "manifest.json"
+
+    def new_sync() -> PeerSync:
+        fence = LocalFence(config.source, config.node)
+        options = PushOptions()
+        return PeerSync(target, config=config, options=options, fence=fence, defer_manifest=True)
+
+    def scan() -> SourceScan:
+        return scan_source(config.source, config.pattern, keep_content=False)
+
+    sync, peer = new_sync(), default_opener(target, 5)
+    assert sync.sync(peer, scan()).status == "ok"
+    saved = manifest_file.read_bytes()
+    local_cluster.write_job("a.jobs", b"a2")
+    assert sync.sync(peer, scan(), names={"a.jobs"}).copied == ("a.jobs",)
+    assert sync.unsaved_since is not None
+    assert manifest_file.read_bytes() == saved  # deferred
+
+    sync.save_deferred(peer)
+    assert sync.unsaved_since is None
+    recorded, _ = read_manifest(peer)
+    entry = recorded.get("a.jobs")
+    assert entry is not None
+    assert entry.sha256 == scan().by_key["a.jobs"].sha256
+
+    local_cluster.write_job("b.jobs", b"b2")
+    assert sync.sync(peer, scan(), names={"b.jobs"}).copied == ("b.jobs",)
+    # A crash now: the deferred record is lost; a new run adopts what landed.
+    again = new_sync().sync(peer, scan())
+    assert (again.status, again.copied, again.backed_up) == ("ok", (), ())
+    assert not (local_cluster.disk(target.name) / ".jobsync" / "backup").exists()
+
+
+def test_a_deferred_manifest_never_overwrites_a_takeover(local_cluster: Cluster) -> None:
+    """A manifest another node rewrote meanwhile stands; the next pass is fenced by it."""
+    local_cluster.write_job("a.jobs", b"a1")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    fence = LocalFence(config.source, config.node)
+    sync = PeerSync(target, config=config, options=PushOptions(), fence=fence, defer_manifest=True)
+    peer = default_opener(target, 5)
+    assert sync.sync(peer, scan_source(config.source, config.pattern)).status == "ok"
+    local_cluster.write_job("a.jobs", b"a2")
+    scan = scan_source(config.source, config.pattern)
+    assert sync.sync(peer, scan, names={"a.jobs"}).copied == ("a.jobs",)
+    taken, _ = read_manifest(peer)
+    write_manifest(peer, replace(taken, epoch=7, owner="node9"), temp=".jobsync/tmp/t.tmp")
+
+    sync.save_deferred(peer)
+
+    assert read_manifest(peer)[0].owner == "node9"
+    result = sync.sync(peer, scan, names={"a.jobs"})
+    assert result.refused is not None
+    assert "node9 took over at epoch 7" in result.refused

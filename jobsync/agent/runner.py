@@ -80,7 +80,13 @@ class Agent:
         self.fence = LocalFence(config.source, config.node)
         self._workers = [
             PeerWorker(
-                PeerSync(peer, config=config, options=PushOptions(), fence=self.fence),
+                PeerSync(
+                    peer,
+                    config=config,
+                    options=PushOptions(),
+                    fence=self.fence,
+                    defer_manifest=True,
+                ),
                 self,
                 opener=opener,
                 timeout=config.timeout_seconds,

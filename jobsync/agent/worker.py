@@ -7,11 +7,16 @@ any other wake, and every retry, compares the whole source with the peer, so wor
 dropped: whatever a failed pass did not finish, the next one does, deletions included. Failed
 passes are retried with exponential backoff and jitter (tenacity), capped at
 ``retry_max_seconds``; each retry takes the newest snapshot again.
+
+The peer's manifest (a record per job) is not rewritten after every pass over a few names: it
+is saved once the peer has had no work for ``MANIFEST_QUIET_SECONDS``, at the latest
+``MANIFEST_MAX_DEFER_SECONDS`` after the first pass it lags behind, and when the agent stops.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -25,6 +30,9 @@ from jobsync.scan import SourceScan
 from jobsync.transport import Peer
 
 log = structlog.get_logger(__name__)
+
+MANIFEST_QUIET_SECONDS = 1.0
+MANIFEST_MAX_DEFER_SECONDS = 5.0
 
 
 class AgentLink(Protocol):
@@ -107,14 +115,24 @@ class PeerWorker:
     def _run(self) -> None:
         try:
             while not self._link.stopping.is_set():
-                self._wake.wait()
+                if not self._wake.wait(self._quiet_wait()):
+                    self._save_deferred()  # quiet for a while: the manifest catches up
+                    continue
                 names = self._take_work()
                 if self._link.stopping.is_set():
                     break
                 if self._link.active:
                     self._pass_with_retries(names)
         finally:
+            self._save_deferred()
             self._close()
+
+    def _quiet_wait(self) -> float | None:
+        return None if self._sync.unsaved_since is None else MANIFEST_QUIET_SECONDS
+
+    def _save_deferred(self) -> None:
+        if self._peer is not None:
+            self._sync.save_deferred(self._peer)
 
     def _pass_with_retries(self, names: set[str] | None) -> None:
         retrying = Retrying(
@@ -153,6 +171,9 @@ class PeerWorker:
         # A pass over some names matches the whole snapshot only if no other name is waiting.
         complete = result.status == "ok" and (names is None or not self._wake.is_set())
         self._link.report(result, synced=scan if complete else None)
+        since = self._sync.unsaved_since
+        if since is not None and time.monotonic() - since >= MANIFEST_MAX_DEFER_SECONDS:
+            self._sync.save_deferred(peer)
         if result.error:
             self._close()
             raise PassFailedError(result.error)
