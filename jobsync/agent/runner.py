@@ -33,6 +33,9 @@ from jobsync.scan import SourceFile, SourceScan
 log = structlog.get_logger(__name__)
 
 WATCHER_CHECK_SECONDS = 2.0
+# A rescan that finds the source as the events left it re-checks the peers only this often
+# (each check lists every peer folder); changes, trouble and role changes check at once.
+PEER_CHECK_EVERY_RESCANS = 5
 STOP_GRACE_SECONDS = 5.0  # then connections are cut, so shutdown stays well under 10 s
 
 
@@ -71,6 +74,7 @@ class Agent:
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
         self._rescan_reason: str | None = None
+        self._quiet_rescans = 0  # periodic rescans since the peers were last checked
         self._source_error: str | None = None
         self._detector = detector or RoleDetector(config.active)
         self._tracker: RoleTracker | None = None
@@ -258,9 +262,14 @@ class Agent:
             return
         self._source_problem(None)
         self.metrics.source_files.set(len(self.snapshot().files))
-        log.debug("source_rescanned", reason=reason, changed=refresh.changed)
-        # Even with no change at the source, a pass finds peers that drifted or came back.
-        self._wake_workers()
+        self._quiet_rescans += 1
+        check = refresh.changed or reason != "periodic"
+        check = check or self._quiet_rescans >= PEER_CHECK_EVERY_RESCANS
+        if check:
+            # Even with no change at the source, a full pass repairs peers that drifted.
+            self._quiet_rescans = 0
+            self._wake_workers()
+        log.debug("source_rescanned", reason=reason, changed=refresh.changed, peers_checked=check)
 
     def _on_settled(self, names: set[str]) -> None:
         """Names that have been quiet for the debounce window: read them and wake the workers."""
