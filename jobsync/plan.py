@@ -163,9 +163,10 @@ def plan_names(
     when nothing else wrote there): its entries stand for the peer's listing. ``keys`` are the
     name keys to look at; ``source`` maps name keys to the source files among them;
     ``peer_hashes`` maps the key of each of those source files to the SHA-256 of the peer's copy
-    (``None``: the peer has none). Anything this shortcut cannot decide safely (an edit made on
-    the peer, which needs a backup; a file that vanished from the peer; a name whose case
-    changed; a deletion the mass-delete guard must weigh) answers ``None``.
+    (``None``: the peer has none). Anything this shortcut cannot decide safely (a copy that is not
+    what jobsync last wrote there, which needs a backup or a record; a file that vanished from
+    the peer; a name whose case changed; a deletion the mass-delete guard must weigh) answers
+    ``None``.
     """
     copies: list[Copy] = []
     unchanged: list[SourceFile] = []
@@ -200,8 +201,8 @@ def _decide_one(
     if peer_sha is None:
         # Recorded but gone from the peer means someone else was at work there.
         return None if entry is not None else Copy(src, Reason.MISSING)
-    if peer_sha == src.sha256:
-        return src
-    if entry is not None and entry.sha256 == peer_sha:
-        return Copy(src, Reason.CHANGED)
-    return None  # content jobsync did not write: the full pass keeps it in backup
+    if entry is None or entry.sha256 != peer_sha:
+        # Not what jobsync last wrote there: the full plan keeps it in backup or adopts it, so
+        # the manifest goes on recording exactly the peer's jobs.
+        return None
+    return src if peer_sha == src.sha256 else Copy(src, Reason.CHANGED)

@@ -245,5 +245,7 @@ def test_names_plan_hands_anything_unusual_to_the_full_plan() -> None:
     assert _plan_names(["A.JOBS"], [_src("A.JOBS", b"new")], manifest, {"A.JOBS": b"a"}) is None
     unrecorded = [_src("x.jobs", b"x")]
     assert _plan_names(["x.jobs"], unrecorded, manifest, {"x.jobs": b"hand copy"}) is None
+    assert _plan_names(["x.jobs"], unrecorded, manifest, {"x.jobs": b"x"}) is None  # unrecorded
+    assert _plan_names(["a.jobs"], new_a, manifest, {"a.jobs": b"new"}) is None  # recorded: a
     assert _plan_names(["a.jobs", "b.jobs"], [], manifest, {}) is None  # 2 of 2 > 0.5
     assert _plan_names(["a.jobs", "b.jobs"], [], manifest, {}, ratio=1.0) is not None
