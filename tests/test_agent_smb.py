@@ -65,20 +65,18 @@ def test_create_modify_delete_and_rename_are_replicated(
         assert trashed == ["new", "renamed"]
 
 
-def _passes(agent: AgentProcess, scope: str) -> int:
-    """How many passes that copied something looked at ``scope`` ("names" or "all")."""
+def _passes(agent: AgentProcess, scope: str, did: str = "copied=1") -> int:
+    """How many passes that did ``did`` looked at ``scope`` ("names" or "all")."""
     lines = agent.log.read_text().splitlines()
     return sum(
-        1
-        for line in lines
-        if "peer_pushed" in line and f"scope={scope}" in line and "copied=1" in line
+        1 for line in lines if "peer_pushed" in line and f"scope={scope}" in line and did in line
     )
 
 
 def test_an_edit_passes_over_its_name_only_and_hand_edits_are_still_kept(
     smb_cluster: Cluster, make_agent: MakeAgent
 ) -> None:
-    """A saved job reaches each peer by a pass over its name alone, not the whole folder.
+    """A saved, created or deleted job reaches each peer by a pass over its name alone.
 
     A hand edit on a peer of the job being saved sends that peer's pass to the full plan,
     which keeps the edit in backup before replacing it.
@@ -92,6 +90,11 @@ def test_an_edit_passes_over_its_name_only_and_hand_edits_are_still_kept(
     wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a2", "b.jobs": b"b1"}), what="the edit")
     peers = len(smb_cluster.peers)
     wait_for(lambda: _passes(agent, "names") == peers, what="one pass over a name per peer")
+    smb_cluster.write_job("c.jobs", b"created")
+    wait_for(lambda: _passes(agent, "names") == 2 * peers, what="a created job by name")
+    (smb_cluster.source / "c.jobs").unlink()
+    wait_for(lambda: _passes(agent, "names", "deleted=1") == peers, what="a deletion by name")
+    assert not any((disk / "c.jobs").exists() for _, _, disk in smb_cluster.peers)
 
     edited = smb_cluster.disk("node2") / "b.jobs"
     edited.write_bytes(b"edited by hand on node2")
