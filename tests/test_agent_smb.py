@@ -325,3 +325,20 @@ def test_rescans_repair_a_hand_edit_on_a_peer(smb_cluster: Cluster, make_agent: 
     wait_for(lambda: edited.read_bytes() == b"the source's version", what="repair at a rescan")
     backup = smb_cluster.disk("node2") / ".jobsync" / "backup"
     assert [p.read_bytes() for p in backup.iterdir()] == [b"edited by hand on node2"]
+
+
+def test_quiet_rescans_check_every_peer_in_turn(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """While the source does not change, rescans still re-check each peer in its turn."""
+    smb_cluster.write_job("a.jobs", b"the source's version")
+    agent = make_agent(health=True, rescan_seconds=0.2)
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"the source's version"}))
+    wait_for(lambda: agent.metric("jobsync_rescans_total") >= 3, what="quiet rescans")
+    for _, _, disk in smb_cluster.peers:
+        (disk / "a.jobs").write_bytes(b"edited by hand")
+
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"the source's version"}), what="repairs")
+    for _, _, disk in smb_cluster.peers:
+        kept = [p.read_bytes() for p in (disk / ".jobsync" / "backup").iterdir()]
+        assert kept == [b"edited by hand"]

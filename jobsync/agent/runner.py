@@ -33,8 +33,9 @@ from jobsync.scan import SourceFile, SourceScan
 log = structlog.get_logger(__name__)
 
 WATCHER_CHECK_SECONDS = 2.0
-# A rescan that finds the source as the events left it re-checks the peers only this often
-# (each check lists every peer folder); changes, trouble and role changes check at once.
+# A rescan that finds the source as the events left it re-checks each peer only every this
+# many rescans (a check lists the whole peer folder), the peers in turn so that one rescan
+# lists few of them; changes, watcher trouble and role changes check every peer at once.
 PEER_CHECK_EVERY_RESCANS = 5
 STOP_GRACE_SECONDS = 5.0  # then connections are cut, so shutdown stays well under 10 s
 
@@ -74,7 +75,7 @@ class Agent:
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
         self._rescan_reason: str | None = None
-        self._quiet_rescans = 0  # periodic rescans since the peers were last checked
+        self._rescans = 0
         self._source_error: str | None = None
         self._detector = detector or RoleDetector(config.active)
         self._tracker: RoleTracker | None = None
@@ -262,14 +263,20 @@ class Agent:
             return
         self._source_problem(None)
         self.metrics.source_files.set(len(self.snapshot().files))
-        self._quiet_rescans += 1
-        check = refresh.changed or reason != "periodic"
-        check = check or self._quiet_rescans >= PEER_CHECK_EVERY_RESCANS
-        if check:
+        self._rescans += 1
+        if refresh.changed or reason != "periodic":
+            due = self._workers  # events were lost: every peer may lack something
+        else:
             # Even with no change at the source, a full pass repairs peers that drifted.
-            self._quiet_rescans = 0
-            self._wake_workers()
-        log.debug("source_rescanned", reason=reason, changed=refresh.changed, peers_checked=check)
+            turn = self._rescans % PEER_CHECK_EVERY_RESCANS
+            due = [w for i, w in enumerate(self._workers) if i % PEER_CHECK_EVERY_RESCANS == turn]
+        self._wake_workers(workers=due)
+        log.debug(
+            "source_rescanned",
+            reason=reason,
+            changed=refresh.changed,
+            peers_checked=[w.name for w in due],
+        )
 
     def _on_settled(self, names: set[str]) -> None:
         """Names that have been quiet for the debounce window: read them and wake the workers."""
@@ -323,11 +330,13 @@ class Agent:
         self._start_watcher()
         self.request_rescan("watcher restarted")
 
-    def _wake_workers(self, names: set[str] | None = None) -> None:
-        """Ask every worker for a pass over ``names``, or over the whole folder."""
+    def _wake_workers(
+        self, names: set[str] | None = None, *, workers: list[PeerWorker] | None = None
+    ) -> None:
+        """Ask the workers (default: all) for a pass over ``names``, or the whole folder."""
         if not self.active or self._source_error:
             return
-        for worker in self._workers:
+        for worker in self._workers if workers is None else workers:
             worker.wake(names)
 
     def _shutdown(self) -> None:
