@@ -31,6 +31,7 @@ from samba import SambaPeer, start_peer
 
 PASSWORD_ENV = "JOBSYNC_BENCH_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 EDIT_DEADLINE_SECONDS = 60
+PARTS = ("push", "agent")  # push: full, no-op, reconcile; agent: save-to-arrival delay, idle
 LARGE_EVERY_HUNDREDTH = 7  # job 7, 107, 207, ... is a larger one
 
 
@@ -230,6 +231,14 @@ def main() -> int:
     parser.add_argument("--debounce-ms", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json-out", type=Path, default=Path("benchmarks/results/latest.json"))
+    parser.add_argument(
+        "--parts",
+        choices=PARTS,
+        nargs="+",
+        default=list(PARTS),
+        help="which measurements to run (default: all); 'agent' alone still fills the larger "
+        "folder and pushes it once so the agent starts in sync",
+    )
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="jobsync-bench-"))
@@ -241,39 +250,19 @@ def main() -> int:
         bench = Bench(base, peers, base / "source", base / "jobsync.toml", rng)
         bench.source.mkdir()
         write_config(bench, args.debounce_ms)
-        n, k = args.files, args.peers
-        bench.add_jobs(n, 0)
-
-        baseline = mput(bench, n)
-        full = bench.jobsync("push")
-        bench.record(
-            f"full push, {n} jobs to {k} peers",
-            jobsync_s=round(full, 2),
-            jobsync_files_per_s=round(n * k / full),
-            mput_s=round(baseline, 2),
-            mput_files_per_s=round(n * k / baseline),
-            ratio_jobsync_over_mput=round(full / baseline, 2),
-        )
-        for size in (n, args.large):
-            if size > n:
-                bench.add_jobs(size - n, n)
-                bench.record(
-                    f"full push of the {size - n} added jobs",
-                    seconds=round(bench.jobsync("push"), 2),
-                )
-            bench.record(
-                f"no-op push, {size} jobs, {k} peers", seconds=round(bench.jobsync("push"), 2)
+        n = args.files
+        if "push" in args.parts:
+            run_push_part(bench, files=n, large=args.large)
+        else:
+            bench.add_jobs(max(n, args.large), 0)
+            bench.jobsync("push")  # the agent part starts from peers already in sync
+        if "agent" in args.parts:
+            run_agent_part(
+                bench,
+                edits=args.edits,
+                idle_seconds=args.idle_seconds,
+                debounce_ms=args.debounce_ms,
             )
-            bench.record(
-                f"reconcile, {size} jobs, {k} peers", seconds=round(bench.jobsync("reconcile"), 2)
-            )
-            bench.record(
-                f"reconcile --deep, {size} jobs, {k} peers",
-                seconds=round(bench.jobsync("reconcile", "--deep"), 2),
-            )
-        run_agent_part(
-            bench, edits=args.edits, idle_seconds=args.idle_seconds, debounce_ms=args.debounce_ms
-        )
 
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
@@ -284,6 +273,37 @@ def main() -> int:
         for peer in peers:
             peer.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def run_push_part(bench: Bench, *, files: int, large: int) -> None:
+    """Full push against mput, then no-op push and reconcile at both folder sizes."""
+    n, k = files, len(bench.peers)
+    bench.add_jobs(n, 0)
+    baseline = mput(bench, n)
+    full = bench.jobsync("push")
+    bench.record(
+        f"full push, {n} jobs to {k} peers",
+        jobsync_s=round(full, 2),
+        jobsync_files_per_s=round(n * k / full),
+        mput_s=round(baseline, 2),
+        mput_files_per_s=round(n * k / baseline),
+        ratio_jobsync_over_mput=round(full / baseline, 2),
+    )
+    for size in (n, large):
+        if size > n:
+            bench.add_jobs(size - n, n)
+            bench.record(
+                f"full push of the {size - n} added jobs",
+                seconds=round(bench.jobsync("push"), 2),
+            )
+        bench.record(f"no-op push, {size} jobs, {k} peers", seconds=round(bench.jobsync("push"), 2))
+        bench.record(
+            f"reconcile, {size} jobs, {k} peers", seconds=round(bench.jobsync("reconcile"), 2)
+        )
+        bench.record(
+            f"reconcile --deep, {size} jobs, {k} peers",
+            seconds=round(bench.jobsync("reconcile", "--deep"), 2),
+        )
 
 
 if __name__ == "__main__":

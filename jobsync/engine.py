@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -40,9 +40,9 @@ from jobsync.names import (
     name_key,
     stamp_name,
 )
-from jobsync.plan import PeerPlan, files_to_read, plan_peer
+from jobsync.plan import Copy, PeerPlan, files_to_read, plan_names, plan_peer
 from jobsync.result import FileFailure, PeerResult, PushResult
-from jobsync.scan import SourceFile, SourceScan, scan_source
+from jobsync.scan import SourceFile, SourceScan, UnstableFileError, read_content, scan_source
 from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, open_peer
 
 log = structlog.get_logger(__name__)
@@ -141,6 +141,14 @@ def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, 
         return Manifest(), f"corrupt: {exc}"
 
 
+def is_not_found(error: PeerIOError) -> bool:
+    """Whether a failed read says the file is not there (both transports word it so).
+
+    Anything else, or a wording this does not know, only costs a full pass.
+    """
+    return str(error).endswith(": not found")
+
+
 def write_manifest(peer: Peer, manifest: Manifest, *, temp: str) -> WriteOutcome:
     """Replace a folder's manifest atomically (temp name, read back, rename)."""
     write = FileWrite(
@@ -154,7 +162,10 @@ class PeerSync:
     """Brings one peer in line with a source scan: once (push) or pass after pass (the agent).
 
     Between passes it remembers the peer's manifest and the size and write time it had, so a
-    pass re-reads the manifest only when something else changed it.
+    pass re-reads the manifest only when something else changed it. With ``defer_manifest``,
+    a pass over names that only wrote files (no deletion, no failure) leaves the manifest in
+    memory until :meth:`save_deferred`: a manifest that lags behind only makes the next pass
+    read those files again, while rewriting it (a record per job) costs more than the copy.
     """
 
     def __init__(
@@ -166,8 +177,11 @@ class PeerSync:
         fence: LocalFence,
         now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
+        defer_manifest: bool = False,
     ) -> None:
         """Prepare to sync ``peer``."""
+        self._defer_manifest = defer_manifest
+        self._unsaved_since: float | None = None  # when memory got ahead of the peer's manifest
         self.peer_config = peer
         self._config = config
         self._options = options
@@ -182,6 +196,8 @@ class PeerSync:
         self._run_id = ""
         self._temp_count = 0
         self._result = PeerResult(peer=peer.name)
+        self._clean = False  # whether the manifest in memory records exactly the peer's jobs
+        self._scope = "all"  # what the last pass looked at: "all" jobs or changed "names"
 
     def run_once(self, scan: SourceScan, opener: Opener) -> PeerResult:
         """Connect, sync, disconnect; never raises for a peer problem."""
@@ -198,19 +214,31 @@ class PeerSync:
         finally:
             peer.close()
 
-    def sync(self, peer: Peer, scan: SourceScan) -> PeerResult:
-        """One pass over an open peer; a lost connection is reported in the result's error."""
+    def sync(
+        self, peer: Peer, scan: SourceScan, *, names: Collection[str] | None = None
+    ) -> PeerResult:
+        """One pass over an open peer; a lost connection is reported in the result's error.
+
+        With ``names``, only those jobs are looked at when that is known to be enough (the
+        last pass ended clean and the peer's manifest is still the one it left); otherwise,
+        and without ``names``, the whole source is compared with the whole peer.
+        """
         started = time.monotonic()
         self._scan = scan
         self._run_id = secrets.token_hex(4)
         self._temp_count = 0
         self._result = PeerResult(peer=self.peer_config.name)
+        self._scope = "names"
         try:
-            self._push(peer)
+            if names is None or not self._push_names(peer, names):
+                self._scope = "all"
+                self._push(peer)
         except PeerError as exc:
-            self._manifest = self._manifest_stamp = None  # the peer's state is unknown now
+            self._forget_manifest()  # the peer's state is unknown now
             self._result = replace(self._result, error=str(exc))
             self._log.error("peer_failed", error=str(exc))
+        # Only a clean pass leaves a manifest that stands for the peer's whole listing.
+        self._clean = self._result.status == "ok" and self._manifest is not None
         return self._finish(replace(self._result, seconds=time.monotonic() - started))
 
     def _finish(self, result: PeerResult) -> PeerResult:
@@ -225,11 +253,78 @@ class PeerSync:
             unchanged=r.unchanged,
             failed=len(r.failed),
             status=r.status,
+            scope=self._scope,
             seconds=round(r.seconds, 3),
         )
         return r
 
     # -- steps ------------------------------------------------------------------------------
+
+    def _push_names(self, peer: Peer, names: Collection[str]) -> bool:
+        """Bring only ``names`` in line; ``False`` (before changing anything): a full pass must.
+
+        Instead of listing the peer, it reads just these files: their bytes show whether the
+        peer holds the source's version, the one jobsync last wrote, or somebody else's edit.
+        """
+        manifest = self._manifest
+        if manifest is None or not self._names_will_do(peer):
+            return False
+        if self._fenced(manifest):
+            return True
+        keys = {name_key(n) for n in names}
+        by_key = self._scan.by_key
+        wanted = {k: by_key[k] for k in sorted(keys) if k in by_key}
+        hashes = self._peer_hashes(peer, list(wanted.values()))
+        if hashes is None:
+            return False
+        plan = plan_names(
+            keys,
+            wanted,
+            manifest,
+            peer_hashes=hashes,
+            max_delete_ratio=self._config.max_delete_ratio,
+            allow_mass_delete=self._options.allow_mass_delete,
+        )
+        if plan is None:
+            return False
+        self._result = replace(self._result, unchanged=len(plan.unchanged))
+        entries, tombstones = dict(manifest.entries), dict(manifest.tombstones)
+        try:
+            self._copy(peer, plan, set(), entries, tombstones)
+            self._trash(peer, plan, self._stamp(), entries, tombstones)
+        finally:
+            # Deletions are recorded at once: their tombstones are what a takeover goes by.
+            defer = self._defer_manifest and not plan.deletes and not self._result.failed
+            self._save_manifest(peer, manifest, entries, tombstones, defer=defer)
+        return True
+
+    def _names_will_do(self, peer: Peer) -> bool:
+        """Whether a pass over some names only is safe: see :meth:`_push_names`."""
+        options, scan = self._options, self._scan
+        if not self._clean or options.dry_run or options.hold or options.distrust:
+            return False
+        if len(scan.by_key) != len(scan.files):
+            return False  # names that differ only in case: the full plan's business
+        listed = manifest_listing(peer)
+        # A manifest another jobsync wrote (a takeover?) is reread and fenced by a full pass.
+        return listed is not None and (listed.size, listed.mtime_ns) == self._manifest_stamp
+
+    def _peer_hashes(self, peer: Peer, files: Sequence[SourceFile]) -> dict[str, str | None] | None:
+        """The SHA-256 of the peer's copy of each file, ``None`` for a file it does not have.
+
+        ``None`` as the whole answer: some copy exists but cannot be read (a full pass decides).
+        """
+        contents = peer.read_files([f.name for f in files]) if files else {}
+        hashes: dict[str, str | None] = {}
+        for f in files:
+            data = contents[f.name]
+            if isinstance(data, bytes):
+                hashes[name_key(f.name)] = hashlib.sha256(data).hexdigest()
+            elif is_not_found(data):
+                hashes[name_key(f.name)] = None
+            else:
+                return None
+        return hashes
 
     def _push(self, peer: Peer) -> None:
         dry = self._options.dry_run
@@ -325,6 +420,7 @@ class PeerSync:
         if self._manifest is not None and self._manifest_stamp == (listed.size, listed.mtime_ns):
             return self._manifest  # unchanged since this sync last read or wrote it
         manifest, problem = read_manifest(peer, listed=True)
+        self._unsaved_since = None  # whatever memory held is superseded by the peer's own
         if problem is not None:
             aside = f"{STATE_DIR}/{stamp_name('manifest.json', self._stamp())}.corrupt"
             if not dry and problem.startswith("corrupt"):
@@ -427,18 +523,16 @@ class PeerSync:
         written = self._now().isoformat(timespec="seconds")
         local = self._fence.manifest()
         for start in range(0, total, BATCH):
-            batch = copies[start : start + BATCH]
+            chunk = copies[start : start + BATCH]
+            batch, failures = self._load(chunk)
             writes = [
                 FileWrite(
-                    path=c.source.name,
-                    temp=self._temp(),
-                    data=c.source.content,
-                    mtime_ns=c.source.mtime_ns,
+                    path=c.source.name, temp=self._temp(), data=data, mtime_ns=c.source.mtime_ns
                 )
-                for c in batch
+                for c, data in batch
             ]
-            copied, failures = [], []
-            for c, outcome in zip(batch, peer.write_files(writes), strict=True):
+            copied = []
+            for (c, _), outcome in zip(batch, peer.write_files(writes), strict=True):
                 src = c.source
                 if outcome.landed is None:
                     failures.append(FileFailure(src.name, str(outcome.error)))
@@ -464,9 +558,25 @@ class PeerSync:
                 copied=self._result.copied + tuple(copied),
                 failed=self._result.failed + tuple(failures),
             )
-            done += len(batch)
+            done += len(chunk)
             if self._progress is not None:
                 self._progress(self.peer_config.name, done, total)
+
+    def _load(self, copies: Sequence[Copy]) -> tuple[list[tuple[Copy, bytes]], list[FileFailure]]:
+        """The bytes of each copy, read now when the scan did not keep them."""
+        loaded, failures = [], []
+        for c in copies:
+            try:
+                loaded.append((c, read_content(self._scan.folder, c.source)))
+            except (UnstableFileError, OSError) as exc:
+                reason = (
+                    "changed since it was read: the newer version is sent by a later pass"
+                    if isinstance(exc, UnstableFileError)
+                    else f"cannot be read now: {exc.strerror or exc}"
+                )
+                failures.append(FileFailure(c.source.name, reason))
+                self._log.warning("file_failed", file=c.source.name, error=reason)
+        return loaded, failures
 
     def _trash(
         self,
@@ -505,33 +615,82 @@ class PeerSync:
         old: Manifest,
         entries: dict[str, ManifestEntry],
         tombstones: dict[str, Tombstone],
+        *,
+        defer: bool = False,
     ) -> None:
         node, now = self._config.node, self._now().isoformat(timespec="seconds")
         same_owner = name_key(old.owner) == name_key(node) and old.epoch == self._epoch
         if same_owner and dict(old.entries) == entries and dict(old.tombstones) == tombstones:
-            return  # nothing changed: leave the peer untouched
-        manifest = Manifest(
-            node=node,
-            updated=now,
-            entries=entries,
-            epoch=self._epoch,
-            owner=node,
-            owner_since=old.owner_since if same_owner else (self._fence.since() or now),
-            tombstones=tombstones,
-        )
+            if self._unsaved_since is None:
+                return  # nothing changed: leave the peer untouched
+            manifest = old  # what an earlier pass deferred
+        else:
+            manifest = Manifest(
+                node=node,
+                updated=now,
+                entries=entries,
+                epoch=self._epoch,
+                owner=node,
+                owner_since=old.owner_since if same_owner else (self._fence.since() or now),
+                tombstones=tombstones,
+            )
+        if defer:
+            self._manifest = manifest
+            if self._unsaved_since is None:
+                self._unsaved_since = time.monotonic()
+            return
+        self._write_manifest(peer, manifest)
+
+    def _write_manifest(self, peer: Peer, manifest: Manifest) -> None:
         try:
             outcome = write_manifest(peer, manifest, temp=self._temp())
         except PeerError as exc:
-            self._manifest = self._manifest_stamp = None
+            self._forget_manifest()
             self._log.warning("manifest_not_saved", error=str(exc))
             return
         if outcome.landed is None:
-            self._manifest = self._manifest_stamp = None
+            self._forget_manifest()
             failure = FileFailure(MANIFEST, f"manifest not saved: {outcome.error}")
             self._result = replace(self._result, failed=(*self._result.failed, failure))
             return
         self._manifest = manifest
         self._manifest_stamp = (outcome.landed.size, outcome.landed.mtime_ns)
+        self._unsaved_since = None
+
+    def _forget_manifest(self) -> None:
+        """Know nothing of the peer's manifest: the next pass reads it and looks at everything."""
+        self._manifest = self._manifest_stamp = self._unsaved_since = None
+        self._clean = False
+
+    # -- a deferred manifest --------------------------------------------------------------------
+
+    @property
+    def unsaved_since(self) -> float | None:
+        """Since when (``time.monotonic()``) the peer's manifest lags behind, if it does."""
+        return self._unsaved_since
+
+    def save_deferred(self, peer: Peer) -> None:
+        """Write the manifest passes deferred, unless another jobsync rewrote it meanwhile.
+
+        Never raises: a failure leaves the manifest unknown, which the next pass repairs.
+        """
+        manifest = self._manifest
+        if self._unsaved_since is None or manifest is None:
+            return
+        self._run_id, self._temp_count = secrets.token_hex(4), 0
+        try:
+            listed = manifest_listing(peer)
+        except PeerError as exc:
+            self._forget_manifest()
+            self._log.warning("manifest_not_saved", error=str(exc))
+            return
+        if listed is None or (listed.size, listed.mtime_ns) != self._manifest_stamp:
+            # Theirs stands (a takeover?): the next pass rereads it, fences, and looks again.
+            self._forget_manifest()
+            self._log.warning("manifest_not_saved", error="another jobsync rewrote it meanwhile")
+            return
+        self._write_manifest(peer, manifest)
+        self._log.debug("manifest_saved", entries=len(manifest.entries))
 
     # -- names --------------------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from jobsync.names import name_key, windows_name_problem
 
@@ -30,7 +31,7 @@ class ManifestCorruptError(ValueError):
     """The manifest does not parse or names something that cannot be a job file."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the agent keeps one per job and peer
 class ManifestEntry:
     """What jobsync wrote for one file, and where that version came from."""
 
@@ -43,7 +44,7 @@ class ManifestEntry:
     epoch: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tombstone:
     """A job that its owner deleted: it must stay deleted unless a newer version appears."""
 
@@ -117,7 +118,7 @@ def manifest_to_bytes(manifest: Manifest) -> bytes:
 def manifest_from_bytes(data: bytes) -> Manifest:
     """Parse a manifest, refusing anything that is not exactly what jobsync writes."""
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = json.loads(data.decode("utf-8"), object_hook=_compact_entry)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestCorruptError(f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
@@ -149,12 +150,44 @@ def _check_name(name: str) -> None:
         raise ManifestCorruptError(f"names an impossible file {name!r}")
 
 
+class _EntryFields(NamedTuple):
+    """The fields of one file record, as parsed and not yet checked."""
+
+    sha256: Any
+    size: Any
+    mtime_ns: Any
+    origin: Any
+    written: Any
+    epoch: Any
+
+
+def _compact_entry(raw: dict[str, Any]) -> dict[str, Any] | _EntryFields:
+    """Turn each file record into a tuple as soon as it is parsed.
+
+    Ten thousand parsed dicts left as holes among the strings the manifest keeps would hold
+    several megabytes of the agent's memory; each one freed at once is reused for the next.
+    """
+    return _fields_of(raw) if "sha256" in raw else raw
+
+
+def _fields_of(raw: dict[str, Any]) -> _EntryFields:
+    return _EntryFields(
+        raw.get("sha256"),
+        raw.get("size"),
+        raw.get("mtime_ns"),
+        raw.get("origin", ""),
+        raw.get("written", ""),
+        raw.get("epoch", 0),
+    )
+
+
 def _entry(name: str, raw: Any) -> ManifestEntry:  # noqa: ANN401 - untrusted JSON
     _check_name(name)
-    if not isinstance(raw, dict):
+    if isinstance(raw, dict):
+        raw = _fields_of(raw)  # a record without a sha256, left a dict by the parser
+    if not isinstance(raw, _EntryFields):
         raise ManifestCorruptError(f"entry for {name!r} is not an object")
-    sha, size, mtime = raw.get("sha256"), raw.get("size"), raw.get("mtime_ns")
-    origin, written, epoch = raw.get("origin", ""), raw.get("written", ""), raw.get("epoch", 0)
+    sha, size, mtime, origin, written, epoch = raw
     if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         raise ManifestCorruptError(f"entry for {name!r} has no valid sha256")
     if not (_is_count(size) and _is_count(mtime) and _is_count(epoch)):
@@ -166,8 +199,8 @@ def _entry(name: str, raw: Any) -> ManifestEntry:  # noqa: ANN401 - untrusted JS
         sha256=sha,
         size=size,
         mtime_ns=mtime,
-        origin=origin,
-        written=written,
+        origin=sys.intern(origin),  # a handful of distinct values over thousands of entries
+        written=sys.intern(written),
         epoch=epoch,
     )
 

@@ -13,7 +13,7 @@ otherwise the engine reads it and hands the planner its SHA-256. From that:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -146,3 +146,63 @@ def plan_peer(
         refusal=refusal,
         held=tuple(held),
     )
+
+
+def plan_names(
+    keys: Collection[str],
+    source: Mapping[str, SourceFile],
+    manifest: Manifest,
+    *,
+    peer_hashes: Mapping[str, str | None],
+    max_delete_ratio: float,
+    allow_mass_delete: bool = False,
+) -> PeerPlan | None:
+    """What the peer needs for a few names only, or ``None`` when only a full plan can say.
+
+    Valid only while ``manifest`` records exactly the peer's jobs (true after a clean full pass
+    when nothing else wrote there): its entries stand for the peer's listing. ``keys`` are the
+    name keys to look at; ``source`` maps name keys to the source files among them;
+    ``peer_hashes`` maps the key of each of those source files to the SHA-256 of the peer's copy
+    (``None``: the peer has none). Anything this shortcut cannot decide safely (a copy that is not
+    what jobsync last wrote there, which needs a backup or a record; a file that vanished from
+    the peer; a name whose case changed; a deletion the mass-delete guard must weigh) answers
+    ``None``.
+    """
+    copies: list[Copy] = []
+    unchanged: list[SourceFile] = []
+    deletes: list[RemoteFile] = []
+    for key in sorted(keys):
+        src, entry = source.get(key), manifest.entries.get(key)
+        if src is None:
+            if entry is not None:  # on the peer, deleted at the source
+                deletes.append(RemoteFile(entry.name, entry.size, entry.mtime_ns))
+            continue
+        if key not in peer_hashes:
+            raise ValueError(f"plan_names needs the peer's hash of {src.name}")
+        decided = _decide_one(src, entry, peer_hashes[key])
+        if decided is None:
+            return None
+        if isinstance(decided, Copy):
+            copies.append(decided)
+        else:
+            unchanged.append(decided)
+    guarded = deletes and not allow_mass_delete
+    if guarded and len(deletes) > max_delete_ratio * len(manifest.entries):
+        return None
+    return PeerPlan(copies=tuple(copies), deletes=tuple(deletes), unchanged=tuple(unchanged))
+
+
+def _decide_one(
+    src: SourceFile, entry: ManifestEntry | None, peer_sha: str | None
+) -> Copy | SourceFile | None:
+    """A copy, the source file when the peer already holds it, or ``None``: a full plan decides."""
+    if entry is not None and entry.name != src.name:
+        return None  # renamed to another case: the full plan handles both names
+    if peer_sha is None:
+        # Recorded but gone from the peer means someone else was at work there.
+        return None if entry is not None else Copy(src, Reason.MISSING)
+    if entry is None or entry.sha256 != peer_sha:
+        # Not what jobsync last wrote there: the full plan keeps it in backup or adopts it, so
+        # the manifest goes on recording exactly the peer's jobs.
+        return None
+    return src if peer_sha == src.sha256 else Copy(src, Reason.CHANGED)

@@ -14,13 +14,14 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import structlog
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from jobsync.errors import SourceError
-from jobsync.names import compile_pattern, windows_name_problem
+from jobsync.names import compile_pattern, name_key, windows_name_problem
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +31,7 @@ LOCKED_ATTEMPTS = 5  # about 0.75 s in all before the file is left to the next p
 _LOCKED_WINERRORS = (32, 33)  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the agent keeps one per job
 class SourceFile:
     """One job file as read from the source folder."""
 
@@ -38,7 +39,8 @@ class SourceFile:
     size: int
     mtime_ns: int
     sha256: str
-    content: bytes = field(repr=False, compare=False)
+    # None when not kept (the agent reads a job again when it sends it, and checks the hash).
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,14 @@ class SourceScan:
         """The files keyed by their exact name."""
         return {f.name: f for f in self.files}
 
+    @cached_property
+    def by_key(self) -> dict[str, SourceFile]:
+        """The files keyed by name key (built once per scan: the agent looks names up often).
+
+        When two names differ only in case, one of them is missing here: compare lengths.
+        """
+        return {name_key(f.name): f for f in self.files}
+
 
 class UnstableFileError(Exception):
     """A file kept changing while it was being read."""
@@ -73,11 +83,12 @@ def scan_source(
     *,
     previous: Mapping[str, SourceFile] | None = None,
     pause: Callable[[float], None] = time.sleep,
+    keep_content: bool = True,
 ) -> SourceScan:
     """Read every job in ``folder`` that matches ``pattern`` (case-insensitive, not recursive).
 
     A file found in ``previous`` with the same size and write time is taken from there instead
-    of being read again.
+    of being read again. Without ``keep_content`` only the hashes are kept.
     """
     matcher = compile_pattern(pattern)
     entries = _list_folder(folder)
@@ -87,7 +98,9 @@ def scan_source(
     for entry in sorted(entries, key=lambda e: e.name):
         if not matcher.fullmatch(entry.name):
             continue
-        outcome = _read_path(Path(entry.path), known.get(entry.name), pause=pause)
+        outcome = _read_path(
+            Path(entry.path), known.get(entry.name), pause=pause, keep_content=keep_content
+        )
         if isinstance(outcome, SourceFile):
             files.append(outcome)
         elif outcome is not None:
@@ -98,17 +111,21 @@ def scan_source(
 
 
 def read_job(
-    folder: Path, name: str, *, pause: Callable[[float], None] = time.sleep
+    folder: Path,
+    name: str,
+    *,
+    pause: Callable[[float], None] = time.sleep,
+    keep_content: bool = True,
 ) -> SourceFile | SkippedFile | None:
     """Read one job by name: the file, why it was skipped, or ``None`` when it is not there."""
-    outcome = _read_path(folder / name, None, pause=pause)
+    outcome = _read_path(folder / name, None, pause=pause, keep_content=keep_content)
     if outcome is None and not folder.is_dir():
         raise SourceError(f"source folder {folder} has disappeared: nothing was deleted")
     return outcome
 
 
 def _read_path(
-    path: Path, known: SourceFile | None, *, pause: Callable[[float], None]
+    path: Path, known: SourceFile | None, *, pause: Callable[[float], None], keep_content: bool
 ) -> SourceFile | SkippedFile | None:
     problem = windows_name_problem(path.name)
     if problem is not None:
@@ -119,7 +136,7 @@ def _read_path(
             st = path.stat()
             if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns):
                 return known
-        return _read_unlocked(path, pause=pause)
+        return _read_unlocked(path, pause=pause, keep_content=keep_content)
     except IsADirectoryError:
         pass
     except FileNotFoundError:
@@ -139,7 +156,9 @@ def _is_locked(exc: BaseException) -> bool:
     return isinstance(exc, PermissionError) or getattr(exc, "winerror", None) in _LOCKED_WINERRORS
 
 
-def _read_unlocked(path: Path, *, pause: Callable[[float], None]) -> SourceFile:
+def _read_unlocked(
+    path: Path, *, pause: Callable[[float], None], keep_content: bool = True
+) -> SourceFile:
     """Read a stable file, retrying briefly while another program holds it."""
     retrying = Retrying(
         stop=stop_after_attempt(LOCKED_ATTEMPTS),
@@ -148,7 +167,7 @@ def _read_unlocked(path: Path, *, pause: Callable[[float], None]) -> SourceFile:
         sleep=pause,
         reraise=True,
     )
-    return retrying(read_stable, path, pause=pause)
+    return retrying(read_stable, path, pause=pause, keep_content=keep_content)
 
 
 def _list_folder(folder: Path) -> list[os.DirEntry[str]]:
@@ -164,7 +183,9 @@ def _list_folder(folder: Path) -> list[os.DirEntry[str]]:
         raise SourceError(f"source folder {folder} cannot be listed: {exc.strerror}") from None
 
 
-def read_stable(path: Path, *, pause: Callable[[float], None] = time.sleep) -> SourceFile:
+def read_stable(
+    path: Path, *, pause: Callable[[float], None] = time.sleep, keep_content: bool = True
+) -> SourceFile:
     """Read one file whose size and write time hold still across the read."""
     for attempt in range(READ_ATTEMPTS):
         if attempt:
@@ -184,6 +205,20 @@ def read_stable(path: Path, *, pause: Callable[[float], None] = time.sleep) -> S
             size=len(content),
             mtime_ns=after.st_mtime_ns,
             sha256=hashlib.sha256(content).hexdigest(),
-            content=content,
+            content=content if keep_content else None,
         )
     raise UnstableFileError(path)
+
+
+def read_content(folder: Path, file: SourceFile) -> bytes:
+    """The bytes of ``file`` as scanned: read again when not kept, and checked by hash.
+
+    Raises :class:`UnstableFileError` when the file changed since it was scanned (the newer
+    version is sent by a later pass) and ``OSError`` when it cannot be read now.
+    """
+    if file.content is not None:
+        return file.content
+    now = _read_unlocked(folder / file.name, pause=time.sleep)
+    if now.sha256 != file.sha256 or now.content is None:
+        raise UnstableFileError(folder / file.name)
+    return now.content

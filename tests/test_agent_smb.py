@@ -65,6 +65,46 @@ def test_create_modify_delete_and_rename_are_replicated(
         assert trashed == ["new", "renamed"]
 
 
+def _passes(agent: AgentProcess, scope: str, did: str = "copied=1") -> int:
+    """How many passes that did ``did`` looked at ``scope`` ("names" or "all")."""
+    lines = agent.log.read_text().splitlines()
+    return sum(
+        1 for line in lines if "peer_pushed" in line and f"scope={scope}" in line and did in line
+    )
+
+
+def test_an_edit_passes_over_its_name_only_and_hand_edits_are_still_kept(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """A saved, created or deleted job reaches each peer by a pass over its name alone.
+
+    A hand edit on a peer of the job being saved sends that peer's pass to the full plan,
+    which keeps the edit in backup before replacing it.
+    """
+    smb_cluster.write_job("a.jobs", b"a1")
+    smb_cluster.write_job("b.jobs", b"b1")
+    agent = make_agent()
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a1", "b.jobs": b"b1"}), what="start push")
+
+    smb_cluster.write_job("a.jobs", b"a2")
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a2", "b.jobs": b"b1"}), what="the edit")
+    peers = len(smb_cluster.peers)
+    wait_for(lambda: _passes(agent, "names") == peers, what="one pass over a name per peer")
+    smb_cluster.write_job("c.jobs", b"created")
+    wait_for(lambda: _passes(agent, "names") == 2 * peers, what="a created job by name")
+    (smb_cluster.source / "c.jobs").unlink()
+    wait_for(lambda: _passes(agent, "names", "deleted=1") == peers, what="a deletion by name")
+    assert not any((disk / "c.jobs").exists() for _, _, disk in smb_cluster.peers)
+
+    edited = smb_cluster.disk("node2") / "b.jobs"
+    edited.write_bytes(b"edited by hand on node2")
+    smb_cluster.write_job("b.jobs", b"b2")
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"a2", "b.jobs": b"b2"}), what="b2")
+    backup = smb_cluster.disk("node2") / ".jobsync" / "backup"
+    assert [p.read_bytes() for p in backup.iterdir()] == [b"edited by hand on node2"]
+    wait_for(lambda: _passes(agent, "all") >= 1, what="node2's pass falling back to a full one")
+
+
 def test_burst_of_writes_ends_with_final_content_and_few_copies(
     smb_cluster: Cluster, make_agent: MakeAgent
 ) -> None:
@@ -285,3 +325,20 @@ def test_rescans_repair_a_hand_edit_on_a_peer(smb_cluster: Cluster, make_agent: 
     wait_for(lambda: edited.read_bytes() == b"the source's version", what="repair at a rescan")
     backup = smb_cluster.disk("node2") / ".jobsync" / "backup"
     assert [p.read_bytes() for p in backup.iterdir()] == [b"edited by hand on node2"]
+
+
+def test_quiet_rescans_check_every_peer_in_turn(
+    smb_cluster: Cluster, make_agent: MakeAgent
+) -> None:
+    """While the source does not change, rescans still re-check each peer in its turn."""
+    smb_cluster.write_job("a.jobs", b"the source's version")
+    agent = make_agent(health=True, rescan_seconds=0.2)
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"the source's version"}))
+    wait_for(lambda: agent.metric("jobsync_rescans_total") >= 3, what="quiet rescans")
+    for _, _, disk in smb_cluster.peers:
+        (disk / "a.jobs").write_bytes(b"edited by hand")
+
+    wait_for(_all_peers_have(smb_cluster, {"a.jobs": b"the source's version"}), what="repairs")
+    for _, _, disk in smb_cluster.peers:
+        kept = [p.read_bytes() for p in (disk / ".jobsync" / "backup").iterdir()]
+        assert kept == [b"edited by hand"]

@@ -6,6 +6,7 @@ import errno
 import itertools
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,18 @@ from conftest import Cluster
 
 from jobsync import scan as scan_module
 from jobsync.config import Config, PeerConfig, load_config
-from jobsync.engine import PushOptions, default_opener, push
+from jobsync.engine import (
+    PeerSync,
+    PushOptions,
+    default_opener,
+    push,
+    read_manifest,
+    write_manifest,
+)
+from jobsync.epoch import LocalFence
 from jobsync.errors import PeerIOError, PeerUnreachableError
-from jobsync.scan import UnstableFileError, read_stable, scan_source
-from jobsync.transport import FileWrite, Peer, WriteOutcome
+from jobsync.scan import SourceScan, UnstableFileError, read_stable, scan_source
+from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome
 from jobsync.transport.local import LocalPeer
 
 
@@ -234,3 +243,185 @@ def test_a_source_file_held_by_another_program_is_retried(
     scan = scan_source(tmp_path, "*.jobs", pause=lambda _s: None)
     assert scan.files == ()
     assert "held by another program" in scan.skipped[0].reason
+
+
+class ListingCounter(FlakyPeer):
+    """Wraps a real peer and notes every folder it is asked to list."""
+
+    def __init__(self, inner: Peer) -> None:
+        """Refuse nothing; note listings in ``listed``."""
+        super().__init__(inner, set())
+        self.listed: list[str] = []
+
+    def list_files(self, folder: str = "") -> list[RemoteFile]:
+        """List through the real peer, noting the folder."""
+        self.listed.append(folder)
+        return self._inner.list_files(folder)
+
+
+def test_a_pass_over_changed_names_skips_the_listing_but_not_the_safety(
+    local_cluster: Cluster,
+) -> None:
+    """After a clean pass, a pass over named jobs does not list the peer's jobs folder.
+
+    A named job edited by hand on the peer still sends the pass to the full plan, which keeps
+    the edit in backup; a named job deleted at the source still goes to the trash.
+    """
+    local_cluster.write_job("a.jobs", b"a1")
+    local_cluster.write_job("b.jobs", b"b1")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    disk = local_cluster.disk(target.name)
+    sync = PeerSync(
+        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
+    )
+    peer = ListingCounter(default_opener(target, 5))
+
+    def scan() -> SourceScan:
+        return scan_source(config.source, config.pattern)
+
+    assert sorted(sync.sync(peer, scan()).copied) == ["a.jobs", "b.jobs"]  # type: ignore[arg-type]
+
+    peer.listed.clear()
+    local_cluster.write_job("a.jobs", b"a2")
+    result = sync.sync(peer, scan(), names={"a.jobs"})  # type: ignore[arg-type]
+    assert (result.status, result.copied) == ("ok", ("a.jobs",))
+    assert "" not in peer.listed
+    assert (disk / "a.jobs").read_bytes() == b"a2"
+
+    (disk / "b.jobs").write_bytes(b"edited by hand")
+    local_cluster.write_job("b.jobs", b"b2")
+    result = sync.sync(peer, scan(), names={"b.jobs"})  # type: ignore[arg-type]
+    assert (result.copied, result.backed_up) == (("b.jobs",), ("b.jobs",))
+    assert "" in peer.listed
+    backups = (disk / ".jobsync" / "backup").iterdir()
+    assert [p.read_bytes() for p in backups] == [b"edited by hand"]
+
+    peer.listed.clear()
+    (config.source / "a.jobs").unlink()
+    result = sync.sync(peer, scan(), names={"a.jobs"})  # type: ignore[arg-type]
+    assert result.deleted == ("a.jobs",)
+    assert "" not in peer.listed
+    assert [p.read_bytes() for p in (disk / ".jobsync" / "trash").iterdir()] == [b"a2"]
+
+
+def test_a_pass_over_changed_names_is_fenced_by_a_takeover(local_cluster: Cluster) -> None:
+    """A manifest another node rewrote (a takeover) is reread and fences a pass over names."""
+    local_cluster.write_job("a.jobs", b"a1")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    sync = PeerSync(
+        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
+    )
+    peer = default_opener(target, 5)
+    assert sync.sync(peer, scan_source(config.source, config.pattern)).status == "ok"
+    taken, _ = read_manifest(peer)
+    write_manifest(peer, replace(taken, epoch=7, owner="node9"), temp=".jobsync/tmp/t.tmp")
+
+    local_cluster.write_job("a.jobs", b"a2")
+    scan = scan_source(config.source, config.pattern)
+    result = sync.sync(peer, scan, names={"a.jobs"})
+
+    assert result.refused is not None
+    assert "node9 took over at epoch 7" in result.refused
+    assert (local_cluster.disk(target.name) / "a.jobs").read_bytes() == b"a1"
+
+
+def test_a_job_not_kept_in_memory_is_read_again_and_never_sent_changed(
+    local_cluster: Cluster,
+) -> None:
+    """The agent keeps hashes, not contents: a job is read again when sent, checked by hash.
+
+    One that changed since it was scanned is not sent (a failure the next pass clears).
+    """
+    local_cluster.write_job("a.jobs", b"as scanned")
+    local_cluster.write_job("b.jobs", b"b")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    disk = local_cluster.disk(target.name)
+    sync = PeerSync(
+        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
+    )
+    peer = default_opener(target, 5)
+    scan = scan_source(config.source, config.pattern, keep_content=False)
+    assert all(f.content is None for f in scan.files)
+    local_cluster.write_job("a.jobs", b"saved again since")
+
+    result = sync.sync(peer, scan)
+
+    assert result.copied == ("b.jobs",)
+    assert [(f.file, "changed since it was read" in f.reason) for f in result.failed] == [
+        ("a.jobs", True)
+    ]
+    assert not (disk / "a.jobs").exists()
+    again = sync.sync(peer, scan_source(config.source, config.pattern, keep_content=False))
+    assert (again.status, again.copied) == ("ok", ("a.jobs",))
+    assert (disk / "a.jobs").read_bytes() == b"saved again since"
+
+
+def test_a_deferred_manifest_is_saved_later_and_its_loss_costs_only_reads(
+    local_cluster: Cluster,
+) -> None:
+    """A pass over names may leave the manifest in memory; saving it later records the copy.
+
+    If it is never saved (a crash), the next run reads the file again and adopts it: nothing
+    is copied twice, nothing is kept as a hand edit.
+    """
+    local_cluster.write_job("a.jobs", b"a1")
+    local_cluster.write_job("b.jobs", b"b1")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    manifest_file = local_cluster.disk(target.name) / ".jobsync" / "manifest.json"
+
+    def new_sync() -> PeerSync:
+        fence = LocalFence(config.source, config.node)
+        options = PushOptions()
+        return PeerSync(target, config=config, options=options, fence=fence, defer_manifest=True)
+
+    def scan() -> SourceScan:
+        return scan_source(config.source, config.pattern, keep_content=False)
+
+    sync, peer = new_sync(), default_opener(target, 5)
+    assert sync.sync(peer, scan()).status == "ok"
+    saved = manifest_file.read_bytes()
+    local_cluster.write_job("a.jobs", b"a2")
+    assert sync.sync(peer, scan(), names={"a.jobs"}).copied == ("a.jobs",)
+    assert sync.unsaved_since is not None
+    assert manifest_file.read_bytes() == saved  # deferred
+
+    sync.save_deferred(peer)
+    assert sync.unsaved_since is None
+    recorded, _ = read_manifest(peer)
+    entry = recorded.get("a.jobs")
+    assert entry is not None
+    assert entry.sha256 == scan().by_key["a.jobs"].sha256
+
+    local_cluster.write_job("b.jobs", b"b2")
+    assert sync.sync(peer, scan(), names={"b.jobs"}).copied == ("b.jobs",)
+    # A crash now: the deferred record is lost; a new run adopts what landed.
+    again = new_sync().sync(peer, scan())
+    assert (again.status, again.copied, again.backed_up) == ("ok", (), ())
+    assert not (local_cluster.disk(target.name) / ".jobsync" / "backup").exists()
+
+
+def test_a_deferred_manifest_never_overwrites_a_takeover(local_cluster: Cluster) -> None:
+    """A manifest another node rewrote meanwhile stands; the next pass is fenced by it."""
+    local_cluster.write_job("a.jobs", b"a1")
+    config = _config(local_cluster)
+    target = config.target_peers[0]
+    fence = LocalFence(config.source, config.node)
+    sync = PeerSync(target, config=config, options=PushOptions(), fence=fence, defer_manifest=True)
+    peer = default_opener(target, 5)
+    assert sync.sync(peer, scan_source(config.source, config.pattern)).status == "ok"
+    local_cluster.write_job("a.jobs", b"a2")
+    scan = scan_source(config.source, config.pattern)
+    assert sync.sync(peer, scan, names={"a.jobs"}).copied == ("a.jobs",)
+    taken, _ = read_manifest(peer)
+    write_manifest(peer, replace(taken, epoch=7, owner="node9"), temp=".jobsync/tmp/t.tmp")
+
+    sync.save_deferred(peer)
+
+    assert read_manifest(peer)[0].owner == "node9"
+    result = sync.sync(peer, scan, names={"a.jobs"})
+    assert result.refused is not None
+    assert "node9 took over at epoch 7" in result.refused

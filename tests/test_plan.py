@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobsync.manifest import Manifest, ManifestEntry
-from jobsync.plan import Reason, files_to_read, plan_peer
+from jobsync.plan import PeerPlan, Reason, files_to_read, plan_names, plan_peer
 from jobsync.scan import SourceFile
 from jobsync.transport.base import RemoteFile
 
@@ -184,3 +184,68 @@ def test_applying_a_plan_makes_the_peer_match_and_keeps_unrecorded_content(
     for gone in plan.deletes:
         del result[gone.name]
     assert result == source
+
+
+def _plan_names(
+    names: list[str],
+    source: list[SourceFile],
+    manifest: Manifest,
+    on_peer: dict[str, bytes | None],
+    *,
+    ratio: float = 0.5,
+) -> object:
+    by_key = {f.name.casefold(): f for f in source}
+    hashes = {n.casefold(): None if c is None else _sha(c) for n, c in on_peer.items()}
+    return plan_names(
+        {n.casefold() for n in names},
+        by_key,
+        manifest,
+        peer_hashes=hashes,
+        max_delete_ratio=ratio,
+    )
+
+
+def test_names_plan_copies_what_jobsync_wrote_and_what_is_missing() -> None:
+    """A named file holding jobsync's last version is replaced, a missing one copied."""
+    manifest = _manifest(("a.jobs", b"old", 1), ("b.jobs", b"b", 1))
+    source = [_src("a.jobs", b"new", 2), _src("c.jobs", b"c", 2)]
+    plan = _plan_names(["a.jobs", "c.jobs"], source, manifest, {"a.jobs": b"old", "c.jobs": None})
+    assert isinstance(plan, PeerPlan)
+    assert [(c.source.name, c.reason, c.backup_of) for c in plan.copies] == [
+        ("a.jobs", Reason.CHANGED, None),
+        ("c.jobs", Reason.MISSING, None),
+    ]
+    assert plan.deletes == ()
+
+
+def test_names_plan_leaves_a_peer_copy_equal_to_the_source() -> None:
+    """A named file the peer already holds is neither copied nor deleted."""
+    manifest = _manifest(("a.jobs", b"same", 1))
+    plan = _plan_names(["a.jobs"], [_src("a.jobs", b"same", 5)], manifest, {"a.jobs": b"same"})
+    assert isinstance(plan, PeerPlan)
+    assert plan.is_noop
+    assert [f.name for f in plan.unchanged] == ["a.jobs"]
+
+
+def test_names_plan_trashes_only_recorded_files_deleted_at_the_source() -> None:
+    """A name deleted at the source is trashed when the peer has it, else nothing happens."""
+    manifest = _manifest(("a.jobs", b"a", 1), ("b.jobs", b"b", 1), ("c.jobs", b"c", 1))
+    plan = _plan_names(["a.jobs", "gone.jobs"], [], manifest, {})
+    assert isinstance(plan, PeerPlan)
+    assert [f.name for f in plan.deletes] == ["a.jobs"]
+    assert plan.copies == ()
+
+
+def test_names_plan_hands_anything_unusual_to_the_full_plan() -> None:
+    """Hand edits, files gone from the peer, case renames and mass deletes need a full pass."""
+    manifest = _manifest(("a.jobs", b"a", 1), ("b.jobs", b"b", 1))
+    new_a = [_src("a.jobs", b"new", 2)]
+    assert _plan_names(["a.jobs"], new_a, manifest, {"a.jobs": b"edited on the peer"}) is None
+    assert _plan_names(["a.jobs"], new_a, manifest, {"a.jobs": None}) is None
+    assert _plan_names(["A.JOBS"], [_src("A.JOBS", b"new")], manifest, {"A.JOBS": b"a"}) is None
+    unrecorded = [_src("x.jobs", b"x")]
+    assert _plan_names(["x.jobs"], unrecorded, manifest, {"x.jobs": b"hand copy"}) is None
+    assert _plan_names(["x.jobs"], unrecorded, manifest, {"x.jobs": b"x"}) is None  # unrecorded
+    assert _plan_names(["a.jobs"], new_a, manifest, {"a.jobs": b"new"}) is None  # recorded: a
+    assert _plan_names(["a.jobs", "b.jobs"], [], manifest, {}) is None  # 2 of 2 > 0.5
+    assert _plan_names(["a.jobs", "b.jobs"], [], manifest, {}, ratio=1.0) is not None

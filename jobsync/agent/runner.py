@@ -27,13 +27,16 @@ from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
 from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError, SourceError
 from jobsync.lock import WorkLock
-from jobsync.names import name_key
 from jobsync.result import PeerResult
-from jobsync.scan import SourceScan
+from jobsync.scan import SourceFile, SourceScan
 
 log = structlog.get_logger(__name__)
 
 WATCHER_CHECK_SECONDS = 2.0
+# A rescan that finds the source as the events left it re-checks each peer only every this
+# many rescans (a check lists the whole peer folder), the peers in turn so that one rescan
+# lists few of them; changes, watcher trouble and role changes check every peer at once.
+PEER_CHECK_EVERY_RESCANS = 5
 STOP_GRACE_SECONDS = 5.0  # then connections are cut, so shutdown stays well under 10 s
 
 
@@ -50,7 +53,7 @@ class _PeerStatus:
         self.last_success: float | None = None
         self.last_attempt: float | None = None
         self.last_error: str | None = None
-        self.synced: dict[str, str] | None = None  # name key -> SHA-256 the peer matched
+        self.synced: SourceScan | None = None  # the snapshot the peer last matched
         self.pushed = self.deleted = self.failed = 0
 
 
@@ -72,6 +75,7 @@ class Agent:
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
         self._rescan_reason: str | None = None
+        self._rescans = 0
         self._source_error: str | None = None
         self._detector = detector or RoleDetector(config.active)
         self._tracker: RoleTracker | None = None
@@ -81,7 +85,13 @@ class Agent:
         self.fence = LocalFence(config.source, config.node)
         self._workers = [
             PeerWorker(
-                PeerSync(peer, config=config, options=PushOptions(), fence=self.fence),
+                PeerSync(
+                    peer,
+                    config=config,
+                    options=PushOptions(),
+                    fence=self.fence,
+                    defer_manifest=True,
+                ),
                 self,
                 opener=opener,
                 timeout=config.timeout_seconds,
@@ -132,7 +142,7 @@ class Agent:
             status.failed += len(result.failed)
             if synced is not None:
                 status.last_success, status.last_error = now, None
-                status.synced = {name_key(f.name): f.sha256 for f in synced.files}
+                status.synced = synced
             else:
                 status.last_error = result.error or result.refused or _failures(result)
         self._save_state()
@@ -253,9 +263,20 @@ class Agent:
             return
         self._source_problem(None)
         self.metrics.source_files.set(len(self.snapshot().files))
-        log.debug("source_rescanned", reason=reason, changed=refresh.changed)
-        # Even with no change at the source, a pass finds peers that drifted or came back.
-        self._wake_workers()
+        self._rescans += 1
+        if refresh.changed or reason != "periodic":
+            due = self._workers  # events were lost: every peer may lack something
+        else:
+            # Even with no change at the source, a full pass repairs peers that drifted.
+            turn = self._rescans % PEER_CHECK_EVERY_RESCANS
+            due = [w for i, w in enumerate(self._workers) if i % PEER_CHECK_EVERY_RESCANS == turn]
+        self._wake_workers(workers=due)
+        log.debug(
+            "source_rescanned",
+            reason=reason,
+            changed=refresh.changed,
+            peers_checked=[w.name for w in due],
+        )
 
     def _on_settled(self, names: set[str]) -> None:
         """Names that have been quiet for the debounce window: read them and wake the workers."""
@@ -269,7 +290,7 @@ class Agent:
         if refresh.changed:
             self.metrics.source_files.set(len(self.snapshot().files))
             log.debug("source_changed", files=sorted(names))
-            self._wake_workers()
+            self._wake_workers(names)
 
     def _source_problem(self, problem: str | None) -> None:
         if problem != self._source_error:
@@ -309,11 +330,14 @@ class Agent:
         self._start_watcher()
         self.request_rescan("watcher restarted")
 
-    def _wake_workers(self) -> None:
+    def _wake_workers(
+        self, names: set[str] | None = None, *, workers: list[PeerWorker] | None = None
+    ) -> None:
+        """Ask the workers (default: all) for a pass over ``names``, or the whole folder."""
         if not self.active or self._source_error:
             return
-        for worker in self._workers:
-            worker.wake()
+        for worker in self._workers if workers is None else workers:
+            worker.wake(names)
 
     def _shutdown(self) -> None:
         self.stopping.set()
@@ -336,12 +360,14 @@ class Agent:
     # -- state --------------------------------------------------------------------------------
 
     def _pending(self, status: _PeerStatus) -> int:
-        files = self.snapshot().files
+        snapshot = self.snapshot()
         if status.synced is None:
-            return len(files)
-        current = {name_key(f.name): f.sha256 for f in files}
-        changed = sum(1 for key, sha in current.items() if status.synced.get(key) != sha)
-        removed = sum(1 for key in status.synced if key not in current)
+            return len(snapshot.files)
+        if status.synced is snapshot:
+            return 0  # the usual answer, without comparing every job
+        current, synced = snapshot.by_key, status.synced.by_key
+        changed = sum(1 for key, f in current.items() if _sha(synced.get(key)) != f.sha256)
+        removed = sum(1 for key in synced if key not in current)
         return changed + removed
 
     def _save_state(self, *, running: bool = True) -> None:
@@ -382,6 +408,10 @@ class Agent:
                 write_state(self._state_path, document)
             except OSError as exc:
                 log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
+
+
+def _sha(file: SourceFile | None) -> str | None:
+    return None if file is None else file.sha256
 
 
 def _failures(result: PeerResult) -> str | None:

@@ -29,7 +29,7 @@ class Refresh:
 
 
 class SourceIndex:
-    """Every job of the source folder, with content and SHA-256."""
+    """Every job of the source folder with its SHA-256; contents are read again when sent."""
 
     def __init__(self, folder: Path, pattern: str) -> None:
         """Start empty: call :meth:`rescan` before the first snapshot."""
@@ -53,7 +53,9 @@ class SourceIndex:
     def rescan(self) -> Refresh:
         """Re-list the whole folder; raises SourceError (changing nothing) if it is missing."""
         with self._lock:
-            scan = scan_source(self._folder, self._pattern, previous=self._files)
+            scan = scan_source(
+                self._folder, self._pattern, previous=self._files, keep_content=False
+            )
             files = {f.name: f for f in scan.files}
             changed = files != self._files
             self._files = files
@@ -68,7 +70,7 @@ class SourceIndex:
         with self._lock:
             files = dict(self._files)
             for name in names:
-                outcome = read_job(self._folder, name)
+                outcome = read_job(self._folder, name, keep_content=False)
                 if outcome is None:
                     files.pop(name, None)
                 elif isinstance(outcome, SourceFile):

@@ -1,15 +1,23 @@
 """One thread per peer: a slow, frozen or down peer never delays the others.
 
 A worker sleeps until woken (the source changed, a rescan ran, the node became active), then
-brings its peer in line with the newest snapshot of the source. Every pass compares the whole
-source with the peer, so work is never dropped: whatever a failed pass did not finish, the next
-one does, deletions included. Failed passes are retried with exponential backoff and jitter
-(tenacity), capped at ``retry_max_seconds``; each retry takes the newest snapshot again.
+brings its peer in line with the newest snapshot of the source. A wake for some changed names
+makes a pass over those names only, when the last pass ended clean (see ``PeerSync.sync``);
+any other wake, and every retry, compares the whole source with the peer, so work is never
+dropped: whatever a failed pass did not finish, the next one does, deletions included. Failed
+passes are retried with exponential backoff and jitter (tenacity), capped at
+``retry_max_seconds``; each retry takes the newest snapshot again.
+
+The peer's manifest (a record per job) is not rewritten after every pass over a few names: it
+is saved once the peer has had no work for ``MANIFEST_QUIET_SECONDS``, at the latest
+``MANIFEST_MAX_DEFER_SECONDS`` after the first pass it lags behind, and when the agent stops.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterable
 from typing import Protocol
 
 import structlog
@@ -22,6 +30,9 @@ from jobsync.scan import SourceScan
 from jobsync.transport import Peer
 
 log = structlog.get_logger(__name__)
+
+MANIFEST_QUIET_SECONDS = 1.0
+MANIFEST_MAX_DEFER_SECONDS = 5.0
 
 
 class AgentLink(Protocol):
@@ -61,6 +72,9 @@ class PeerWorker:
         self._timeout = timeout
         self._retry_max = retry_max
         self._wake = threading.Event()
+        self._work_lock = threading.Lock()  # guards the two fields below, set with _wake
+        self._full = False  # a whole-folder pass is asked for
+        self._names: set[str] = set()  # the changed names asked for otherwise
         self._peer: Peer | None = None
         self._peer_lock = threading.Lock()
         self._log = log.bind(peer=self.name)
@@ -70,9 +84,22 @@ class PeerWorker:
         """Start the thread; it waits for the first wake."""
         self._thread.start()
 
-    def wake(self) -> None:
-        """Ask for a pass (several wakes before a pass make one pass)."""
-        self._wake.set()
+    def wake(self, names: Iterable[str] | None = None) -> None:
+        """Ask for a pass over ``names``, or the whole folder (wakes before a pass add up)."""
+        with self._work_lock:
+            if names is None:
+                self._full = True
+            else:
+                self._names.update(names)
+            self._wake.set()
+
+    def _take_work(self) -> set[str] | None:
+        """The names asked for since the last pass, or ``None`` for a whole-folder pass."""
+        with self._work_lock:
+            self._wake.clear()
+            full, names = self._full, self._names
+            self._full, self._names = False, set()
+        return None if full else names
 
     def join(self, timeout: float) -> bool:
         """Wait for the thread to end; returns whether it did."""
@@ -88,16 +115,26 @@ class PeerWorker:
     def _run(self) -> None:
         try:
             while not self._link.stopping.is_set():
-                self._wake.wait()
-                self._wake.clear()
+                if not self._wake.wait(self._quiet_wait()):
+                    self._save_deferred()  # quiet for a while: the manifest catches up
+                    continue
+                names = self._take_work()
                 if self._link.stopping.is_set():
                     break
                 if self._link.active:
-                    self._pass_with_retries()
+                    self._pass_with_retries(names)
         finally:
+            self._save_deferred()
             self._close()
 
-    def _pass_with_retries(self) -> None:
+    def _quiet_wait(self) -> float | None:
+        return None if self._sync.unsaved_since is None else MANIFEST_QUIET_SECONDS
+
+    def _save_deferred(self) -> None:
+        if self._peer is not None:
+            self._sync.save_deferred(self._peer)
+
+    def _pass_with_retries(self, names: set[str] | None) -> None:
         retrying = Retrying(
             wait=wait_exponential_jitter(initial=1, max=self._retry_max, jitter=1),
             retry=retry_if_exception_type(PassFailedError),
@@ -109,7 +146,9 @@ class PeerWorker:
         try:
             for attempt in retrying:
                 with attempt:
-                    self._one_pass()
+                    # A retry looks at everything: it cannot know what the failure left undone.
+                    first = attempt.retry_state.attempt_number == 1
+                    self._one_pass(names if first else None)
         except PassFailedError:
             pass  # stopping or no longer active: the next wake starts over
 
@@ -125,11 +164,16 @@ class PeerWorker:
             "peer_retry_scheduled", attempt=state.attempt_number, in_seconds=round(delay, 1)
         )
 
-    def _one_pass(self) -> None:
+    def _one_pass(self, names: set[str] | None) -> None:
         peer = self._connect()
         scan = self._link.snapshot()
-        result = self._sync.sync(peer, scan)
-        self._link.report(result, synced=scan if result.status == "ok" else None)
+        result = self._sync.sync(peer, scan, names=names)
+        # A pass over some names matches the whole snapshot only if no other name is waiting.
+        complete = result.status == "ok" and (names is None or not self._wake.is_set())
+        self._link.report(result, synced=scan if complete else None)
+        since = self._sync.unsaved_since
+        if since is not None and time.monotonic() - since >= MANIFEST_MAX_DEFER_SECONDS:
+            self._sync.save_deferred(peer)
         if result.error:
             self._close()
             raise PassFailedError(result.error)
