@@ -21,7 +21,7 @@ import structlog
 
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_reason
-from jobsync.errors import PeerError, PeerIOError, SafetyRefusalError
+from jobsync.errors import PeerError, PeerFileNotFoundError, PeerIOError, SafetyRefusalError
 from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
@@ -142,11 +142,8 @@ def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, 
 
 
 def is_not_found(error: PeerIOError) -> bool:
-    """Whether a failed read says the file is not there (both transports word it so).
-
-    Anything else, or a wording this does not know, only costs a full pass.
-    """
-    return str(error).endswith(": not found")
+    """Whether a failed read says the file is not there; any other error costs a full pass."""
+    return isinstance(error, PeerFileNotFoundError)
 
 
 def write_manifest(peer: Peer, manifest: Manifest, *, temp: str) -> WriteOutcome:

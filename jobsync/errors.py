@@ -76,6 +76,10 @@ class PeerIOError(PeerError):
     """The peer refused one file operation."""
 
 
+class PeerFileNotFoundError(PeerIOError):
+    """The file the operation named is not on the peer."""
+
+
 class SafetyRefusalError(JobsyncError):
     """jobsync refused an action that could lose data."""
 

@@ -11,7 +11,7 @@ from samba import SambaPeer
 
 from jobsync.config import PeerConfig, parse_unc
 from jobsync.credentials import Secret
-from jobsync.errors import PeerError, PeerSecurityError
+from jobsync.errors import PeerError, PeerFileNotFoundError, PeerSecurityError
 from jobsync.transport.base import FileWrite
 from jobsync.transport.smb import peer as smb_peer
 from jobsync.transport.smb.peer import SmbPeer
@@ -50,6 +50,7 @@ def _round_trip(peer: SmbPeer, folder: Path) -> None:
     assert peer.read_files(list(files)) == files
     assert peer.remove_files(list(files)) == dict.fromkeys(files)
     assert list(folder.iterdir()) == []
+    assert isinstance(peer.read_files(["small.jobs"])["small.jobs"], PeerFileNotFoundError)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from jobsync.engine import (
     write_manifest,
 )
 from jobsync.epoch import LocalFence
-from jobsync.errors import PeerIOError, PeerUnreachableError
+from jobsync.errors import PeerFileNotFoundError, PeerIOError, PeerUnreachableError
 from jobsync.scan import SourceScan, UnstableFileError, read_stable, scan_source
 from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome
 from jobsync.transport.local import LocalPeer
@@ -218,6 +218,16 @@ def test_local_move_never_replaces(
         "b.jobs": b"b",
         "d.jobs": b"c",
     }
+
+
+def test_a_missing_file_is_told_apart_from_other_read_errors(tmp_path: Path) -> None:
+    """Only "not there" lets a pass over names go on; any other error sends it to a full pass."""
+    peer = LocalPeer("node2", tmp_path)
+    (tmp_path / "locked.jobs").mkdir()  # reading a folder fails, and not as "not found"
+    read = peer.read_files(["gone.jobs", "locked.jobs"])
+    assert isinstance(read["gone.jobs"], PeerFileNotFoundError)
+    assert isinstance(read["locked.jobs"], PeerIOError)
+    assert not isinstance(read["locked.jobs"], PeerFileNotFoundError)
 
 
 def test_a_source_file_held_by_another_program_is_retried(

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from jobsync.errors import PeerIOError, PeerUnreachableError
+from jobsync.errors import PeerFileNotFoundError, PeerIOError, PeerUnreachableError
 from jobsync.transport.base import (
     FileWrite,
     RemoteFile,
@@ -159,4 +159,5 @@ def _io_error(peer: str, path: str, exc: OSError) -> PeerIOError:
         errno.ENOENT: "not found",
         errno.EEXIST: "already exists",
     }.get(exc.errno or 0, exc.strerror or str(exc))
-    return PeerIOError(f"peer {peer}: {path}: {reason}")
+    kind = PeerFileNotFoundError if exc.errno == errno.ENOENT else PeerIOError
+    return kind(f"peer {peer}: {path}: {reason}")

@@ -40,6 +40,7 @@ from jobsync.config import PeerConfig, UncPath
 from jobsync.errors import (
     PeerAuthError,
     PeerError,
+    PeerFileNotFoundError,
     PeerIOError,
     PeerSecurityError,
     PeerTimeoutError,
@@ -472,7 +473,9 @@ class SmbPeer:
                 )
 
     def _io_error(self, path: str, reply: Reply) -> PeerIOError:
-        return PeerIOError(f"peer {self.name}: {path}: {_status_text(reply)}")
+        missing = _status(reply) == wire.STATUS_OBJECT_NAME_NOT_FOUND
+        kind = PeerFileNotFoundError if missing else PeerIOError
+        return kind(f"peer {self.name}: {path}: {_status_text(reply)}")
 
 
 def _shutdown(sock: socket.socket | None) -> None:
