@@ -269,7 +269,7 @@ def take_over(
     *,
     credits_wanted: int,
     timeout: float,
-) -> tuple[socket.socket, Channel]:
+) -> Channel:
     """Stop smbprotocol's receive thread and continue the connection on a :class:`Channel`.
 
     An ECHO asking for ``credits_wanted`` credits wakes the receive thread, which then finds
@@ -300,7 +300,7 @@ def take_over(
     )
     if request.response is None:
         channel.receive(echo_id)  # the thread ended before the reply: read it here
-    return sock, channel
+    return channel
 
 
 def _session_of(conn: Any, session: Any, tree: Any) -> Session:  # noqa: ANN401

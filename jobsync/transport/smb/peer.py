@@ -117,7 +117,7 @@ class SmbPeer:
                 session.connect()
                 tree = TreeConnect(session, f"\\\\{unc.host}\\{unc.share}")
                 tree.connect()
-                _, self._channel = take_over(
+                self._channel = take_over(
                     conn, session, tree, credits_wanted=CREDITS_WANTED, timeout=self._timeout
                 )
             except Exception as exc:  # noqa: BLE001 - translated into the error tree here, once
