@@ -269,6 +269,13 @@ class ListingCounter(FlakyPeer):
         return self._inner.list_files(folder)
 
 
+def _peer_sync(config: Config, target: PeerConfig) -> PeerSync:
+    """The agent's per-peer sync for ``target``, fenced by the source's own epoch record."""
+    return PeerSync(
+        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
+    )
+
+
 def test_a_pass_over_changed_names_skips_the_listing_but_not_the_safety(
     local_cluster: Cluster,
 ) -> None:
@@ -282,9 +289,7 @@ def test_a_pass_over_changed_names_skips_the_listing_but_not_the_safety(
     config = _config(local_cluster)
     target = config.target_peers[0]
     disk = local_cluster.disk(target.name)
-    sync = PeerSync(
-        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
-    )
+    sync = _peer_sync(config, target)
     peer = ListingCounter(default_opener(target, 5))
 
     def scan() -> SourceScan:
@@ -320,9 +325,7 @@ def test_a_pass_over_changed_names_is_fenced_by_a_takeover(local_cluster: Cluste
     local_cluster.write_job("a.jobs", b"a1")
     config = _config(local_cluster)
     target = config.target_peers[0]
-    sync = PeerSync(
-        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
-    )
+    sync = _peer_sync(config, target)
     peer = default_opener(target, 5)
     assert sync.sync(peer, scan_source(config.source, config.pattern)).status == "ok"
     taken, _ = read_manifest(peer)
@@ -349,9 +352,7 @@ def test_a_job_not_kept_in_memory_is_read_again_and_never_sent_changed(
     config = _config(local_cluster)
     target = config.target_peers[0]
     disk = local_cluster.disk(target.name)
-    sync = PeerSync(
-        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
-    )
+    sync = _peer_sync(config, target)
     peer = default_opener(target, 5)
     scan = scan_source(config.source, config.pattern, keep_content=False)
     assert all(f.content is None for f in scan.files)
