@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobsync.transport.smb import wire
+from jobsync.transport.smb import statuses, wire
 from jobsync.transport.smb.channel import Channel, ChannelClosedError, Session
 from jobsync.transport.smb.security import AES_128_GCM, AES_CMAC, IntegrityError, Sealer, Signer
 
@@ -99,7 +99,7 @@ def test_an_interim_reply_is_skipped_and_its_credits_kept(
     (message_id,) = channel.send([wire.echo()], related=False)
     _request(server)
     sealer = _server_sealer()
-    interim = _reply(message_id, status=wire.STATUS_PENDING, flags=_ASYNC_FLAG, granted=3)
+    interim = _reply(message_id, status=statuses.STATUS_PENDING, flags=_ASYNC_FLAG, granted=3)
     server.sendall(_frame(sealer.seal(interim)) + _frame(sealer.seal(_reply(message_id))))
     assert channel.receive(message_id).ok
     assert channel.credits == 20 - 6 + 3 + 1
@@ -136,8 +136,9 @@ def test_signed_sessions_check_every_reply(pair: tuple[socket.socket, socket.soc
     first, second = channel.send([wire.echo(), wire.echo()], related=False)
     signed = bytearray(_reply(first))
     Signer(AES_CMAC, KEY_IN).sign(signed)
-    server.sendall(_frame(bytes(signed)) + _frame(_reply(second)))
+    server.sendall(_frame(bytes(signed)))
     assert channel.receive(first).ok
+    server.sendall(_frame(_reply(second)))
     with pytest.raises(IntegrityError, match="unsigned"):
         channel.receive(second)
 
