@@ -21,7 +21,13 @@ import structlog
 
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_reason
-from jobsync.errors import PeerError, PeerFileNotFoundError, PeerIOError, SafetyRefusalError
+from jobsync.errors import (
+    PeerError,
+    PeerFileNotFoundError,
+    PeerIOError,
+    PeerSessionLostError,
+    SafetyRefusalError,
+)
 from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
@@ -222,21 +228,47 @@ class PeerSync:
         """
         started = time.monotonic()
         self._scan = scan
-        self._run_id = secrets.token_hex(4)
-        self._temp_count = 0
-        self._result = PeerResult(peer=self.peer_config.name)
-        self._scope = "names"
-        try:
-            if names is None or not self._push_names(peer, names):
-                self._scope = "all"
-                self._push(peer)
-        except PeerError as exc:
-            self._forget_manifest()  # the peer's state is unknown now
-            self._result = replace(self._result, error=str(exc))
-            self._log.error("peer_failed", error=str(exc))
+        renewed = False
+        while True:
+            self._run_id = secrets.token_hex(4)
+            self._temp_count = 0
+            self._result = PeerResult(peer=self.peer_config.name)
+            try:
+                self._pass(peer, names)
+            except PeerSessionLostError as exc:
+                self._forget_manifest()
+                if not renewed:
+                    # An expired Kerberos ticket or a closed share: the peer logs on again at
+                    # its next request, and a full pass redoes what this one left half done.
+                    renewed, names = True, None
+                    self._log.info("peer_session_renewed", reason=str(exc))
+                    continue
+                self._failed(str(exc))
+            except PeerError as exc:
+                self._forget_manifest()  # the peer's state is unknown now
+                self._failed(str(exc))
+            except Exception as exc:  # noqa: BLE001 - one pass fails, never the caller's thread
+                self._forget_manifest()
+                # The cause in one line; its traceback for whoever runs with -v.
+                self._log.debug("peer_pass_crashed", exc_info=True)
+                self._failed(
+                    f"peer {self.peer_config.name}: jobsync failed internally "
+                    f"({type(exc).__name__}: {exc}); the pass is retried"
+                )
+            break
         # Only a clean pass leaves a manifest that stands for the peer's whole listing.
         self._clean = self._result.status == "ok" and self._manifest is not None
         return self._finish(replace(self._result, seconds=time.monotonic() - started))
+
+    def _pass(self, peer: Peer, names: Collection[str] | None) -> None:
+        self._scope = "names"
+        if names is None or not self._push_names(peer, names):
+            self._scope = "all"
+            self._push(peer)
+
+    def _failed(self, error: str) -> None:
+        self._result = replace(self._result, error=error)
+        self._log.error("peer_failed", error=error)
 
     def _finish(self, result: PeerResult) -> PeerResult:
         r = result

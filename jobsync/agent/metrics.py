@@ -54,6 +54,12 @@ class AgentMetrics:
         self.watcher_restarts = Counter(
             "jobsync_watcher_restarts", "Times the folder watcher was restarted", registry=r
         )
+        self.worker_restarts = Counter(
+            "jobsync_worker_restarts",
+            "Times a peer's worker thread had died and was started again",
+            ["peer"],
+            registry=r,
+        )
         self.rescans = Counter("jobsync_rescans", "Full rescans of the source folder", registry=r)
         self.source_files = Gauge("jobsync_source_files", "Job files in the source", registry=r)
 

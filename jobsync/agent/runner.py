@@ -106,6 +106,7 @@ class Agent:
             on_name=self._debouncer.touch,
             on_trouble=self.request_rescan,
         )
+        self._running = False  # the workers have been started
         self._health: HealthServer | None = None
         if config.health.listen:
             host, port = config.health.listen
@@ -175,6 +176,11 @@ class Agent:
                 }
                 if self.active and lag > max_lag:
                     reasons.append(f"peer {name}: no successful pass for {lag:.0f} s")
+        reasons += [
+            f"peer {w.name}: its worker is not running"
+            for w in self._workers
+            if self._running and not w.alive and not self.stopping.is_set()
+        ]
         if self.stopping.is_set():
             reasons.append("the agent is stopping")
         if self._source_error:
@@ -223,6 +229,7 @@ class Agent:
         self._start_watcher()
         for worker in self._workers:
             worker.start()
+        self._running = True
         self._wake_workers()  # the start is a full push
         self._save_state()
         try:
@@ -245,6 +252,7 @@ class Agent:
             now = time.monotonic()
             if now >= next_watcher_check:
                 self._check_watcher()
+                self._check_workers()
                 next_watcher_check = now + WATCHER_CHECK_SECONDS
             reason, self._rescan_reason = self._rescan_reason, None
             if reason is not None or now >= next_rescan:
@@ -329,6 +337,15 @@ class Agent:
         self._watcher.stop()
         self._start_watcher()
         self.request_rescan("watcher restarted")
+
+    def _check_workers(self) -> None:
+        """Start again a worker whose thread died: faults are contained, but never say never."""
+        for worker in self._workers:
+            if worker.alive or self.stopping.is_set():
+                continue
+            self.metrics.worker_restarts.labels(worker.name).inc()
+            log.error("worker_restarted", peer=worker.name)
+            worker.restart()
 
     def _wake_workers(
         self, names: set[str] | None = None, *, workers: list[PeerWorker] | None = None

@@ -205,6 +205,11 @@ class SmbPeer:
             raise PeerSessionLostError(f"peer {self.name}: {exc}; logging on again") from None
         except (*_BROKEN, TimeoutError) as exc:
             raise self._lost(exc, "waiting for an answer") from None
+        except Exception:
+            # A fault of jobsync's own: requests may still be in flight, so the connection
+            # cannot be trusted for the next call. The caller reports the fault itself.
+            self._lost(ChannelClosedError("dropped after an internal error"), "working")
+            raise
         finally:
             self._last_used = time.monotonic()
 
