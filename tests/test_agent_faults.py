@@ -17,7 +17,8 @@ from jobsync.agent import runner as agent_runner
 from jobsync.agent.runner import Agent
 from jobsync.agent.worker import PeerWorker
 from jobsync.config import load_config
-from jobsync.transport.smb import wire
+from jobsync.errors import InstallationError
+from jobsync.transport.smb import logon, wire
 
 
 @contextmanager
@@ -146,3 +147,24 @@ def _close_share(samba: SambaPeer) -> None:
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.smb
+def test_an_unsupported_smb_library_stops_the_command_instead_of_being_retried(
+    smb_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another smbprotocol than the 1.17 whose internals jobsync relies on is exit 2, in words.
+
+    The agent refuses to start (a broken installation is not a peer to retry for ever), and a
+    push says what to do instead of calling the peers unreachable.
+    """
+    monkeypatch.setattr(logon.importlib.metadata, "version", lambda _name: "1.18.0")
+    smb_cluster.write_job("a.jobs", b"a")
+
+    with pytest.raises(InstallationError, match=r"needs smbprotocol 1\.17\.x, but 1\.18\.0"):
+        Agent(load_config(smb_cluster.config))
+    pushed = smb_cluster.run("push")
+
+    assert pushed.code == 2
+    assert "needs smbprotocol 1.17.x, but 1.18.0 is installed" in pushed.err
+    assert "Traceback" not in pushed.err

@@ -29,6 +29,7 @@ from jobsync.errors import ConfigError, SourceError
 from jobsync.lock import WorkLock
 from jobsync.result import PeerResult
 from jobsync.scan import SourceFile, SourceScan
+from jobsync.transport import check_installation
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,7 @@ class Agent:
         detector: RoleDetector | None = None,
     ) -> None:
         """Build the agent; nothing runs until :meth:`run`."""
+        check_installation(config.target_peers)
         self.config = config
         self.stopping = threading.Event()
         self.index = SourceIndex(config.source, config.pattern)
