@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from jobsync.credentials import KeyringGet, Secret, keyring_password, resolve_password
 from jobsync.errors import ConfigError
-from jobsync.names import name_key, windows_name_problem
+from jobsync.names import name_key, pattern_problem, windows_name_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -267,6 +267,8 @@ def _parse(
         raise top.fail("node must not be empty")
     if any(sep in pattern for sep in "/\\") or not pattern.strip():
         raise top.fail(f"pattern must be a file name glob such as *.jobs, not {pattern!r}")
+    if problem := pattern_problem(pattern):
+        raise top.fail(problem)
     if timeout is None or not math.isfinite(timeout) or timeout <= 0:
         raise top.fail("timeout_seconds must be a positive number")
     if ratio is None or not (0.0 <= ratio <= 1.0):

@@ -43,6 +43,8 @@ from jobsync.names import (
     TMP_DIR,
     TRASH_DIR,
     compile_pattern,
+    is_job_temp_name,
+    job_temp_name,
     name_key,
     stamp_name,
 )
@@ -363,11 +365,12 @@ class PeerSync:
         if self._options.distrust:
             kept = {k: e for k, e in manifest.entries.items() if k not in self._options.distrust}
             manifest = replace(manifest, entries=kept)
+        matcher = compile_pattern(self._config.pattern)
+        listing = peer.list_files()
         if not dry:
             peer.make_dirs(TMP_DIR)
-            self._clear_temps(peer)
-        matcher = compile_pattern(self._config.pattern)
-        peer_jobs = [f for f in peer.list_files() if matcher.fullmatch(f.name)]
+            self._clear_temps(peer, [f.name for f in listing if is_job_temp_name(f.name)])
+        peer_jobs = [f for f in listing if matcher.fullmatch(f.name)]
         unknown = files_to_read(self._scan.files, peer_jobs, manifest)
         contents = peer.read_files([f.name for f in unknown]) if unknown else {}
         hashes = {
@@ -434,8 +437,9 @@ class PeerSync:
             self._log.warning("push_fenced", reason=reason)
         return reason is not None
 
-    def _clear_temps(self, peer: Peer) -> None:
-        stale = [f"{TMP_DIR}/{f.name}" for f in peer.list_files(TMP_DIR)]
+    def _clear_temps(self, peer: Peer, job_temps: list[str]) -> None:
+        """Remove what a killed run was writing: job temps, and anything in ``.jobsync/tmp``."""
+        stale = job_temps + [f"{TMP_DIR}/{f.name}" for f in peer.list_files(TMP_DIR)]
         if stale:
             outcome = peer.remove_files(stale)
             self._log.info(
@@ -556,7 +560,10 @@ class PeerSync:
             batch, failures = self._load(chunk)
             writes = [
                 FileWrite(
-                    path=c.source.name, temp=self._temp(), data=data, mtime_ns=c.source.mtime_ns
+                    path=c.source.name,
+                    temp=self._job_temp(),
+                    data=data,
+                    mtime_ns=c.source.mtime_ns,
                 )
                 for c, data in batch
             ]
@@ -724,8 +731,14 @@ class PeerSync:
     # -- names --------------------------------------------------------------------------------
 
     def _temp(self) -> str:
+        """A temp name for a file jobsync keeps under ``.jobsync`` (a backup, the manifest)."""
         self._temp_count += 1
         return f"{TMP_DIR}/{self._run_id}-{self._temp_count}.tmp"
+
+    def _job_temp(self) -> str:
+        """A temp name beside the jobs: a job must carry the jobs folder's permissions."""
+        self._temp_count += 1
+        return job_temp_name(self._run_id, self._temp_count)
 
     def _stamp(self) -> str:
         return self._now().strftime("%Y%m%dT%H%M%S.%fZ")

@@ -22,6 +22,7 @@ import pytest
 from samba import DEFAULT_PASSWORD, SambaPeer, SambaUnavailableError, start_peer
 
 from jobsync.cli import main
+from jobsync.names import is_job_temp_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -221,6 +222,15 @@ class Cluster:
             check=False,
         )
         return Run(done.returncode, done.stdout, done.stderr)
+
+
+def leftover_temps(folder: Path) -> list[str]:
+    """Jobsync's temp files in a jobs folder: jobs being written, and files under .jobsync/tmp."""
+    found = [p.name for p in folder.iterdir() if is_job_temp_name(p.name)]
+    tmp = folder / ".jobsync" / "tmp"
+    if tmp.is_dir():
+        found += [f".jobsync/tmp/{p.name}" for p in tmp.iterdir()]
+    return found
 
 
 @pytest.fixture

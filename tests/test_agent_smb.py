@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from agent_support import AgentProcess, agent_config, jobs_on, wait_for
-from conftest import Cluster
+from conftest import Cluster, leftover_temps
 
 pytestmark = pytest.mark.smb
 
@@ -131,7 +131,7 @@ def test_sigterm_stops_cleanly(smb_cluster: Cluster, make_agent: MakeAgent) -> N
     assert code == 0
     assert seconds < 10
     for _, _, disk in smb_cluster.peers:
-        assert list((disk / ".jobsync" / "tmp").iterdir()) == []
+        assert leftover_temps(disk) == []
     assert agent.state() is not None
     assert agent.state()["running"] is False  # type: ignore[index]
     assert "Traceback" not in agent.log.read_text()
@@ -207,7 +207,7 @@ def test_kill_9_mid_work_leaves_only_complete_files_and_restart_converges(
     make_agent()
     wait_for(_all_peers_have(smb_cluster, contents), what="convergence after restart")
     for _, _, folder in smb_cluster.peers:
-        wait_for(lambda f=folder: not any((f / ".jobsync" / "tmp").iterdir()), what="temps cleared")
+        wait_for(lambda f=folder: not leftover_temps(f), what="temps cleared")
 
 
 def test_health_and_metrics_answer(smb_cluster: Cluster, make_agent: MakeAgent) -> None:

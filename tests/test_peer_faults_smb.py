@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from agent_support import wait_for
-from conftest import PASSWORD_ENV, Cluster
+from conftest import PASSWORD_ENV, Cluster, leftover_temps
 from samba import DEFAULT_PASSWORD, SambaPeer
 
 pytestmark = pytest.mark.smb
@@ -88,8 +88,8 @@ def test_peer_frozen_after_connecting_fails_in_bounded_time(smb_cluster: Cluster
 
     # Freeze as soon as the push has logged on: the peer hangs with work in flight.
     def freeze_when_connected() -> None:
-        marker = smb_cluster.disk("node2") / ".jobsync" / "tmp"
-        wait_for(lambda: any(marker.iterdir()), timeout=30, what="work in flight")
+        folder = smb_cluster.disk("node2")
+        wait_for(lambda: leftover_temps(folder), timeout=30, what="work in flight")
         samba.freeze()
 
     freezer = threading.Thread(target=freeze_when_connected)
@@ -108,7 +108,7 @@ def test_peer_frozen_after_connecting_fails_in_bounded_time(smb_cluster: Cluster
     smb_cluster.timeout = 5.0
     assert smb_cluster.run("push").code == 0
     assert len(_jobs(smb_cluster, "node2")) == 203
-    assert list((smb_cluster.disk("node2") / ".jobsync" / "tmp").iterdir()) == []
+    assert leftover_temps(smb_cluster.disk("node2")) == []
 
 
 def test_encryption_is_required_unless_the_peer_allows_plain(
