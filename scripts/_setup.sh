@@ -16,6 +16,8 @@ ensure_samba() {
   local missing=()
   [ -x /usr/sbin/smbd ] || command -v smbd >/dev/null 2>&1 || missing+=(samba)
   command -v smbclient >/dev/null 2>&1 || missing+=(smbclient)
+  # acl_xattr and the other VFS modules the tests give some peers, as Windows-like servers
+  dpkg -s samba-vfs-modules >/dev/null 2>&1 || missing+=(samba-vfs-modules)
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
   fi

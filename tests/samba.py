@@ -323,6 +323,21 @@ class SambaPeer:
                 + " | ".join(detail[-3:])
             )
 
+    def add_user(self, user: str, password: str) -> pwd.struct_passwd:
+        """Create a second account (Unix and Samba) on this peer; returns the Unix account."""
+        account = _ensure_user(user)
+        result = subprocess.run(
+            [_find_binary("smbpasswd"), "-c", str(self.conf_path), "-s", "-a", user],
+            input=f"{password}\n{password}\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SambaUnavailableError(f"smbpasswd -a {user} failed: {result.stderr.strip()}")
+        return account
+
     def _failure(self, reason: str) -> SambaUnavailableError:
         tail = [
             *(f"[smbd.log] {line}" for line in _tail(self.log_path)),
