@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -79,7 +80,37 @@ def _plant(folder: Path, relative: str, data: bytes) -> None:
         os.chown(folder / made, owner.st_uid, owner.st_gid)
 
 
+@pytest.fixture
+def node_like_source(smb_cluster: Cluster) -> Iterator[Path]:
+    """The cluster's source where Integrify keeps it (under a temp folder): for the docs."""
+    root = Path(tempfile.mkdtemp(prefix="node1-"))
+    smb_cluster.source = root / "integrify" / "app" / "scheduler" / "lib" / "cronic" / "jobs"
+    smb_cluster.source.mkdir(parents=True)
+    yield smb_cluster.source
+    shutil.rmtree(root)
+
+
+def _some_history(cluster: Cluster, make_agent: MakeAgent) -> AgentProcess:
+    """An agent that copied, trashed, backed up and pruned, then lost node3 (smbd stopped)."""
+    for name in ("daily.jobs", "weekly.jobs", "monthly.jobs", "retired.jobs"):
+        cluster.write_job(name, f"schedule of {name}".encode())
+    node2 = cluster.disk("node2")
+    _plant(node2, "weekly.jobs", b"edited by hand on node2")
+    _plant(node2, f".jobsync/trash/{stamp_name('ancient.jobs', OLD_STAMP)}", b"expired")
+    _plant(cluster.source, f".jobsync/backup/{stamp_name('x.jobs', OLD_STAMP)}", b"expired")
+    agent = make_agent(extra="[retention]\ntrash_days = 30\nbackup_days = 30\n")
+    wait_for(lambda: all(len(jobs_on(d)) == 4 for _, _, d in cluster.peers), what="push")
+    (cluster.source / "retired.jobs").unlink()
+    wait_for(lambda: all(len(jobs_on(d)) == 3 for _, _, d in cluster.peers), what="trash")
+    cluster.smb["node3"].stop()
+    cluster.write_job("daily.jobs", b"changed while node3 is down")
+    wait_for(lambda: agent.peer_state("node3")["last_error"], what="node3 to fail")
+    wait_for(lambda: agent.peer_state("node2")["pending"] == 0, what="node2 up to date")
+    return agent
+
+
 @pytest.mark.smb
+@pytest.mark.usefixtures("node_like_source")
 def test_the_page_in_a_browser_with_one_peer_stopped(
     smb_cluster: Cluster, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
@@ -87,24 +118,9 @@ def test_the_page_in_a_browser_with_one_peer_stopped(
 
     In headless Chromium: the recent events (copies, trash, backup, retention, failures) too,
     with no script, nothing fetched from elsewhere and no password anywhere.
-
     With ``JOBSYNC_SCREENSHOT=path`` the screenshot is also saved there (docs/status-page.png).
     """
-    for name in ("daily.jobs", "weekly.jobs", "monthly.jobs", "retired.jobs"):
-        smb_cluster.write_job(name, f"schedule of {name}".encode())
-    node2 = smb_cluster.disk("node2")
-    _plant(node2, "weekly.jobs", b"edited by hand on node2")
-    _plant(node2, f".jobsync/trash/{stamp_name('ancient.jobs', OLD_STAMP)}", b"expired")
-    _plant(smb_cluster.source, f".jobsync/backup/{stamp_name('x.jobs', OLD_STAMP)}", b"expired")
-    agent = make_agent(extra="[retention]\ntrash_days = 30\nbackup_days = 30\n")
-    wait_for(lambda: all(len(jobs_on(d)) == 4 for _, _, d in smb_cluster.peers), what="push")
-    (smb_cluster.source / "retired.jobs").unlink()
-    wait_for(lambda: all(len(jobs_on(d)) == 3 for _, _, d in smb_cluster.peers), what="trash")
-    smb_cluster.smb["node3"].stop()
-    smb_cluster.write_job("daily.jobs", b"changed while node3 is down")
-    wait_for(lambda: agent.peer_state("node3")["last_error"], what="node3 to fail")
-    wait_for(lambda: agent.peer_state("node2")["pending"] == 0, what="node2 up to date")
-
+    agent = _some_history(smb_cluster, make_agent)
     url = f"http://127.0.0.1:{agent.port}/"
     profile = tmp_path / "chromium-profile"
     with Browser(profile) as browser:
