@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -12,7 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from agent_support import AgentProcess, agent_config, jobs_on, wait_for
+from agent_support import AgentProcess, agent_starter, jobs_on, wait_for
 from browser import Browser
 from conftest import Cluster
 from samba import DEFAULT_PASSWORD
@@ -56,18 +57,9 @@ def _text(page: bytes) -> str:
 
 @pytest.fixture
 def make_agent(smb_cluster: Cluster) -> Iterator[MakeAgent]:
-    """Start agents (with the health server) for the SMB cluster; each is killed at the end."""
-    agents: list[AgentProcess] = []
-
-    def make(**settings: object) -> AgentProcess:
-        agent = AgentProcess(smb_cluster, health=True)
-        smb_cluster.extra = agent_config(health=agent.port, **settings)  # type: ignore[arg-type]
-        agents.append(agent)
-        return agent.start()
-
-    yield make
-    for agent in agents:
-        agent.close()
+    """Start agents with the status page for the SMB cluster; each is killed at the end."""
+    with agent_starter(smb_cluster) as make:
+        yield functools.partial(make, health=True)
 
 
 def _plant(folder: Path, relative: str, data: bytes) -> None:
