@@ -95,8 +95,14 @@ def _some_history(cluster: Cluster, make_agent: MakeAgent) -> AgentProcess:
     (cluster.source / "retired.jobs").unlink()
     wait_for(lambda: all(len(jobs_on(d)) == 3 for _, _, d in cluster.peers), what="trash")
     cluster.smb["node3"].stop()
-    cluster.write_job("daily.jobs", b"changed while node3 is down")
-    wait_for(lambda: agent.peer_state("node3")["last_error"], what="node3 to fail")
+    cluster.write_job("daily.jobs", b"changed while node3 is down")  # node3 cannot have it
+    # The pass under way when smbd stopped loses its connection; the retries cannot connect.
+    wait_for(
+        lambda: "cannot connect" in (agent.peer_state("node3")["last_error"] or ""),
+        what="node3 to fail to connect",
+    )
+    changed = b"changed while node3 is down"
+    wait_for(lambda: jobs_on(node2).get("daily.jobs") == changed, what="node2 to get the change")
     wait_for(lambda: agent.peer_state("node2")["pending"] == 0, what="node2 up to date")
     return agent
 

@@ -67,6 +67,7 @@ class Agent:
         self._redactor.add(config.secrets())
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()  # state files are written in the order views are taken
         self._rescan_reason: str | None = None
         self._rescans = 0
         self._source_error: str | None = None
@@ -403,10 +404,11 @@ class Agent:
             return {n: now - (s.last_success or self._started) for n, s in self._status.items()}
 
     def _save_state(self, *, running: bool = True) -> None:
-        view = self.view(running=running)
-        for peer in view.peers:
-            self.metrics.pending.labels(peer.name).set(peer.pending)
-        try:
-            write_state(self._state_path, state_document(view))
-        except OSError as exc:
-            log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
+        with self._save_lock:
+            view = self.view(running=running)
+            for peer in view.peers:
+                self.metrics.pending.labels(peer.name).set(peer.pending)
+            try:
+                write_state(self._state_path, state_document(view))
+            except OSError as exc:
+                log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
