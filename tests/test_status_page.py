@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from samba import DEFAULT_PASSWORD
 
 from jobsync.agent.events import EventRing
 from jobsync.agent.page import render_page
+from jobsync.agent.role import RoleDetector
 from jobsync.agent.runner import Agent
 from jobsync.agent.view import AgentView, PeerView
 from jobsync.config import load_config
@@ -261,3 +263,38 @@ def test_the_page_with_a_failing_peer_hides_secrets_and_merges_repeats() -> None
     assert "2 h 0 min ago" in text
     assert len(events.recent()) == 2
     assert "(\N{MULTIPLICATION SIGN}3 since" in text
+
+
+def test_role_changes_restarts_and_rescans_become_events(local_cluster: Cluster) -> None:
+    """A role change, a restarted watcher and the rescan it asks for show on the page."""
+    local_cluster.extra = (
+        "[watch]\ndebounce_ms = 50\n"
+        '[active]\nmode = "dns"\nservices_host = "services"\ncheck_seconds = 0.1\n'
+        "confirmations = 1\n"
+    )
+    config = load_config(local_cluster.config)
+    points_here = threading.Event()
+    points_here.set()
+
+    def resolve(_host: str) -> set[str]:
+        return {"10.0.0.1" if points_here.is_set() else "10.0.0.2"}
+
+    detector = RoleDetector(config.active, resolver=resolve, addresses=lambda: {"10.0.0.1"})
+    agent = Agent(config, detector=detector)
+    runner = threading.Thread(target=agent.run, name="agent-under-test")
+    runner.start()
+    try:
+        wait_for(lambda: agent._watcher.alive, what="agent start")
+        points_here.clear()
+        wait_for(lambda: not agent.active, what="the move to standby")
+        agent._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
+        wait_for(lambda: agent.metrics.watcher_restarts._value.get() == 1, what="restart")
+        wait_for(lambda: "rescanned" in _text(agent.page()), what="the rescan")
+        text = _text(agent.page())
+    finally:
+        agent.stop()
+        runner.join(timeout=15)
+    assert "became standby: services resolves to 10.0.0.2, not here" in text
+    assert "the folder watcher had stopped and was restarted" in text
+    assert "rescanned the source (watcher restarted): found no change" in text
+    assert "agent started, active (services resolves to 10.0.0.1 here), 0 jobs" in text
