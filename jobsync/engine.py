@@ -50,8 +50,10 @@ from jobsync.names import (
 )
 from jobsync.plan import Copy, PeerPlan, files_to_read, plan_names, plan_peer
 from jobsync.result import FileFailure, PeerResult, PushResult
+from jobsync.retention import prune_kept
 from jobsync.scan import SourceFile, SourceScan, UnstableFileError, read_content, scan_source
 from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, open_peer
+from jobsync.transport.local import LocalPeer
 
 log = structlog.get_logger(__name__)
 
@@ -100,12 +102,22 @@ def push(
     scan = scan_source(config.source, config.pattern)
     log.debug("source_scanned", files=len(scan.files), skipped=len(scan.skipped))
     syncs = [
-        PeerSync(peer, config=config, options=options, fence=fence, now=now, progress=progress)
+        PeerSync(
+            peer,
+            config=config,
+            options=options,
+            fence=fence,
+            now=now,
+            progress=progress,
+            prune_every=0.0,
+        )
         for peer in peers
     ]
     with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="push") as pool:
         futures = [pool.submit(sync.run_once, scan, opener) for sync in syncs]
         results = tuple(f.result() for f in futures)
+    local = LocalPeer(config.node, config.source)
+    pruned_local = prune_kept(local, config.retention, now=now(), dry_run=options.dry_run)
     result = PushResult(
         node=config.node,
         source_files=len(scan.files),
@@ -113,6 +125,7 @@ def push(
         skipped=scan.skipped,
         dry_run=options.dry_run,
         seconds=time.monotonic() - started,
+        pruned_local=pruned_local,
     )
     log.info(
         "push_finished",
@@ -183,9 +196,17 @@ class PeerSync:
         now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
         defer_manifest: bool = False,
+        prune_every: float | None = None,
     ) -> None:
-        """Prepare to sync ``peer``."""
+        """Prepare to sync ``peer``.
+
+        ``prune_every``: a full pass also removes kept copies past their retention, at most
+        once per this many seconds (``None``: never).
+        """
         self._defer_manifest = defer_manifest
+        self._prune_every = prune_every
+        self._pruned_at: float | None = None  # time.monotonic() of the last pruning
+        self._was_fenced = False
         self._unsaved_since: float | None = None  # when memory got ahead of the peer's manifest
         self.peer_config = peer
         self._config = config
@@ -267,6 +288,7 @@ class PeerSync:
         if names is None or not self._push_names(peer, names):
             self._scope = "all"
             self._push(peer)
+            self._prune_if_due(peer)
 
     def _failed(self, error: str) -> None:
         self._result = replace(self._result, error=error)
@@ -275,12 +297,13 @@ class PeerSync:
     def _finish(self, result: PeerResult) -> PeerResult:
         r = result
         # A pass that changed nothing is routine (the agent makes one every rescan).
-        eventful = r.copied or r.deleted or r.failed or r.error or r.refused
+        eventful = r.copied or r.deleted or r.failed or r.error or r.refused or r.pruned
         (self._log.info if eventful else self._log.debug)(
             "peer_pushed",
             copied=len(r.copied),
             deleted=len(r.deleted),
             backed_up=len(r.backed_up),
+            pruned=len(r.pruned),
             unchanged=r.unchanged,
             failed=len(r.failed),
             status=r.status,
@@ -432,10 +455,24 @@ class PeerSync:
         same_owner = name_key(manifest.owner) == name_key(self._config.node)
         self._epoch = max(mine, manifest.epoch) if same_owner else mine
         reason = self._fence.reason() or fence_reason(manifest, epoch=mine, node=self._config.node)
+        self._was_fenced = reason is not None
         if reason:
             self._result = replace(self._result, refused=reason)
             self._log.warning("push_fenced", reason=reason)
         return reason is not None
+
+    def _prune_if_due(self, peer: Peer) -> None:
+        """Remove kept copies past their retention, unless fenced or done recently."""
+        every, last = self._prune_every, self._pruned_at
+        if every is None or self._was_fenced:
+            return
+        if last is not None and time.monotonic() - last < every:
+            return
+        dry = self._options.dry_run
+        pruned = prune_kept(peer, self._config.retention, now=self._now(), dry_run=dry)
+        self._result = replace(self._result, pruned=pruned)
+        if not dry:
+            self._pruned_at = time.monotonic()
 
     def _clear_temps(self, peer: Peer, job_temps: list[str]) -> None:
         """Remove what a killed run was writing: job temps, and anything in ``.jobsync/tmp``."""

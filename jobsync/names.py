@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from datetime import datetime, timezone
 
 STATE_DIR = ".jobsync"
 TMP_DIR = f"{STATE_DIR}/tmp"  # noqa: S108 - inside the peer's jobs folder, not /tmp
 TRASH_DIR = f"{STATE_DIR}/trash"
 BACKUP_DIR = f"{STATE_DIR}/backup"
 MANIFEST = f"{STATE_DIR}/manifest.json"
+STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # when a copy was kept, in UTC: see stamp_name
+_STAMPED = re.compile(r".+\.(\d{8}T\d{6}\.\d{6}Z)", re.DOTALL)
 
 _RESERVED_DEVICES = frozenset(
     ["CON", "PRN", "AUX", "NUL"]
@@ -95,3 +98,14 @@ def _is_text(name: str) -> bool:
 def stamp_name(name: str, stamp: str) -> str:
     """The name a trashed or backed-up file gets: the original name, then when it was kept."""
     return f"{name}.{stamp}"
+
+
+def kept_at(name: str) -> datetime | None:
+    """When a trashed or backed-up copy was kept, from its name; ``None`` if it does not parse."""
+    match = _STAMPED.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match[1], STAMP_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:  # digits in the right places, but no such date (month 13)
+        return None

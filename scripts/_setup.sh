@@ -42,3 +42,14 @@ ensure_venv() {
     | grep -v "^WARNING: Location" >&2 || true
   .venv/bin/python -c "import jobsync" || { echo "jobsync: install into .venv failed" >&2; exit 1; }
 }
+
+ensure_operator_tools() {
+  # Debian's chromium (the status page's browser test) and prometheus (its promtool tests the
+  # alert rules); neither daemon is started.
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Everything the tests need, then lint, type checks and the whole test suite.
-# Installs Samba with apt-get when it is missing (needs root, as CI has).
+# Installs Samba, Chromium and promtool with apt-get when missing (needs root, as CI has).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_setup.sh
 
 ensure_samba
+ensure_operator_tools
 ensure_venv test
 
 echo "== ruff"

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from agent_support import AgentProcess, agent_config, jobs_on, wait_for
+from agent_support import AgentProcess, agent_starter, jobs_on, wait_for
 from conftest import Cluster, leftover_temps
 
 pytestmark = pytest.mark.smb
@@ -19,17 +19,8 @@ MakeAgent = Callable[..., AgentProcess]
 @pytest.fixture
 def make_agent(smb_cluster: Cluster) -> Iterator[MakeAgent]:
     """Start agents for the SMB cluster; each is killed at the end if still running."""
-    agents: list[AgentProcess] = []
-
-    def make(*, health: bool = False, **settings: object) -> AgentProcess:
-        agent = AgentProcess(smb_cluster, health=health)
-        smb_cluster.extra = agent_config(health=agent.port, **settings)  # type: ignore[arg-type]
-        agents.append(agent)
-        return agent.start()
-
-    yield make
-    for agent in agents:
-        agent.close()
+    with agent_starter(smb_cluster) as make:
+        yield make
 
 
 def _all_peers_have(cluster: Cluster, expected: dict[str, bytes]) -> Callable[[], bool]:
