@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import importlib.util
 import socket
+import sys
 import threading
 import uuid
 from typing import Any
@@ -54,6 +56,7 @@ _DIALECT_2_0_2, _DIALECT_3_0, _DIALECT_3_1_1 = 0x0202, 0x0300, 0x0311
 _LOGON_STATUSES = frozenset(
     {
         statuses.STATUS_LOGON_FAILURE,
+        statuses.STATUS_WRONG_PASSWORD,
         statuses.STATUS_ACCOUNT_RESTRICTION,
         statuses.STATUS_INVALID_LOGON_HOURS,
         statuses.STATUS_INVALID_WORKSTATION,
@@ -267,14 +270,26 @@ def _refused(status: int, *, config: PeerConfig, unc: UncPath, doing: str) -> Pe
 
 
 def _logon_refused(config: PeerConfig, cause: str) -> PeerAuthError:
-    who = _who(config)
-    hint = ""
-    if config.username is None and ("gssapi" in cause or "krb5" in cause):
-        hint = (
-            "; logging on as the current account needs Kerberos, which on Linux needs "
-            "pip install 'jobsync[kerberos]' (Windows needs nothing)"
+    hint = "" if config.username else f"; {current_account_hint()}"
+    return PeerAuthError(f"peer {config.name}: logon refused for {_who(config)}: {cause}{hint}")
+
+
+def current_account_hint() -> str:
+    """What logging on as the current account (no user name in the config) needs here."""
+    if sys.platform == "win32":
+        return (
+            "the current account logs on with its own Windows credentials: check that jobsync "
+            "runs as the intended account and names the peer by host name, not IP address"
         )
-    return PeerAuthError(f"peer {config.name}: logon refused for {who}: {cause}{hint}")
+    if not all(importlib.util.find_spec(module) for module in ("gssapi", "krb5")):
+        return (
+            "logging on as the current account needs Kerberos, which on Linux needs "
+            "pip install 'jobsync[kerberos]'"
+        )
+    return (
+        "logging on as the current account needs a Kerberos ticket for it (kinit, or a "
+        "keytab named by KRB5_CLIENT_KTNAME)"
+    )
 
 
 def _who(config: PeerConfig) -> str:

@@ -76,6 +76,32 @@ STATUS_TIME_DIFFERENCE_AT_DC: Final = 0xC0000133
 STATUS_NO_LOGON_SERVERS: Final = 0xC000005E
 STATUS_TRUSTED_RELATIONSHIP_FAILURE: Final = 0xC000018D
 
+STATUS_NOTIFY_CLEANUP: Final = 0x0000010B
+STATUS_NOTIFY_ENUM_DIR: Final = 0x0000010C
+STATUS_BUFFER_OVERFLOW: Final = 0x80000005
+STATUS_INVALID_EA_NAME: Final = 0x80000013
+STATUS_EA_LIST_INCONSISTENT: Final = 0x80000014
+STATUS_STOPPED_ON_SYMLINK: Final = 0x8000002D
+STATUS_INFO_LENGTH_MISMATCH: Final = 0xC0000004
+STATUS_EAS_NOT_SUPPORTED: Final = 0xC000004F
+STATUS_EA_TOO_LARGE: Final = 0xC0000050
+STATUS_NONEXISTENT_EA_ENTRY: Final = 0xC0000051
+STATUS_NO_EAS_ON_FILE: Final = 0xC0000052
+STATUS_EA_CORRUPT_ERROR: Final = 0xC0000053
+STATUS_WRONG_PASSWORD: Final = 0xC000006A
+STATUS_NONE_MAPPED: Final = 0xC0000073
+STATUS_PIPE_NOT_AVAILABLE: Final = 0xC00000AC
+STATUS_PIPE_BUSY: Final = 0xC00000AE
+STATUS_PIPE_DISCONNECTED: Final = 0xC00000B0
+STATUS_PIPE_CLOSING: Final = 0xC00000B1
+STATUS_PIPE_EMPTY: Final = 0xC00000D9
+STATUS_PIPE_BROKEN: Final = 0xC000014B
+STATUS_FS_DRIVER_REQUIRED: Final = 0xC000019C
+STATUS_INSUFF_SERVER_RESOURCES: Final = 0xC0000205
+STATUS_DFS_UNAVAILABLE: Final = 0xC000026D
+STATUS_NOT_A_REPARSE_POINT: Final = 0xC0000275
+STATUS_SERVER_UNAVAILABLE: Final = 0xC0000466
+
 # The session or the share connection is gone; logging on again (and connecting the share
 # again) is the remedy, as a Windows client does silently (MS-SMB2 3.2.5.1.4).
 SESSION_LOST: Final = frozenset(
@@ -154,6 +180,31 @@ _WORDS: Final = {
     "domain controller's",
     STATUS_NO_LOGON_SERVERS: "no domain controller is available to check the logon",
     STATUS_TRUSTED_RELATIONSHIP_FAILURE: "the server's trust with its domain is broken",
+    STATUS_NOTIFY_CLEANUP: "the watch on the folder was closed",
+    STATUS_NOTIFY_ENUM_DIR: "too many changes to report one by one",
+    STATUS_BUFFER_OVERFLOW: "the answer was longer than the buffer asked for",
+    STATUS_INVALID_EA_NAME: "an extended attribute name is not valid",
+    STATUS_EA_LIST_INCONSISTENT: "the extended attributes are inconsistent",
+    STATUS_STOPPED_ON_SYMLINK: "the path goes through a symbolic link",
+    STATUS_INFO_LENGTH_MISMATCH: "the information sent has the wrong length",
+    STATUS_EAS_NOT_SUPPORTED: "the file system has no extended attributes",
+    STATUS_EA_TOO_LARGE: "the extended attributes are too large",
+    STATUS_NONEXISTENT_EA_ENTRY: "no such extended attribute",
+    STATUS_NO_EAS_ON_FILE: "the file has no extended attributes",
+    STATUS_EA_CORRUPT_ERROR: "the extended attributes are corrupt",
+    STATUS_WRONG_PASSWORD: "wrong password",
+    STATUS_NONE_MAPPED: "an account name could not be mapped to a security identifier",
+    STATUS_PIPE_NOT_AVAILABLE: "the named pipe is not available",
+    STATUS_PIPE_BUSY: "the named pipe is busy",
+    STATUS_PIPE_DISCONNECTED: "the named pipe was disconnected",
+    STATUS_PIPE_CLOSING: "the named pipe is closing",
+    STATUS_PIPE_EMPTY: "the named pipe is empty",
+    STATUS_PIPE_BROKEN: "the named pipe is broken",
+    STATUS_FS_DRIVER_REQUIRED: "the path needs a file system driver the server lacks",
+    STATUS_INSUFF_SERVER_RESOURCES: "the server is out of resources",
+    STATUS_DFS_UNAVAILABLE: "the DFS namespace is not available",
+    STATUS_NOT_A_REPARSE_POINT: "not a reparse point",
+    STATUS_SERVER_UNAVAILABLE: "the file server is not available (a cluster moving its role?)",
 }
 
 
