@@ -43,6 +43,23 @@ ensure_venv() {
   .venv/bin/python -c "import jobsync" || { echo "jobsync: install into .venv failed" >&2; exit 1; }
 }
 
+ensure_kerberos() {
+  # The Kerberos tests' domain controller (a throwaway Samba AD DC) and the Kerberos libraries
+  # that jobsync's "kerberos" extra builds against.
+  local missing=()
+  command -v samba >/dev/null 2>&1 || missing+=(samba-ad-dc)
+  dpkg -s samba-ad-provision >/dev/null 2>&1 || missing+=(samba-ad-provision)
+  dpkg -s winbind >/dev/null 2>&1 || missing+=(winbind)
+  command -v kinit >/dev/null 2>&1 || missing+=(krb5-user)
+  dpkg -s libkrb5-dev >/dev/null 2>&1 || missing+=(libkrb5-dev)
+  command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+  python3 -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+    || missing+=(python3-dev)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+}
+
 ensure_operator_tools() {
   # Debian's chromium (the status page's browser test) and prometheus (its promtool tests the
   # alert rules); neither daemon is started.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from kerberos import DomainController
 from samba import DEFAULT_PASSWORD, SambaPeer, SambaUnavailableError, start_peer
 
 from jobsync.cli import main
@@ -116,6 +117,21 @@ def jobs_dirs(
             peer.start()  # raises SambaUnavailableError with the reason
 
 
+@pytest.fixture(scope="session")
+def domain_controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DomainController]:
+    """A Samba AD DC on loopback (TEST.LAN), started once per session; fails, never skips."""
+    dc = DomainController(tmp_path_factory.mktemp("domain"))
+    try:
+        dc.start()
+    except SambaUnavailableError as exc:
+        reason = str(exc)
+    else:
+        yield dc
+        dc.stop()
+        return
+    pytest.fail(f"domain controller unavailable: {reason}", pytrace=False)
+
+
 # -- jobsync clusters: a source folder, a config file and peers ------------------------------
 
 PASSWORD_ENV = "JOBSYNC_TEST_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
@@ -173,8 +189,10 @@ class Cluster:
         ]
         for name, location, _ in self.peers:
             samba = self.smb.get(name)
-            if samba is None:
+            if samba is None:  # a local folder, or a peer logging on as the current account
                 lines += ["[[peers]]", f'name = "{name}"', f"path = '{location}'"]
+                if name in self.ports:
+                    lines.append(f"port = {self.ports[name]}")
                 continue
             lines += samba.peer_toml(
                 name, password_env=PASSWORD_ENV, port=self.ports.get(name), path=location

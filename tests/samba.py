@@ -49,6 +49,9 @@ HOST = "127.0.0.1"
 
 _ENCRYPT_VALUES = ("desired", "off", "required")
 _START_TIMEOUT = 20.0
+# Installing winbind (for the Kerberos tests' domain controller) may add it to nsswitch.conf;
+# a standalone smbd would then ask winbindd about users and refuse every NTLM logon.
+_SMBD_ENV = {**os.environ, "_NO_WINBINDD": "1"}
 _STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
 _LOG_TAIL_LINES = 20
@@ -184,6 +187,42 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _signal_all(pgid: int, conf: Path, sig: signal.Signals) -> None:
+    """Send ``sig`` to the master's group and to the group of any helper it started."""
+    groups = {pgid, *_live_processes(pgid, conf).values()}
+    for group in sorted(groups):
+        _signal_group(group, sig)
+
+
+def stop_tree(proc: subprocess.Popen[bytes], conf: Path) -> None:
+    """Stop a Samba master started with ``conf`` and every process it spawned.
+
+    Raises RuntimeError if some process survives SIGKILL (should never happen), so leaks show
+    up as test errors rather than stray daemons.
+    """
+    pgid = proc.pid
+    # A stopped (frozen) process only acts on SIGTERM once continued.
+    _signal_all(pgid, conf, signal.SIGCONT)
+    _signal_all(pgid, conf, signal.SIGTERM)
+    try:
+        proc.wait(timeout=_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _signal_all(pgid, conf, signal.SIGKILL)
+        proc.wait(timeout=_STOP_TIMEOUT)
+    # Children and helpers that left the group are not our children: poll until gone.
+    for final_signal in (signal.SIGTERM, signal.SIGKILL):
+        _signal_all(pgid, conf, final_signal)
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while _live_processes(pgid, conf):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_INTERVAL)
+        else:
+            return
+    left = _live_processes(pgid, conf)
+    raise RuntimeError(f"Samba processes {sorted(left)} of {conf} survived SIGKILL")
+
+
 @dataclass
 class SambaPeer:
     """One private ``smbd`` serving the share ``jobs`` on ``127.0.0.1:port``.
@@ -315,6 +354,7 @@ class SambaPeer:
             text=True,
             timeout=30,
             check=False,
+            env=_SMBD_ENV,
         )
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
@@ -333,6 +373,7 @@ class SambaPeer:
             text=True,
             timeout=30,
             check=False,
+            env=_SMBD_ENV,
         )
         if result.returncode != 0:
             raise SambaUnavailableError(f"smbpasswd -a {user} failed: {result.stderr.strip()}")
@@ -369,6 +410,7 @@ class SambaPeer:
                 stdin=subprocess.DEVNULL,
                 stdout=self._output,
                 stderr=subprocess.STDOUT,
+                env=_SMBD_ENV,
                 # smbd SIGTERMs its whole process group on shutdown; give it
                 # its own so it cannot hit the test runner (and so that
                 # freeze/stop reach every child it forks).
@@ -395,10 +437,7 @@ class SambaPeer:
             time.sleep(_POLL_INTERVAL)
 
     def _signal_all(self, pgid: int, sig: signal.Signals) -> None:
-        """Send ``sig`` to the master's group and any helper's group."""
-        groups = {pgid, *_live_processes(pgid, self.conf_path).values()}
-        for group in sorted(groups):
-            _signal_group(group, sig)
+        _signal_all(pgid, self.conf_path, sig)
 
     def stop(self) -> None:
         """Stop smbd and every process it spawned; safe to call twice.
@@ -409,28 +448,8 @@ class SambaPeer:
         proc = self._proc
         if proc is None:
             return
-        pgid = proc.pid
-        # A stopped (frozen) process only acts on SIGTERM once continued.
-        self._signal_all(pgid, signal.SIGCONT)
-        self._signal_all(pgid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._signal_all(pgid, signal.SIGKILL)
-            proc.wait(timeout=_STOP_TIMEOUT)
-        # Children and samba-dcerpcd are not our children: poll until gone.
-        for final_signal in (signal.SIGTERM, signal.SIGKILL):
-            self._signal_all(pgid, final_signal)
-            deadline = time.monotonic() + _STOP_TIMEOUT
-            while _live_processes(pgid, self.conf_path):
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(_POLL_INTERVAL)
-            else:
-                self._discard_process()
-                return
-        left = _live_processes(pgid, self.conf_path)
-        raise RuntimeError(f"smbd processes {sorted(left)} of {self.root} survived SIGKILL")
+        stop_tree(proc, self.conf_path)
+        self._discard_process()
 
     def _discard_process(self) -> None:
         _running.pop(id(self), None)

@@ -275,3 +275,21 @@ def test_smb_2_1_is_refused_when_the_peer_requires_encryption(
     assert pushed.code == 3
     assert "SMB 2.1 without SMB3 encryption, which this peer requires" in pushed.out
     assert "set encrypt = false" in pushed.out
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "name"), [("aes-256-gcm", "AES-256-GCM"), ("aes-256-ccm", "AES-256-CCM")]
+)
+def test_servers_that_insist_on_aes_256(
+    field_cluster: Callable[..., Cluster], algorithm: str, name: str
+) -> None:
+    """Windows Server 2022 may be set to AES-256 only: both of its ciphers carry a push."""
+    cluster = field_cluster(options=(f"server smb3 encryption algorithms = {algorithm}",))
+    files = _write_sized(cluster)
+
+    checked = cluster.run("check")
+    pushed = cluster.run("push")
+
+    assert f"SMB 3.1.1, encrypted with {name}" in checked.out, checked
+    assert pushed.code == 0, pushed
+    assert _landed(cluster) == files

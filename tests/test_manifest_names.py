@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from jobsync.config import load_config
+from jobsync.errors import ConfigError
 from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
@@ -13,7 +16,13 @@ from jobsync.manifest import (
     manifest_from_bytes,
     manifest_to_bytes,
 )
-from jobsync.names import compile_pattern, windows_name_problem
+from jobsync.names import (
+    compile_pattern,
+    is_job_temp_name,
+    job_temp_name,
+    pattern_problem,
+    windows_name_problem,
+)
 from jobsync.transport.base import checked_parts
 
 SHA = "a" * 64
@@ -85,3 +94,18 @@ def test_transport_paths_cannot_leave_the_jobs_folder(path: str) -> None:
     """Whatever asks, a transport refuses a path that could reach outside the jobs folder."""
     with pytest.raises(Exception, match="would leave the jobs folder"):
         checked_parts(path)
+
+
+@pytest.mark.parametrize("pattern", ["*", "*.tmp", ".jobsync-*", "*.TMP", ".*"])
+def test_a_pattern_matching_temp_names_is_refused(tmp_path: Path, pattern: str) -> None:
+    """Jobs are written as .jobsync-<run>-<n>.tmp beside the jobs: the pattern must never match."""
+    config = tmp_path / "jobsync.toml"
+    config.write_text(
+        f"node = 'node1'\nsource = '{tmp_path}'\npattern = '{pattern}'\n"
+        f"[[peers]]\nname = 'node2'\npath = '{tmp_path}'\n"
+    )
+    with pytest.raises(ConfigError, match=r"also matches the names jobs are written under"):
+        load_config(config)
+    assert pattern_problem("*.jobs") is None
+    assert is_job_temp_name(job_temp_name("0a1b2c3d", 7))
+    assert not is_job_temp_name("jobsync-0a1b2c3d-7.tmp")

@@ -1,0 +1,185 @@
+"""A real Samba AD domain controller on loopback, for Kerberos logons in tests.
+
+The docs recommend running jobsync as a gMSA or the computer account with no user name in the
+config: peers are then reached with a Kerberos ticket. :class:`DomainController` provisions a
+throwaway domain (TEST.LAN) under a temp folder, runs ``samba`` in the foreground, shares
+``integrify$`` on its own SMB port, and prepares a ``krb5.conf``, a keytab and a credential
+cache for the Administrator account. Tickets last ``TICKET_LIFETIME`` (the shortest the MIT
+client accepts), so a session's expiry can be met in minutes.
+
+The KDC and LDAP use their standard ports on 127.0.0.1 (88, 389, ...): they must be free.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from samba import SambaUnavailableError, free_port, stop_tree
+
+REALM = "TEST.LAN"
+SHARE = "integrify$"
+HOST = "127.0.0.1"
+TICKET_LIFETIME_SECONDS = 300  # "5m": the MIT client refuses anything shorter
+_ADMIN_PASSWORD = "Adm1n!Passw0rd"  # noqa: S105 - a throwaway domain on loopback
+_START_TIMEOUT = 90.0
+_KDC_PORT = 88
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _binary(name: str) -> str:
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = shutil.which(name, path=search)
+    if found is None:
+        raise SambaUnavailableError(f"{name} not found (install samba-ad-dc and krb5-user)")
+    return found
+
+
+@dataclass
+class DomainController:
+    """A provisioned and running Samba AD DC under ``root``."""
+
+    root: Path
+    smb_port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _output: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def conf_path(self) -> Path:
+        """The DC's smb.conf."""
+        return self.root / "dc" / "etc" / "smb.conf"
+
+    @property
+    def share_path(self) -> Path:
+        """The folder behind the share integrify$."""
+        return self.root / "share"
+
+    @property
+    def keytab(self) -> Path:
+        """The Administrator's keys: a service account's stand-in (gMSA, computer account)."""
+        return self.root / "admin.keytab"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a process that logs on as the current account with Kerberos.
+
+        ``KRB5_CLIENT_KTNAME`` lets the Kerberos library fetch a new ticket from the keytab
+        when the old one ends, as Windows does for a gMSA or the computer account.
+        """
+        return {
+            "KRB5_CONFIG": str(self.root / "krb5.conf"),
+            "KRB5CCNAME": f"FILE:{self.root / 'ccache'}",
+            "KRB5_CLIENT_KTNAME": str(self.keytab),
+        }
+
+    def unc(self, *parts: str) -> str:
+        """A UNC path inside the DC's share."""
+        return "\\".join([f"\\\\{HOST}", SHARE, *parts])
+
+    def start(self) -> None:
+        """Provision, start, and prepare Kerberos; raises SambaUnavailableError with the reason."""
+        for port in (_KDC_PORT, 389):
+            if _port_open(port):
+                raise SambaUnavailableError(
+                    f"port {HOST}:{port} is taken; the test domain controller needs it"
+                )
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._provision()
+        self.share_path.mkdir(exist_ok=True)
+        self.share_path.chmod(0o777)
+        with self.conf_path.open("a") as conf:
+            conf.write(f"\n[{SHARE}]\n\tpath = {self.share_path}\n\tread only = No\n")
+        self._output = (self.root / "samba.out").open("ab")
+        self._proc = subprocess.Popen(
+            [_binary("samba"), "-s", str(self.conf_path), "-i", "--debug-stdout", "-d0"],
+            stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # samba signals its process group when it stops
+        )
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not (_port_open(_KDC_PORT) and _port_open(self.smb_port)):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                tail = (self.root / "samba.out").read_text(errors="replace")[-2000:]
+                self.stop()
+                raise SambaUnavailableError(f"the domain controller did not start:\n{tail}")
+            time.sleep(0.2)
+        # So that cifs/127.0.0.1 names the DC: peers are reached by address in tests.
+        self._tool("spn", "add", f"cifs/{HOST}", "DC1$")
+        self._tool("domain", "exportkeytab", str(self.keytab), f"--principal=Administrator@{REALM}")
+        (self.root / "krb5.conf").write_text(
+            "[libdefaults]\n"
+            f"  default_realm = {REALM}\n"
+            "  dns_lookup_realm = false\n  dns_lookup_kdc = false\n  rdns = false\n"
+            "  dns_canonicalize_hostname = false\n"
+            f"  ticket_lifetime = {TICKET_LIFETIME_SECONDS // 60}m\n"
+            f"[realms]\n  {REALM} = {{\n    kdc = {HOST}\n  }}\n"
+        )
+        self.kinit()
+
+    def kinit(self) -> None:
+        """Get a fresh ticket for the Administrator from the keytab."""
+        self._run(
+            [_binary("kinit"), "-k", "-t", str(self.keytab), f"Administrator@{REALM}"],
+            env={**os.environ, **self.env},
+        )
+
+    def _provision(self) -> None:
+        run = self.root / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        options = {
+            "interfaces": "lo",
+            "bind interfaces only": "yes",
+            "smb ports": str(self.smb_port),
+            "pid directory": str(run),
+            "log file": str(self.root / "log.%m"),
+        }
+        self._run(
+            [
+                _binary("samba-tool"),
+                "domain",
+                "provision",
+                f"--targetdir={self.root / 'dc'}",
+                f"--realm={REALM}",
+                "--domain=TEST",
+                "--server-role=dc",
+                "--dns-backend=NONE",
+                f"--adminpass={_ADMIN_PASSWORD}",
+                "--host-name=dc1",
+                *(f"--option={key}={value}" for key, value in options.items()),
+            ]
+        )
+
+    def _tool(self, *args: str) -> None:
+        self._run([_binary("samba-tool"), *args, "-s", str(self.conf_path)])
+
+    @staticmethod
+    def _run(command: list[str], env: dict[str, str] | None = None) -> None:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, check=False, env=env
+        )
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip()[-1500:]
+            raise SambaUnavailableError(f"{' '.join(command[:3])} failed: {detail}")
+
+    def stop(self) -> None:
+        """Stop samba and every process it started; safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            stop_tree(proc, self.conf_path)
+        if self._output is not None:
+            self._output.close()
+            self._output = None
