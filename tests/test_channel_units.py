@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from jobsync.transport.smb import statuses, wire
-from jobsync.transport.smb.channel import Channel, ChannelClosedError, Session, SessionLostError
+from jobsync.transport.smb.channel import Channel, ChannelClosedError, SessionLostError
 from jobsync.transport.smb.security import AES_128_GCM, AES_CMAC, IntegrityError, Sealer, Signer
+from jobsync.transport.smb.session import Session
 from jobsync.transport.smb.wire import MalformedReplyError
 
 _HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")

@@ -11,7 +11,7 @@ from agent_support import wait_for
 from conftest import PASSWORD_ENV, Cluster, leftover_temps
 from samba import DEFAULT_PASSWORD, SambaPeer
 
-from jobsync.transport.smb.logon import current_account_hint
+from jobsync.transport.smb.failures import current_account_hint
 
 pytestmark = pytest.mark.smb
 

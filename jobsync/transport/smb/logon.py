@@ -1,9 +1,10 @@
 """Connecting and logging on with smbprotocol, then handing the connection to the channel.
 
-This is the one module that imports smbprotocol, and the only one that touches its internals
-(the receive thread, the socket, the credit window), which is why pyproject.toml pins the
-tested 1.17 line and :func:`check_library` refuses any other. smbprotocol's errors are
-translated here, by type, into jobsync's error tree (:func:`translate`).
+This is the only module that touches smbprotocol's internals (the receive thread, the socket,
+the credit window), which is why pyproject.toml pins the tested 1.17 line and
+:func:`check_library` refuses any other; tests/test_smb_library.py fails loudly if the pinned
+version stops having what :func:`take_over` relies on. smbprotocol's errors are translated, by
+type, in :mod:`~jobsync.transport.smb.failures`.
 
 Where smbprotocol differs from a Windows client, this module makes up the difference:
 
@@ -19,58 +20,30 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import importlib.util
 import socket
-import sys
 import threading
 import uuid
 from typing import Any
 
 from smbprotocol.connection import Connection, SMB2Echo
-from smbprotocol.exceptions import (
-    SMBAuthenticationError,
-    SMBConnectionClosed,
-    SMBException,
-    SMBResponseException,
-)
 from smbprotocol.session import Session as SmbSession
 from smbprotocol.tree import TreeConnect
 
 from jobsync.config import PeerConfig, UncPath
 from jobsync.errors import (
     InstallationError,
-    PeerAuthError,
     PeerError,
-    PeerIOError,
     PeerPathError,
     PeerSecurityError,
-    PeerTimeoutError,
     PeerUnreachableError,
 )
-from jobsync.transport.smb import statuses
-from jobsync.transport.smb.channel import Channel, Limits, Session
+from jobsync.transport.smb.channel import Channel
+from jobsync.transport.smb.failures import translate
 from jobsync.transport.smb.security import AES_128_CCM, AES_CMAC, HMAC_SHA256, Sealer, Signer
+from jobsync.transport.smb.session import Limits, Session
 
 SUPPORTED_VERSION = "1.17."  # the receive thread, transport and window this module relies on
 _DIALECT_2_0_2, _DIALECT_3_0, _DIALECT_3_1_1 = 0x0202, 0x0300, 0x0311
-_LOGON_STATUSES = frozenset(
-    {
-        statuses.STATUS_LOGON_FAILURE,
-        statuses.STATUS_WRONG_PASSWORD,
-        statuses.STATUS_ACCOUNT_RESTRICTION,
-        statuses.STATUS_INVALID_LOGON_HOURS,
-        statuses.STATUS_INVALID_WORKSTATION,
-        statuses.STATUS_PASSWORD_EXPIRED,
-        statuses.STATUS_PASSWORD_MUST_CHANGE,
-        statuses.STATUS_ACCOUNT_DISABLED,
-        statuses.STATUS_ACCOUNT_EXPIRED,
-        statuses.STATUS_ACCOUNT_LOCKED_OUT,
-        statuses.STATUS_TIME_DIFFERENCE_AT_DC,
-        statuses.STATUS_NO_LOGON_SERVERS,
-        statuses.STATUS_TRUSTED_RELATIONSHIP_FAILURE,
-        statuses.STATUS_KDC_UNKNOWN_ETYPE,
-    }
-)
 
 
 def check_library() -> None:
@@ -227,73 +200,6 @@ def shutdown(sock: socket.socket | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-
-
-def translate(
-    exc: BaseException,
-    *,
-    config: PeerConfig,
-    unc: UncPath,
-    doing: str,
-    timeout: float,
-    timed_out: bool,
-) -> PeerError:
-    """Map an smbprotocol, socket or channel error, by type, to the most specific PeerError."""
-    peer = config.name
-    if isinstance(exc, PeerError):
-        return exc
-    if timed_out or isinstance(exc, TimeoutError):
-        return PeerTimeoutError(f"peer {peer}: no answer within {timeout:g} s while {doing}")
-    if isinstance(exc, SMBAuthenticationError):
-        return _logon_refused(config, str(exc))
-    if isinstance(exc, SMBResponseException):
-        return _refused(exc.status, config=config, unc=unc, doing=doing)
-    if isinstance(exc, (SMBConnectionClosed, SMBException, OSError)):
-        return PeerUnreachableError(f"peer {peer}: connection lost while {doing}: {exc}")
-    return PeerUnreachableError(f"peer {peer}: failed while {doing}: {type(exc).__name__}: {exc}")
-
-
-def _refused(status: int, *, config: PeerConfig, unc: UncPath, doing: str) -> PeerError:
-    peer, words = config.name, statuses.describe(status)
-    if status in _LOGON_STATUSES:
-        return _logon_refused(config, words)
-    if status == statuses.STATUS_BAD_NETWORK_NAME:
-        return PeerPathError(f"peer {peer}: share \\\\{unc.host}\\{unc.share} does not exist")
-    if status in (statuses.STATUS_ACCESS_DENIED, statuses.STATUS_NETWORK_ACCESS_DENIED):
-        who = _who(config)
-        if doing == "connecting":
-            return PeerAuthError(
-                f"peer {peer}: {who} may not use \\\\{unc.host}\\{unc.share} ({words}); if the "
-                "server requires encryption, it must allow SMB 3"
-            )
-    return PeerIOError(f"peer {peer}: refused while {doing}: {words}")
-
-
-def _logon_refused(config: PeerConfig, cause: str) -> PeerAuthError:
-    hint = "" if config.username else f"; {current_account_hint()}"
-    return PeerAuthError(f"peer {config.name}: logon refused for {_who(config)}: {cause}{hint}")
-
-
-def current_account_hint() -> str:
-    """What logging on as the current account (no user name in the config) needs here."""
-    if sys.platform == "win32":
-        return (
-            "the current account logs on with its own Windows credentials: check that jobsync "
-            "runs as the intended account and names the peer by host name, not IP address"
-        )
-    if not all(importlib.util.find_spec(module) for module in ("gssapi", "krb5")):
-        return (
-            "logging on as the current account needs Kerberos, which on Linux needs "
-            "pip install 'jobsync[kerberos]'"
-        )
-    return (
-        "logging on as the current account needs a Kerberos ticket for it (kinit, or a "
-        "keytab named by KRB5_CLIENT_KTNAME)"
-    )
-
-
-def _who(config: PeerConfig) -> str:
-    return f"user {config.username}" if config.username else "the current account"
 
 
 def _dialect_name(dialect: int) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from jobsync.transport.smb.channel import Reply
+from jobsync.transport.smb.session import Reply
 from jobsync.transport.smb.wire import Request
 
 T = TypeVar("T")
