@@ -252,6 +252,7 @@ class PeerSync:
         started = time.monotonic()
         self._scan = scan
         renewed = False
+        logons = 0
         while True:
             self._run_id = secrets.token_hex(4)
             self._temp_count = 0
@@ -263,7 +264,7 @@ class PeerSync:
                 if not renewed:
                     # An expired Kerberos ticket or a closed share: the peer logs on again at
                     # its next request, and a full pass redoes what this one left half done.
-                    renewed, names = True, None
+                    renewed, names, logons = True, None, 1
                     self._log.info("peer_session_renewed", reason=str(exc))
                     continue
                 self._failed(str(exc))
@@ -281,7 +282,8 @@ class PeerSync:
             break
         # Only a clean pass leaves a manifest that stands for the peer's whole listing.
         self._clean = self._result.status == "ok" and self._manifest is not None
-        return self._finish(replace(self._result, seconds=time.monotonic() - started))
+        elapsed = time.monotonic() - started
+        return self._finish(replace(self._result, seconds=elapsed, logons=logons))
 
     def _pass(self, peer: Peer, names: Collection[str] | None) -> None:
         self._scope = "names"

@@ -30,6 +30,7 @@ class PeerResult:
     refused: str | None = None  # something was held back for safety
     seconds: float = 0.0
     pruned: tuple[str, ...] = ()  # kept copies removed for age (paths under .jobsync/)
+    logons: int = 0  # times the peer was logged on again because the server ended the session
 
     @property
     def exit_code(self) -> ExitCode:

@@ -23,6 +23,8 @@ from kerberos import DomainController
 from samba import DEFAULT_PASSWORD, SambaPeer, SambaUnavailableError, start_peer
 
 from jobsync.cli import main
+from jobsync.config import PeerConfig, parse_unc
+from jobsync.credentials import Secret
 from jobsync.names import is_job_temp_name
 
 if TYPE_CHECKING:
@@ -242,6 +244,21 @@ class Cluster:
         return Run(done.returncode, done.stdout, done.stderr)
 
 
+def peer_config(samba: SambaPeer, *parts: str, encrypt: bool = True) -> PeerConfig:
+    """The configuration of ``samba`` as peer node2, its jobs folder ``parts`` (``jobs``)."""
+    unc = samba.unc(*(parts or ("jobs",)))
+    return PeerConfig(
+        name="node2",
+        path=unc,
+        unc=parse_unc(unc),
+        local_path=None,
+        port=samba.port,
+        username=samba.user,
+        password=Secret(samba.password),
+        encrypt=encrypt,
+    )
+
+
 def leftover_temps(folder: Path) -> list[str]:
     """Jobsync's temp files in a jobs folder: jobs being written, and files under .jobsync/tmp."""
     found = [p.name for p in folder.iterdir() if is_job_temp_name(p.name)]
@@ -275,6 +292,36 @@ def smb_cluster(
         cluster.peers.append((name, unc, disk))
         cluster.smb[name] = samba
     return cluster
+
+
+@pytest.fixture
+def one_peer_cluster(
+    tmp_path: Path,
+    source_dir: Path,
+    smb_peer_factory: Callable[..., SambaPeer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Cluster]:
+    """``make(*parts, plain=False, create=True, **settings)``: node1 pushing to node2 alone.
+
+    node2 is a fresh smbd started with ``settings`` (see ``smb_peer_factory``); its jobs folder
+    is ``parts`` in the share (``jobs`` when none), created unless ``create`` is false.
+    ``plain`` configures the peer with ``encrypt = false``.
+    """
+    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
+
+    def make(*parts: str, plain: bool = False, create: bool = True, **settings: Any) -> Cluster:
+        samba = smb_peer_factory(**settings)
+        parts = parts or ("jobs",)
+        disk = samba.mkdir(*parts) if create else samba.share_path.joinpath(*parts)
+        cluster = Cluster(root=tmp_path, source=source_dir, peers=[], capsys=capsys)
+        cluster.peers.append(("node2", samba.unc(*parts), disk))
+        cluster.smb["node2"] = samba
+        if plain:
+            cluster.plain.add("node2")
+        return cluster
+
+    return make
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from samba import SambaUnavailableError, free_port, stop_tree
+from samba import SambaUnavailableError, free_port, port_open, stop_tree
 
 REALM = "TEST.LAN"
 SHARE = "integrify$"
@@ -30,14 +29,6 @@ TICKET_LIFETIME_SECONDS = 300  # "5m": the MIT client refuses anything shorter
 _ADMIN_PASSWORD = "Adm1n!Passw0rd"  # noqa: S105 - a throwaway domain on loopback
 _START_TIMEOUT = 90.0
 _KDC_PORT = 88
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _binary(name: str) -> str:
@@ -92,7 +83,7 @@ class DomainController:
     def start(self) -> None:
         """Provision, start, and prepare Kerberos; raises SambaUnavailableError with the reason."""
         for port in (_KDC_PORT, 389):
-            if _port_open(port):
+            if port_open(port):
                 raise SambaUnavailableError(
                     f"port {HOST}:{port} is taken; the test domain controller needs it"
                 )
@@ -111,7 +102,7 @@ class DomainController:
             start_new_session=True,  # samba signals its process group when it stops
         )
         deadline = time.monotonic() + _START_TIMEOUT
-        while not (_port_open(_KDC_PORT) and _port_open(self.smb_port)):
+        while not (port_open(_KDC_PORT) and port_open(self.smb_port)):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 tail = (self.root / "samba.out").read_text(errors="replace")[-2000:]
                 self.stop()

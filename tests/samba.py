@@ -39,6 +39,7 @@ __all__ = [
     "SambaPeer",
     "SambaUnavailableError",
     "free_port",
+    "port_open",
     "start_peer",
 ]
 
@@ -128,7 +129,8 @@ def free_port() -> int:
         return port
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on ``127.0.0.1:port``."""
     try:
         with socket.create_connection((HOST, port), timeout=0.2):
             return True
@@ -347,25 +349,16 @@ class SambaPeer:
         self.share_path.chmod(0o755)
         _make_traversable(self.share_path)
         self._write_conf()
-        result = subprocess.run(
-            [_find_binary("smbpasswd"), "-c", str(self.conf_path), "-s", "-a", self.user],
-            input=f"{self.password}\n{self.password}\n",
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-            env=_SMBD_ENV,
-        )
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            raise SambaUnavailableError(
-                f"smbpasswd -a {self.user} failed (exit {result.returncode}): "
-                + " | ".join(detail[-3:])
-            )
+        self._smbpasswd(self.user, self.password)
 
     def add_user(self, user: str, password: str) -> pwd.struct_passwd:
         """Create a second account (Unix and Samba) on this peer; returns the Unix account."""
         account = _ensure_user(user)
+        self._smbpasswd(user, password)
+        return account
+
+    def _smbpasswd(self, user: str, password: str) -> None:
+        """Add ``user`` to this peer's password database."""
         result = subprocess.run(
             [_find_binary("smbpasswd"), "-c", str(self.conf_path), "-s", "-a", user],
             input=f"{password}\n{password}\n",
@@ -376,8 +369,10 @@ class SambaPeer:
             env=_SMBD_ENV,
         )
         if result.returncode != 0:
-            raise SambaUnavailableError(f"smbpasswd -a {user} failed: {result.stderr.strip()}")
-        return account
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise SambaUnavailableError(
+                f"smbpasswd -a {user} failed (exit {result.returncode}): " + " | ".join(detail[-3:])
+            )
 
     def _failure(self, reason: str) -> SambaUnavailableError:
         tail = [
@@ -400,7 +395,7 @@ class SambaPeer:
         self._discard_process()
         smbd = _find_binary("smbd")
         # Someone else listening there would pass our readiness probe.
-        if _port_open(self.port):
+        if port_open(self.port):
             raise SambaUnavailableError(f"port {HOST}:{self.port} is already in use")
         self._prepare()
         self._output = self.output_path.open("ab")
@@ -428,7 +423,7 @@ class SambaPeer:
                 error = self._failure(f"smbd exited at start with code {code}")
                 self._discard_process()
                 raise error
-            if _port_open(self.port):
+            if port_open(self.port):
                 return
             if time.monotonic() >= deadline:
                 error = self._failure(f"port never opened within {_START_TIMEOUT:.0f} s")

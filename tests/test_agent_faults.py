@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from agent_support import jobs_on, wait_for
+from agent_support import agent_starter, jobs_on, wait_for
 from conftest import Cluster
 from samba import SambaPeer
 
@@ -115,27 +115,36 @@ def test_a_worker_whose_thread_died_is_reported_and_started_again(
 def test_a_closed_share_is_connected_again_without_a_failed_pass(smb_cluster: Cluster) -> None:
     """The server ends the share connection (0xC00000C9) between passes: the agent logs on again.
 
-    The pass after it succeeds at once and is not counted as failed, as with a Kerberos
-    session that expired (tested against a domain controller in test_kerberos_smb.py).
+    The pass after it succeeds at once; the new logon is logged at info with the status in
+    words and counted, and no failed pass is, as with a Kerberos session that expired (tested
+    against a domain controller in test_kerberos_smb.py).
     """
-    smb_cluster.extra = "[watch]\ndebounce_ms = 50\n"
     smb_cluster.write_job("a.jobs", b"a")
-    with _running(smb_cluster) as agent:
+    with agent_starter(smb_cluster) as make:
+        agent = make(health=True, debounce_ms=50)
         wait_for(
             lambda: all(jobs_on(d) == {"a.jobs": b"a"} for _, _, d in smb_cluster.peers),
             what="the first push",
         )
-        samba: SambaPeer = smb_cluster.smb["node2"]
-        _close_share(samba)
+        _close_share(smb_cluster.smb["node2"])
         smb_cluster.write_job("b.jobs", b"b")
         expected = {"a.jobs": b"a", "b.jobs": b"b"}
         wait_for(
             lambda: all(jobs_on(d) == expected for _, _, d in smb_cluster.peers),
             what="the next change, on a new session",
         )
-        failed = agent.metrics.passes.labels("node2", "failed")._value.get()
-        assert failed == 0
-        assert _last_error(agent, "node2") is None
+        wait_for(
+            lambda: agent.metric("jobsync_peer_logons_renewed_total", peer="node2") == 1,
+            what="the new logon counted",
+        )
+        assert agent.metric("jobsync_peer_passes_total", peer="node2", status="failed") == 0
+        assert agent.peer_state("node2")["last_error"] is None
+    renewed = [
+        line for line in agent.log.read_text().splitlines() if "peer_session_renewed" in line
+    ]
+    assert len(renewed) == 1
+    assert "[info" in renewed[0]
+    assert "the server closed the share connection (0xC00000C9)" in renewed[0]
 
 
 def _close_share(samba: SambaPeer) -> None:

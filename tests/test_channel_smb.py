@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import peer_config
 from samba import SambaPeer
 
-from jobsync.config import PeerConfig, parse_unc
-from jobsync.credentials import Secret
 from jobsync.errors import PeerError, PeerFileNotFoundError, PeerSecurityError
 from jobsync.transport.base import FileWrite
 from jobsync.transport.smb import peer as smb_peer
@@ -18,18 +17,7 @@ from jobsync.transport.smb.peer import SmbPeer
 
 
 def _connect(samba: SambaPeer, *, encrypt: bool = True) -> SmbPeer:
-    unc = samba.unc("jobs")
-    config = PeerConfig(
-        name="node2",
-        path=unc,
-        unc=parse_unc(unc),
-        local_path=None,
-        port=samba.port,
-        username=samba.user,
-        password=Secret(samba.password),
-        encrypt=encrypt,
-    )
-    return SmbPeer(config, timeout=10.0)
+    return SmbPeer(peer_config(samba, encrypt=encrypt), timeout=10.0)
 
 
 def _round_trip(peer: SmbPeer, folder: Path) -> None:

@@ -7,38 +7,33 @@ disk, so a namespace in front of it only adds a hop); it says to name the target
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from conftest import PASSWORD_ENV, Cluster
-from samba import DEFAULT_PASSWORD, SambaPeer
+from conftest import Cluster
 
 pytestmark = pytest.mark.smb
 
 
 @pytest.mark.parametrize("through_link", [True, False], ids=["dfs-link", "dfs-root-folder"])
 def test_a_dfs_namespace_is_refused_with_what_to_configure(
-    tmp_path: Path,
-    source_dir: Path,
-    smb_peer_factory: Callable[..., SambaPeer],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    through_link: bool,
+    one_peer_cluster: Callable[..., Cluster], through_link: bool
 ) -> None:
     """A share that is a DFS root (``msdfs root = yes``) is refused by check and push alike.
 
     Whether the path goes through an ``msdfs:`` link or names a real folder in the root,
     nothing is written, and the message says to name the target server's share.
     """
-    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
-    samba = smb_peer_factory(options=("host msdfs = yes",), share_options=("msdfs root = yes",))
+    parts = ("link", "jobs") if through_link else ("plain", "jobs")
+    cluster = one_peer_cluster(
+        *parts,
+        create=False,
+        options=("host msdfs = yes",),
+        share_options=("msdfs root = yes",),
+    )
+    samba = cluster.smb["node2"]
     target = samba.mkdir("target", "jobs")
     samba.mkdir("plain", "jobs")
     (samba.share_path / "link").symlink_to("msdfs:127.0.0.1\\jobs\\target")
-    parts = ("link", "jobs") if through_link else ("plain", "jobs")
-    cluster = Cluster(root=tmp_path, source=source_dir, peers=[], capsys=capsys)
-    cluster.peers.append(("node2", samba.unc(*parts), samba.share_path.joinpath(*parts)))
-    cluster.smb["node2"] = samba
     cluster.write_job("a.jobs", b"a")
 
     checked = cluster.run("check")

@@ -11,13 +11,12 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD_ENV, Cluster
+from conftest import Cluster
 from holder import Holder, hold
-from samba import DEFAULT_PASSWORD, SHARE_NAME, SambaPeer
+from samba import SHARE_NAME
 
 from jobsync.transport.smb import peer as smb_peer
 
@@ -35,30 +34,9 @@ SMALL_LIMITS = ("smb2 max trans = 65536", "smb2 max read = 65536", "smb2 max wri
 
 
 @pytest.fixture
-def field_cluster(
-    tmp_path: Path,
-    source_dir: Path,
-    smb_peer_factory: Callable[..., SambaPeer],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Cluster]:
-    """``make(plain=False, **settings)``: node1 pushing to node2, one smbd started so.
-
-    ``plain`` sets ``encrypt = false`` for the peer (servers that cannot or will not encrypt).
-    """
-    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
-
-    def make(*, plain: bool = False, **settings: Any) -> Cluster:
-        samba = smb_peer_factory(**settings)
-        disk = samba.mkdir("jobs")
-        cluster = Cluster(root=tmp_path, source=source_dir, peers=[], capsys=capsys)
-        cluster.peers.append(("node2", samba.unc("jobs"), disk))
-        cluster.smb["node2"] = samba
-        if plain:
-            cluster.plain.add("node2")
-        return cluster
-
-    return make
+def field_cluster(one_peer_cluster: Callable[..., Cluster]) -> Callable[..., Cluster]:
+    """node1 pushing to node2, one smbd configured like the server under test."""
+    return one_peer_cluster
 
 
 def _write_sized(cluster: Cluster) -> dict[str, bytes]:

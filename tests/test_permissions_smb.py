@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD_ENV, Cluster
-from samba import DEFAULT_PASSWORD, HOST, SHARE_NAME, TEST_USER, SambaPeer
+from conftest import Cluster
+from samba import HOST, SHARE_NAME, TEST_USER, SambaPeer
 
 pytestmark = pytest.mark.smb
 
@@ -51,15 +51,10 @@ def _read_as_reader(samba: SambaPeer, path: str) -> subprocess.CompletedProcess[
 
 
 def test_a_landed_job_is_readable_by_whoever_may_read_the_jobs_folder(
-    tmp_path: Path,
-    source_dir: Path,
-    smb_peer_factory: Callable[..., SambaPeer],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    one_peer_cluster: Callable[..., Cluster],
 ) -> None:
     """A reader allowed in the jobs folder, but not in ``.jobsync``, can read every pushed job."""
-    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
-    samba = smb_peer_factory(
+    cluster = one_peer_cluster(
         options=("map acl inherit = yes",),
         share_options=(
             "vfs objects = acl_xattr",
@@ -68,8 +63,9 @@ def test_a_landed_job_is_readable_by_whoever_may_read_the_jobs_folder(
             "force create mode = 0600",
         ),
     )
+    samba = cluster.smb["node2"]
     reader = samba.add_user(READER, READER_PASSWORD)
-    jobs = samba.mkdir("jobs")
+    jobs = cluster.disk("node2")
     state = samba.mkdir("jobs", ".jobsync")
     tmp = samba.mkdir("jobs", ".jobsync", "tmp")
     _set_acl(
@@ -84,14 +80,9 @@ def test_a_landed_job_is_readable_by_whoever_may_read_the_jobs_folder(
             ]
         ),
     )
-    for folder in (state, tmp):  # tightened: only the owner
-        _set_acl(
-            folder,
-            _posix_acl([(_USER_OBJ, 7, _NO_ID), (_GROUP_OBJ, 0, _NO_ID), (_OTHER, 0, _NO_ID)]),
-        )
-    cluster = Cluster(root=tmp_path, source=source_dir, peers=[], capsys=capsys)
-    cluster.peers.append(("node2", samba.unc("jobs"), jobs))
-    cluster.smb["node2"] = samba
+    owner_only = _posix_acl([(_USER_OBJ, 7, _NO_ID), (_GROUP_OBJ, 0, _NO_ID), (_OTHER, 0, _NO_ID)])
+    for folder in (state, tmp):  # tightened: the reader's entry is not inherited here
+        _set_acl(folder, owner_only)
     cluster.write_job("a.jobs", b"<job/>")
 
     assert cluster.run("check").code == 0

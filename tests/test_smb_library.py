@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 import smbprotocol.exceptions as smb_errors
+from conftest import peer_config
 from samba import SambaPeer
 from smbprotocol.connection import Connection
 from smbprotocol.header import NtStatus, SMB2HeaderResponse
@@ -22,8 +23,7 @@ from smbprotocol.session import Session
 from smbprotocol.transport import Tcp
 from smbprotocol.tree import TreeConnect
 
-from jobsync.config import PeerConfig, UncPath, parse_unc
-from jobsync.credentials import Secret
+from jobsync.config import PeerConfig, UncPath
 from jobsync.errors import PeerError
 from jobsync.transport.smb.failures import translate
 from jobsync.transport.smb.logon import Connector, check_library
@@ -77,17 +77,7 @@ def test_a_real_logon_is_handed_over_and_the_receive_thread_ends(
     """
     samba = smb_peer_factory()
     samba.mkdir("jobs")
-    unc = samba.unc("jobs")
-    config = PeerConfig(
-        name="node2",
-        path=unc,
-        unc=parse_unc(unc),
-        local_path=None,
-        port=samba.port,
-        username=samba.user,
-        password=Secret(samba.password),
-        encrypt=True,
-    )
+    config = peer_config(samba)
     assert config.unc is not None
     connector = Connector(config, config.unc, timeout=10, pending_limit=60, credits_wanted=512)
     channel = connector.connect()
@@ -96,6 +86,23 @@ def test_a_real_logon_is_handed_over_and_the_receive_thread_ends(
         assert channel.protection == "SMB 3.1.1, encrypted with AES-128-GCM"
     finally:
         connector.discard()
+
+
+_UNC = UncPath(host="srv", share="integrify$", folder="jobs")
+_CONFIG = PeerConfig(
+    name="node2",
+    path=str(_UNC),
+    unc=_UNC,
+    local_path=None,
+    port=445,
+    username="svc",
+    password=None,
+    encrypt=True,
+)
+
+
+def _translate(exc: BaseException) -> PeerError:
+    return translate(exc, config=_CONFIG, unc=_UNC, doing="listing", timeout=5, timed_out=False)
 
 
 def _every_exception_class() -> list[type[smb_errors.SMBException]]:
@@ -125,20 +132,7 @@ def _instance(cls: type[smb_errors.SMBException]) -> smb_errors.SMBException:
 @pytest.mark.parametrize("cls", _every_exception_class(), ids=lambda c: c.__name__)
 def test_every_smbprotocol_exception_class_is_mapped(cls: type[smb_errors.SMBException]) -> None:
     """No smbprotocol error falls through to the catch-all: each has a specific translation."""
-    unc = UncPath(host="srv", share="integrify$", folder="jobs")
-    config = PeerConfig(
-        name="node2",
-        path=str(unc),
-        unc=unc,
-        local_path=None,
-        port=445,
-        username="svc",
-        password=None,
-        encrypt=True,
-    )
-    error = translate(
-        _instance(cls), config=config, unc=unc, doing="listing", timeout=5, timed_out=False
-    )
+    error = _translate(_instance(cls))
     assert isinstance(error, PeerError)
     assert "failed while" not in str(error)  # the catch-all for what is not smbprotocol's
     assert str(error).startswith("peer node2: ")
@@ -148,18 +142,5 @@ def test_every_smbprotocol_exception_class_is_mapped(cls: type[smb_errors.SMBExc
 
 def test_something_that_is_not_smbprotocols_is_still_a_peer_error() -> None:
     """A foreign exception still becomes one line naming the peer and the exception."""
-    unc = UncPath(host="srv", share="s", folder="jobs")
-    config = PeerConfig(
-        name="node2",
-        path=str(unc),
-        unc=unc,
-        local_path=None,
-        port=445,
-        username=None,
-        password=None,
-        encrypt=True,
-    )
-    error = translate(
-        KeyError("x"), config=config, unc=unc, doing="listing", timeout=5, timed_out=False
-    )
+    error = _translate(KeyError("x"))
     assert str(error) == "peer node2: failed while listing: KeyError: 'x'"

@@ -62,6 +62,13 @@ class AgentMetrics:
         self.watcher_restarts = Counter(
             "jobsync_watcher_restarts", "Times the folder watcher was restarted", registry=r
         )
+        self.logons = Counter(
+            "jobsync_peer_logons_renewed",
+            "Times a peer was logged on again because its server ended the session "
+            "(an expired Kerberos ticket, a closed share); not failures",
+            ["peer"],
+            registry=r,
+        )
         self.worker_restarts = Counter(
             "jobsync_worker_restarts",
             "Times a peer's worker thread had died and was started again",
@@ -85,7 +92,7 @@ class AgentMetrics:
     def add_peers(self, names: Iterable[str]) -> None:
         """Start every per-peer series at zero, so rates and alerts see them from the start."""
         for peer in names:
-            for metric in (self.pushed, self.deleted, self.failed):
+            for metric in (self.pushed, self.deleted, self.failed, self.logons):
                 metric.labels(peer)
             for status in PASS_STATUSES:
                 self.passes.labels(peer, status)
@@ -108,6 +115,7 @@ class AgentMetrics:
         self.deleted.labels(peer).inc(len(result.deleted))
         self.failed.labels(peer).inc(len(result.failed))
         self.passes.labels(peer, result.status).inc()
+        self.logons.labels(peer).inc(result.logons)
         if result.status == "ok":
             self.last_success.labels(peer).set(now)
         self.count_pruned(peer, result.pruned)
