@@ -12,6 +12,8 @@ source scripts/_setup.sh
 
 [ -x .venv/bin/uv ] || ensure_venv test
 uv=.venv/bin/uv
+# The venv's Python runs the resolver (else uv may download one); targets are named below.
+export UV_PYTHON=.venv/bin/python UV_PYTHON_DOWNLOADS=never
 "$uv" pip compile pyproject.toml --quiet --universal --python-version 3.10 \
   --extra test --extra kerberos --custom-compile-command "scripts/lock.sh" \
   --output-file requirements/linux.txt
