@@ -67,11 +67,15 @@ def run(*argv: str | Path) -> None:
 
 
 def build_wheel(work: Path) -> Path:
-    """Build the jobsync wheel from this checkout."""
+    """Build the jobsync wheel from this checkout, through an sdist.
+
+    Built from the unpacked sdist, the wheel holds what the checkout holds now, never what a
+    stale build/ folder in it kept.
+    """
     out = work / "build"
     uv = Path(sys.executable).with_name("uv")
     python = ("--python", sys.executable, "--no-python-downloads")
-    run(uv, "build", "--quiet", *python, "--wheel", "--out-dir", out, ROOT)
+    run(uv, "build", "--quiet", *python, "--out-dir", out, ROOT)
     (wheel,) = out.glob("jobsync-*.whl")
     return wheel
 
