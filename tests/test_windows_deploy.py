@@ -10,14 +10,21 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from windows_fake import FakeWindows
+from windows_fake import FakeWindows, Service
 
 from jobsync.config import Config, load_config
 from jobsync.errors import ConfigError, SafetyRefusalError
-from jobsync.windows.install import install_service, service_files, uninstall_service
+from jobsync.windows.install import (
+    RESTART_ACTIONS,
+    install_service,
+    service_files,
+    uninstall_service,
+)
+from jobsync.windows.runner import Completed, WindowsToolError
 from jobsync.windows.schedule import task_xml
 from jobsync.windows.service import service_xml
 from jobsync.windows.tasks import check_as_service, install_task, uninstall_task
@@ -323,3 +330,39 @@ def test_the_windows_commands_fail_in_one_line_where_the_tools_are_missing(
     assert done.returncode == 2
     assert done.stderr.startswith("jobsync: cannot run sc.exe")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+class RefusingWindows(FakeWindows):
+    """Windows where one step is refused (access denied) and a service never stops."""
+
+    def __call__(self, argv: Sequence[str], *, interactive: bool = False) -> Completed:
+        """Refuse ``sc.exe failure``; accept a stop without ever stopping."""
+        if list(argv[:2]) == ["sc.exe", "failure"]:
+            self.commands.append(list(argv))
+            return Completed(5, "[SC] ChangeServiceConfig2 FAILED 5:\n\nAccess is denied.\n")
+        if list(argv[:2]) == ["sc.exe", "stop"]:
+            self.commands.append(list(argv))
+            return Completed(0)
+        return super().__call__(argv, interactive=interactive)
+
+
+def test_a_refused_step_names_the_command_and_what_windows_said(tmp_path: Path) -> None:
+    """A tool's refusal is one error naming the command line and its answer."""
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    with pytest.raises(WindowsToolError) as refused:
+        install_service(config, RefusingWindows().tools(), winsw=winsw, winsw_sha256=sha)
+    assert str(refused.value) == (
+        f"sc.exe failure jobsync reset= 86400 actions= {RESTART_ACTIONS} failed (exit 5): "
+        "[SC] ChangeServiceConfig2 FAILED 5: Access is denied."
+    )
+
+
+def test_a_service_that_does_not_stop_in_time_is_reported(tmp_path: Path) -> None:
+    """Waiting for a stop is bounded: stop_timeout_seconds plus 15 s, then a clear error."""
+    config = _config(tmp_path)
+    windows = RefusingWindows()
+    windows.services["jobsync"] = Service("jobsync-service.exe", state="RUNNING")
+    with pytest.raises(WindowsToolError, match="gave up after 30 s waiting for service jobsync"):
+        uninstall_service(config, windows.tools())
+    assert "jobsync" in windows.services  # not removed while it still runs

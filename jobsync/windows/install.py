@@ -50,11 +50,9 @@ def service_files(config: Config) -> tuple[Path, Path]:
 
 def service_state(config: Config, tools: Tools) -> str | None:
     """The service's state as ``sc.exe`` names it (``RUNNING``, ``STOPPED``, ...), or None."""
-    answer = tools.run(["sc.exe", "query", config.service.id])
+    answer = tools.check(["sc.exe", "query", config.service.id], fine=(0, SERVICE_MISSING))
     if answer.code == SERVICE_MISSING:
         return None
-    if answer.code != 0:
-        tools.check(["sc.exe", "query", config.service.id])  # raises, naming the failure
     found = _STATE.search(answer.output)
     if found is None:
         raise WindowsToolError(f"sc.exe query {config.service.id}: no state in its answer")
@@ -123,9 +121,7 @@ def uninstall_service(config: Config, tools: Tools) -> None:
 def stop_service(config: Config, tools: Tools) -> None:
     """Stop the service and wait until it has (the agent stops within 10 s)."""
     service = config.service
-    answer = tools.run(["sc.exe", "stop", service.id])
-    if answer.code not in (0, NOT_STARTED):
-        tools.check(["sc.exe", "stop", service.id])
+    tools.check(["sc.exe", "stop", service.id], fine=(0, NOT_STARTED))
     tools.wait_for(
         lambda: service_state(config, tools) in (None, "STOPPED"),
         seconds=service.stop_timeout_seconds + 15,
@@ -137,9 +133,7 @@ def stop_service(config: Config, tools: Tools) -> None:
 def start_service(config: Config, tools: Tools) -> None:
     """Start the service and wait until Windows reports it running."""
     service_id = config.service.id
-    answer = tools.run(["sc.exe", "start", service_id])
-    if answer.code not in (0, ALREADY_RUNNING):
-        tools.check(["sc.exe", "start", service_id])
+    tools.check(["sc.exe", "start", service_id], fine=(0, ALREADY_RUNNING))
     tools.wait_for(
         lambda: service_state(config, tools) == "RUNNING",
         seconds=START_SECONDS,

@@ -69,10 +69,12 @@ class Tools:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
-    def check(self, argv: Sequence[str], *, interactive: bool = False) -> Completed:
-        """Run ``argv``; a non-zero exit is a :class:`WindowsToolError` naming the command."""
+    def check(
+        self, argv: Sequence[str], *, interactive: bool = False, fine: tuple[int, ...] = (0,)
+    ) -> Completed:
+        """Run ``argv``; an exit code not in ``fine`` is a :class:`WindowsToolError`."""
         answer = self.run(argv, interactive=interactive)
-        if answer.code != 0:
+        if answer.code not in fine:
             said = " ".join(answer.output.split())
             raise WindowsToolError(
                 f"{' '.join(argv)} failed (exit {answer.code})" + (f": {said}" if said else "")
