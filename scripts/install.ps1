@@ -42,10 +42,14 @@ $me = [Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]:
 if (-not $me.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
     throw "Run this script as Administrator."
 }
+if (($Upgrade -or $Uninstall) -and -not (Test-Path $py)) {
+    throw "No jobsync in $venv: install it first (install.ps1 without -Upgrade or -Uninstall)."
+}
 if ($Uninstall) {
     Jobsync @("service", "uninstall")
     Jobsync @("schedule", "uninstall")
     Remove-Item -Recurse -Force $venv
+    if (-not (Get-ChildItem $Target)) { Remove-Item $Target }
     Write-Output "jobsync removed; $(Split-Path $Config) keeps the config, state and logs."
     return
 }
