@@ -3,8 +3,9 @@
 Measures: a full push of N jobs to K peers against `smbclient mput` to the same peers one
 after another (the script an administrator would write); a push when nothing changed; reconcile
 and reconcile --deep on an in-sync cluster; the agent's delay from saving a job to its arrival
-on every peer, also with one peer frozen; the idle agent's CPU and memory. Prints a table and
-writes the figures as JSON. Run it with scripts/bench.sh.
+on every peer, also with one peer frozen; the idle agent's CPU and memory; what serving the
+status page costs the agent. Prints a table and writes the figures as JSON. Run it with
+scripts/bench.sh.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +31,12 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from samba import SambaPeer, start_peer
+from samba import SambaPeer, free_port, start_peer
 
 PASSWORD_ENV = "JOBSYNC_BENCH_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 EDIT_DEADLINE_SECONDS = 60
-PARTS = ("push", "agent")  # push: full, no-op, reconcile; agent: save-to-arrival delay, idle
+# push: full, no-op, reconcile; agent: save-to-arrival delay, idle; page: the status page's cost
+PARTS = ("push", "agent", "page")
 LARGE_EVERY_HUNDREDTH = 7  # job 7, 107, 207, ... is a larger one
 
 
@@ -45,6 +50,7 @@ class Bench:
     config: Path
     rng: random.Random
     rows: list[dict[str, Any]] = field(default_factory=list)
+    health_port: int = 0
 
     @property
     def env(self) -> dict[str, str]:
@@ -153,8 +159,9 @@ def _summary(delays: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(ordered) * 1000), "p99_ms": round(p99 * 1000)}
 
 
-def run_agent_part(bench: Bench, *, edits: int, idle_seconds: float, debounce_ms: int) -> None:
-    """Delays with all peers healthy, then with one frozen; then the idle agent's cost."""
+@contextmanager
+def running_agent(bench: Bench) -> Iterator[subprocess.Popen[bytes]]:
+    """`jobsync watch`, once its start-up pass reached every peer; stopped afterwards."""
     agent = subprocess.Popen(
         [sys.executable, "-m", "jobsync", "watch", "-c", str(bench.config)],
         env=bench.env,
@@ -168,6 +175,47 @@ def run_agent_part(bench: Bench, *, edits: int, idle_seconds: float, debounce_ms
             if time.monotonic() > deadline:
                 raise SystemExit("the agent's start-up push did not finish")
             time.sleep(0.1)
+        yield agent
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+
+
+def run_page_part(bench: Bench, *, requests: int) -> None:
+    """CPU and memory the agent spends serving its status page (and /healthz to compare)."""
+    with running_agent(bench) as agent:
+        process = psutil.Process(agent.pid)
+        for path in ("/", "/healthz"):
+            url = f"http://127.0.0.1:{bench.health_port}{path}"
+            for _ in range(20):  # warm up: first requests load modules and fill caches
+                size = len(_get(url))
+            rss_before = process.memory_info().rss
+            cpu_before = process.cpu_times()
+            started = time.perf_counter()
+            for _ in range(requests):
+                _get(url)
+            seconds = time.perf_counter() - started
+            cpu_after = process.cpu_times()
+            cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+            bench.record(
+                f"{path} served {requests} times by the agent",
+                cpu_ms_per_request=round(cpu / requests * 1000, 2),
+                wall_ms_per_request=round(seconds / requests * 1000, 2),
+                rss_before_mb=round(rss_before / 2**20, 1),
+                rss_after_mb=round(process.memory_info().rss / 2**20, 1),
+                bytes=size,
+            )
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback, our own
+        return answer.read()  # type: ignore[no-any-return]
+
+
+def run_agent_part(bench: Bench, *, edits: int, idle_seconds: float, debounce_ms: int) -> None:
+    """Delays with all peers healthy, then with one frozen; then the idle agent's cost."""
+    with running_agent(bench) as agent:
+        state = bench.base / "state" / "agent.json"
         healthy = _summary(agent_delays(bench, edits, bench.folders()))
         bench.record(
             f"agent delay, {edits} edits, all peers healthy", debounce_ms=debounce_ms, **healthy
@@ -192,9 +240,6 @@ def run_agent_part(bench: Bench, *, edits: int, idle_seconds: float, debounce_ms
         bench.record(
             f"idle agent over {idle_seconds:g} s", cpu_percent=round(cpu, 2), rss_mb=round(rss, 1)
         )
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=30)
 
 
 def _synced(state: Path, peers: int, *, pending_zero: bool = False) -> bool:
@@ -216,6 +261,7 @@ def write_config(bench: Bench, debounce_ms: int) -> None:
         'node = "bench"',
         f"source = '{bench.source}'",
         f"[watch]\ndebounce_ms = {debounce_ms}",
+        f'[health]\nlisten = "127.0.0.1:{bench.health_port}"',
     ]
     for i, peer in enumerate(bench.peers):
         peer.mkdir("jobs")
@@ -233,14 +279,15 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--debounce-ms", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--page-requests", type=int, default=1000)
     parser.add_argument("--json-out", type=Path, default=Path("benchmarks/results/latest.json"))
     parser.add_argument(
         "--parts",
         choices=PARTS,
         nargs="+",
         default=list(PARTS),
-        help="which measurements to run (default: all); 'agent' alone still fills the larger "
-        "folder and pushes it once so the agent starts in sync",
+        help="which measurements to run (default: all); without 'push' the larger folder is "
+        "still filled and pushed once so the agent starts in sync",
     )
     args = parser.parse_args()
 
@@ -250,7 +297,9 @@ def main() -> int:
     try:
         peers = [start_peer(base) for _ in range(args.peers)]
         rng = random.Random(args.seed)  # noqa: S311 - test data, not secrets
-        bench = Bench(base, peers, base / "source", base / "jobsync.toml", rng)
+        bench = Bench(
+            base, peers, base / "source", base / "jobsync.toml", rng, health_port=free_port()
+        )
         bench.source.mkdir()
         write_config(bench, args.debounce_ms)
         n = args.files
@@ -266,6 +315,8 @@ def main() -> int:
                 idle_seconds=args.idle_seconds,
                 debounce_ms=args.debounce_ms,
             )
+        if "page" in args.parts:
+            run_page_part(bench, requests=args.page_requests)
 
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}

@@ -1,7 +1,8 @@
 """``jobsync check``: proves this node can work with each peer.
 
-For each peer: log on, open the jobs folder, then create a temp file under ``.jobsync/tmp``,
-read it back, rename it and remove it: the exact operations a push needs.
+For each peer: log on, open the jobs folder, then create a temp file in the jobs folder, read it
+back, rename it within the folder and remove it: the exact operations a push needs, under names
+the pattern never matches.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from jobsync.config import Config, PeerConfig
 from jobsync.engine import Opener, default_opener
 from jobsync.errors import PeerError
-from jobsync.names import TMP_DIR
+from jobsync.names import TMP_DIR, job_temp_name
 from jobsync.result import CheckResult
 from jobsync.transport import FileWrite, Peer
 
@@ -51,7 +52,8 @@ def check_peer(peer: PeerConfig, *, config: Config, opener: Opener = default_ope
 
 def _probe(peer: Peer) -> str:
     token = secrets.token_hex(4)
-    temp, renamed = f"{TMP_DIR}/check-{token}.tmp", f"{TMP_DIR}/check-{token}.probe"
+    # Both names are temp names: never a job, and removed by the next full pass if left over.
+    temp, renamed = job_temp_name(token, 1), job_temp_name(token, 2)
     peer.make_dirs(TMP_DIR)
     jobs = len(peer.list_files())
     (outcome,) = peer.write_files(

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from jobsync.credentials import KeyringGet, Secret, keyring_password, resolve_password
 from jobsync.errors import ConfigError
-from jobsync.names import name_key, windows_name_problem
+from jobsync.names import name_key, pattern_problem, windows_name_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,6 +124,17 @@ class ScheduleConfig:
     account: str | None = None  # default: the service's account
 
 
+DEFAULT_KEEP_DAYS = 365  # a job that runs once a year is missed within a year
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionConfig:
+    """``[retention]``: days kept copies stay in ``trash/`` and ``backup/`` (0: for ever)."""
+
+    trash_days: int = DEFAULT_KEEP_DAYS
+    backup_days: int = DEFAULT_KEEP_DAYS
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole configuration of one node."""
@@ -141,6 +152,7 @@ class Config:
     health: HealthConfig = HealthConfig()
     service: ServiceConfig = ServiceConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @property
     def target_peers(self) -> tuple[PeerConfig, ...]:
@@ -261,12 +273,15 @@ def _parse(
     health = _parse_health(top.take("health", dict, {}) or {}, path=path)
     service = _parse_service(top.take("service", dict, {}) or {}, path=path)
     schedule = _parse_schedule(top.take("schedule", dict, {}) or {}, path=path, service=service)
+    retention = _parse_retention(top.take("retention", dict, {}) or {}, path=path)
     top.finish()
 
     if not node.strip():
         raise top.fail("node must not be empty")
     if any(sep in pattern for sep in "/\\") or not pattern.strip():
         raise top.fail(f"pattern must be a file name glob such as *.jobs, not {pattern!r}")
+    if problem := pattern_problem(pattern):
+        raise top.fail(problem)
     if timeout is None or not math.isfinite(timeout) or timeout <= 0:
         raise top.fail("timeout_seconds must be a positive number")
     if ratio is None or not (0.0 <= ratio <= 1.0):
@@ -308,6 +323,7 @@ def _parse(
         health=health,
         service=service,
         schedule=schedule,
+        retention=retention,
     )
 
 
@@ -442,6 +458,16 @@ def _parse_health(raw: Mapping[str, Any], *, path: Path) -> HealthConfig:
             )
         listen = (host, int(port_text))
     return HealthConfig(listen=listen, max_lag_seconds=max_lag)
+
+
+def _parse_retention(raw: Mapping[str, Any], *, path: Path) -> RetentionConfig:
+    table = _Table(raw, where=f"{path}: [retention]")
+    days = {key: table.take(key, int, DEFAULT_KEEP_DAYS) for key in ("trash_days", "backup_days")}
+    table.finish()
+    for key, value in days.items():
+        if value is None or value < 0:
+            raise table.fail(f"{key} must be a whole number of days, 0 (keep for ever) or more")
+    return RetentionConfig(trash_days=days["trash_days"] or 0, backup_days=days["backup_days"] or 0)
 
 
 def _parse_peer(

@@ -21,7 +21,13 @@ import structlog
 
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_reason
-from jobsync.errors import PeerError, PeerFileNotFoundError, PeerIOError, SafetyRefusalError
+from jobsync.errors import (
+    PeerError,
+    PeerFileNotFoundError,
+    PeerIOError,
+    PeerSessionLostError,
+    SafetyRefusalError,
+)
 from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
@@ -37,13 +43,17 @@ from jobsync.names import (
     TMP_DIR,
     TRASH_DIR,
     compile_pattern,
+    is_job_temp_name,
+    job_temp_name,
     name_key,
     stamp_name,
 )
 from jobsync.plan import Copy, PeerPlan, files_to_read, plan_names, plan_peer
 from jobsync.result import FileFailure, PeerResult, PushResult
+from jobsync.retention import prune_kept
 from jobsync.scan import SourceFile, SourceScan, UnstableFileError, read_content, scan_source
 from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, open_peer
+from jobsync.transport.local import LocalPeer
 
 log = structlog.get_logger(__name__)
 
@@ -92,12 +102,22 @@ def push(
     scan = scan_source(config.source, config.pattern)
     log.debug("source_scanned", files=len(scan.files), skipped=len(scan.skipped))
     syncs = [
-        PeerSync(peer, config=config, options=options, fence=fence, now=now, progress=progress)
+        PeerSync(
+            peer,
+            config=config,
+            options=options,
+            fence=fence,
+            now=now,
+            progress=progress,
+            prune_every=0.0,
+        )
         for peer in peers
     ]
     with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="push") as pool:
         futures = [pool.submit(sync.run_once, scan, opener) for sync in syncs]
         results = tuple(f.result() for f in futures)
+    local = LocalPeer(config.node, config.source)
+    pruned_local = prune_kept(local, config.retention, now=now(), dry_run=options.dry_run)
     result = PushResult(
         node=config.node,
         source_files=len(scan.files),
@@ -105,6 +125,7 @@ def push(
         skipped=scan.skipped,
         dry_run=options.dry_run,
         seconds=time.monotonic() - started,
+        pruned_local=pruned_local,
     )
     log.info(
         "push_finished",
@@ -175,9 +196,17 @@ class PeerSync:
         now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
         defer_manifest: bool = False,
+        prune_every: float | None = None,
     ) -> None:
-        """Prepare to sync ``peer``."""
+        """Prepare to sync ``peer``.
+
+        ``prune_every``: a full pass also removes kept copies past their retention, at most
+        once per this many seconds (``None``: never).
+        """
         self._defer_manifest = defer_manifest
+        self._prune_every = prune_every
+        self._pruned_at: float | None = None  # time.monotonic() of the last pruning
+        self._was_fenced = False
         self._unsaved_since: float | None = None  # when memory got ahead of the peer's manifest
         self.peer_config = peer
         self._config = config
@@ -222,31 +251,59 @@ class PeerSync:
         """
         started = time.monotonic()
         self._scan = scan
-        self._run_id = secrets.token_hex(4)
-        self._temp_count = 0
-        self._result = PeerResult(peer=self.peer_config.name)
-        self._scope = "names"
-        try:
-            if names is None or not self._push_names(peer, names):
-                self._scope = "all"
-                self._push(peer)
-        except PeerError as exc:
-            self._forget_manifest()  # the peer's state is unknown now
-            self._result = replace(self._result, error=str(exc))
-            self._log.error("peer_failed", error=str(exc))
+        renewed = False
+        while True:
+            self._run_id = secrets.token_hex(4)
+            self._temp_count = 0
+            self._result = PeerResult(peer=self.peer_config.name)
+            try:
+                self._pass(peer, names)
+            except PeerSessionLostError as exc:
+                self._forget_manifest()
+                if not renewed:
+                    # An expired Kerberos ticket or a closed share: the peer logs on again at
+                    # its next request, and a full pass redoes what this one left half done.
+                    renewed, names = True, None
+                    self._log.info("peer_session_renewed", reason=str(exc))
+                    continue
+                self._failed(str(exc))
+            except PeerError as exc:
+                self._forget_manifest()  # the peer's state is unknown now
+                self._failed(str(exc))
+            except Exception as exc:  # noqa: BLE001 - one pass fails, never the caller's thread
+                self._forget_manifest()
+                # The cause in one line; its traceback for whoever runs with -v.
+                self._log.debug("peer_pass_crashed", exc_info=True)
+                self._failed(
+                    f"peer {self.peer_config.name}: jobsync failed internally "
+                    f"({type(exc).__name__}: {exc}); the pass is retried"
+                )
+            break
         # Only a clean pass leaves a manifest that stands for the peer's whole listing.
         self._clean = self._result.status == "ok" and self._manifest is not None
         return self._finish(replace(self._result, seconds=time.monotonic() - started))
 
+    def _pass(self, peer: Peer, names: Collection[str] | None) -> None:
+        self._scope = "names"
+        if names is None or not self._push_names(peer, names):
+            self._scope = "all"
+            self._push(peer)
+            self._prune_if_due(peer)
+
+    def _failed(self, error: str) -> None:
+        self._result = replace(self._result, error=error)
+        self._log.error("peer_failed", error=error)
+
     def _finish(self, result: PeerResult) -> PeerResult:
         r = result
         # A pass that changed nothing is routine (the agent makes one every rescan).
-        eventful = r.copied or r.deleted or r.failed or r.error or r.refused
+        eventful = r.copied or r.deleted or r.failed or r.error or r.refused or r.pruned
         (self._log.info if eventful else self._log.debug)(
             "peer_pushed",
             copied=len(r.copied),
             deleted=len(r.deleted),
             backed_up=len(r.backed_up),
+            pruned=len(r.pruned),
             unchanged=r.unchanged,
             failed=len(r.failed),
             status=r.status,
@@ -331,11 +388,12 @@ class PeerSync:
         if self._options.distrust:
             kept = {k: e for k, e in manifest.entries.items() if k not in self._options.distrust}
             manifest = replace(manifest, entries=kept)
+        matcher = compile_pattern(self._config.pattern)
+        listing = peer.list_files()
         if not dry:
             peer.make_dirs(TMP_DIR)
-            self._clear_temps(peer)
-        matcher = compile_pattern(self._config.pattern)
-        peer_jobs = [f for f in peer.list_files() if matcher.fullmatch(f.name)]
+            self._clear_temps(peer, [f.name for f in listing if is_job_temp_name(f.name)])
+        peer_jobs = [f for f in listing if matcher.fullmatch(f.name)]
         unknown = files_to_read(self._scan.files, peer_jobs, manifest)
         contents = peer.read_files([f.name for f in unknown]) if unknown else {}
         hashes = {
@@ -397,13 +455,28 @@ class PeerSync:
         same_owner = name_key(manifest.owner) == name_key(self._config.node)
         self._epoch = max(mine, manifest.epoch) if same_owner else mine
         reason = self._fence.reason() or fence_reason(manifest, epoch=mine, node=self._config.node)
+        self._was_fenced = reason is not None
         if reason:
             self._result = replace(self._result, refused=reason)
             self._log.warning("push_fenced", reason=reason)
         return reason is not None
 
-    def _clear_temps(self, peer: Peer) -> None:
-        stale = [f"{TMP_DIR}/{f.name}" for f in peer.list_files(TMP_DIR)]
+    def _prune_if_due(self, peer: Peer) -> None:
+        """Remove kept copies past their retention, unless fenced or done recently."""
+        every, last = self._prune_every, self._pruned_at
+        if every is None or self._was_fenced:
+            return
+        if last is not None and time.monotonic() - last < every:
+            return
+        dry = self._options.dry_run
+        pruned = prune_kept(peer, self._config.retention, now=self._now(), dry_run=dry)
+        self._result = replace(self._result, pruned=pruned)
+        if not dry:
+            self._pruned_at = time.monotonic()
+
+    def _clear_temps(self, peer: Peer, job_temps: list[str]) -> None:
+        """Remove what a killed run was writing: job temps, and anything in ``.jobsync/tmp``."""
+        stale = job_temps + [f"{TMP_DIR}/{f.name}" for f in peer.list_files(TMP_DIR)]
         if stale:
             outcome = peer.remove_files(stale)
             self._log.info(
@@ -524,7 +597,10 @@ class PeerSync:
             batch, failures = self._load(chunk)
             writes = [
                 FileWrite(
-                    path=c.source.name, temp=self._temp(), data=data, mtime_ns=c.source.mtime_ns
+                    path=c.source.name,
+                    temp=self._job_temp(),
+                    data=data,
+                    mtime_ns=c.source.mtime_ns,
                 )
                 for c, data in batch
             ]
@@ -692,8 +768,14 @@ class PeerSync:
     # -- names --------------------------------------------------------------------------------
 
     def _temp(self) -> str:
+        """A temp name for a file jobsync keeps under ``.jobsync`` (a backup, the manifest)."""
         self._temp_count += 1
         return f"{TMP_DIR}/{self._run_id}-{self._temp_count}.tmp"
+
+    def _job_temp(self) -> str:
+        """A temp name beside the jobs: a job must carry the jobs folder's permissions."""
+        self._temp_count += 1
+        return job_temp_name(self._run_id, self._temp_count)
 
     def _stamp(self) -> str:
         return self._now().strftime("%Y%m%dT%H%M%S.%fZ")

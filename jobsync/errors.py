@@ -5,11 +5,14 @@
     JobsyncError
     ├── ConfigError            2  bad or missing configuration
     ├── SourceError            2  the source folder is missing or unreadable
+    ├── InstallationError      2  a dependency is not the version jobsync was tested with
     ├── PeerError              3  one peer failed; the others still ran
     │   ├── PeerUnreachableError     connection refused, name unknown, connection dropped
+    │   │   └── PeerSessionLostError   the server ended the logon session: log on again
     │   ├── PeerTimeoutError         no answer within ``timeout_seconds``
     │   ├── PeerAuthError            logon refused
     │   ├── PeerSecurityError        the peer cannot give what the config requires (encryption)
+    │   ├── PeerPathError            the share or folder cannot be used (missing, DFS namespace)
     │   └── PeerIOError              the peer refused one operation (access denied, disk full, ...)
     └── SafetyRefusalError          4  jobsync would rather not than guess
 
@@ -50,6 +53,12 @@ class SourceError(JobsyncError):
     exit_code = ExitCode.USAGE
 
 
+class InstallationError(JobsyncError):
+    """jobsync's installation is broken: a dependency is not the version it was tested with."""
+
+    exit_code = ExitCode.USAGE
+
+
 class PeerError(JobsyncError):
     """A peer could not be reached or refused an operation."""
 
@@ -58,6 +67,13 @@ class PeerError(JobsyncError):
 
 class PeerUnreachableError(PeerError):
     """The peer's address could not be reached, or the connection dropped."""
+
+
+class PeerSessionLostError(PeerUnreachableError):
+    """The server ended the logon session (an expired Kerberos ticket, a closed share).
+
+    The connection logs on again at its next use, so the work can simply be done again.
+    """
 
 
 class PeerTimeoutError(PeerError):
@@ -70,6 +86,10 @@ class PeerAuthError(PeerError):
 
 class PeerSecurityError(PeerError):
     """The peer cannot offer what the configuration requires (for example encryption)."""
+
+
+class PeerPathError(PeerError):
+    """The peer's share or folder cannot be used as configured (missing, a DFS namespace)."""
 
 
 class PeerIOError(PeerError):

@@ -21,6 +21,7 @@ def push_to_json(result: PushResult) -> dict[str, Any]:
         "source": {
             "files": result.source_files,
             "skipped": [{"file": s.name, "reason": s.reason} for s in result.skipped],
+            "pruned": list(result.pruned_local),
         },
         "peers": [_peer_json(p) for p in result.peers],
     }
@@ -37,6 +38,7 @@ def _peer_json(peer: PeerResult) -> dict[str, Any]:
         "failed": [{"file": f.file, "reason": f.reason} for f in peer.failed],
         "error": peer.error,
         "refused": peer.refused,
+        "pruned": list(peer.pruned),
         "seconds": round(peer.seconds, 3),
     }
 
@@ -61,6 +63,8 @@ def push_to_text(result: PushResult) -> list[str]:
         )
         if peer.backed_up:
             counts += f" (kept {len(peer.backed_up)} peer edit(s) in .jobsync/backup)"
+        if peer.pruned:
+            counts += f", {_pruned(len(peer.pruned), dry=result.dry_run)}"
         lines.append(
             f"{peer.peer:<{width}}  {peer.status.upper():<7}  {counts}  ({peer.seconds:.2f} s)"
         )
@@ -68,7 +72,14 @@ def push_to_text(result: PushResult) -> list[str]:
         if peer.refused:
             lines.append(f"{'':<{width}}    refused: {peer.refused}")
     lines.extend(f"skipped source file {s.name}: {s.reason}" for s in result.skipped)
+    if result.pruned_local:
+        lines.append(f"source folder: {_pruned(len(result.pruned_local), dry=result.dry_run)}")
     return lines
+
+
+def _pruned(count: int, *, dry: bool) -> str:
+    verb = "would remove" if dry else "removed"
+    return f"{verb} {count} kept cop{'y' if count == 1 else 'ies'} past [retention]"
 
 
 def check_to_json(results: list[CheckResult]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class PeerResult:
     error: str | None = None  # the peer as a whole failed
     refused: str | None = None  # something was held back for safety
     seconds: float = 0.0
+    pruned: tuple[str, ...] = ()  # kept copies removed for age (paths under .jobsync/)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -58,6 +59,7 @@ class PushResult:
     dry_run: bool = False
     seconds: float = 0.0
     skipped_peers: tuple[str, ...] = field(default=())  # peers that are this node
+    pruned_local: tuple[str, ...] = ()  # kept copies removed for age from the source's .jobsync
 
     @property
     def exit_code(self) -> ExitCode:

@@ -54,6 +54,14 @@ ensure_samba() {
   else
     ensure_packages smbd=samba smbclient=smbclient
   fi
+  # acl_xattr and the other VFS modules the tests give some peers, as Windows-like servers
+  dpkg -s samba-vfs-modules >/dev/null 2>&1 || apt_install samba-vfs-modules
+}
+
+ensure_operator_tools() {
+  # Debian's chromium (the status page's browser test) and prometheus (its promtool tests the
+  # alert rules); neither daemon is started.
+  ensure_packages chromium=chromium promtool=prometheus
 }
 
 ensure_kerberos_build() {

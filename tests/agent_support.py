@@ -10,7 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -150,3 +151,21 @@ class AgentProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=30)
+
+
+@contextmanager
+def agent_starter(cluster: Cluster) -> Iterator[Callable[..., AgentProcess]]:
+    """``make(health=, **watch settings)`` starts an agent; each is killed at the end."""
+    agents: list[AgentProcess] = []
+
+    def make(*, health: bool = False, **settings: object) -> AgentProcess:
+        agent = AgentProcess(cluster, health=health)
+        cluster.extra = agent_config(health=agent.port, **settings)  # type: ignore[arg-type]
+        agents.append(agent)
+        return agent.start()
+
+    try:
+        yield make
+    finally:
+        for agent in agents:
+            agent.close()

@@ -22,17 +22,16 @@ import pytest
 from samba import DEFAULT_PASSWORD, SambaPeer, SambaUnavailableError, start_peer
 
 from jobsync.cli import main
+from jobsync.names import is_job_temp_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 
-def _start_or_fail(
-    base: Path, encrypt: str = "desired", max_protocol: str = "SMB3_11"
-) -> SambaPeer:
+def _start_or_fail(base: Path, **settings: Any) -> SambaPeer:
     """Start a peer, turning SambaUnavailableError into a test failure (never a skip)."""
     try:
-        return start_peer(base, encrypt=encrypt, max_protocol=max_protocol)
+        return start_peer(base, **settings)
     except SambaUnavailableError as exc:
         reason = str(exc)
     # Outside the except block, so the report is the reason alone, without a chained traceback.
@@ -67,11 +66,15 @@ def samba_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def smb_peer_factory(samba_base: Path) -> Iterator[Callable[..., SambaPeer]]:
-    """Return ``make(encrypt=, max_protocol=) -> SambaPeer``; every peer made is stopped after."""
+    """Return ``make(**settings) -> SambaPeer``; every peer made is stopped after.
+
+    The settings are :func:`samba.start_peer`'s: ``encrypt``, ``min_protocol``,
+    ``max_protocol``, ``options`` (extra ``[global]`` lines), ``share_options``.
+    """
     peers: list[SambaPeer] = []
 
-    def make(encrypt: str = "desired", max_protocol: str = "SMB3_11") -> SambaPeer:
-        peer = _start_or_fail(samba_base, encrypt, max_protocol)
+    def make(**settings: Any) -> SambaPeer:
+        peer = _start_or_fail(samba_base, **settings)
         peers.append(peer)
         return peer
 
@@ -156,6 +159,7 @@ class Cluster:
     timeout: float = 5.0
     extra: str = ""
     ports: dict[str, int] = field(default_factory=dict)  # peer name -> port to use instead
+    plain: set[str] = field(default_factory=set)  # peers configured with encrypt = false
 
     @property
     def config(self) -> Path:
@@ -175,6 +179,8 @@ class Cluster:
             lines += samba.peer_toml(
                 name, password_env=PASSWORD_ENV, port=self.ports.get(name), path=location
             )
+            if name in self.plain:
+                lines.append("encrypt = false")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
@@ -216,6 +222,15 @@ class Cluster:
             check=False,
         )
         return Run(done.returncode, done.stdout, done.stderr)
+
+
+def leftover_temps(folder: Path) -> list[str]:
+    """Jobsync's temp files in a jobs folder: jobs being written, and files under .jobsync/tmp."""
+    found = [p.name for p in folder.iterdir() if is_job_temp_name(p.name)]
+    tmp = folder / ".jobsync" / "tmp"
+    if tmp.is_dir():
+        found += [f".jobsync/tmp/{p.name}" for p in tmp.iterdir()]
+    return found
 
 
 @pytest.fixture

@@ -190,7 +190,10 @@ class SambaPeer:
 
     All of its files (config, state, logs and the shared folder) live under
     ``root``.  ``encrypt`` is the ``server smb encrypt`` setting: "desired",
-    "off" or "required"; ``max_protocol`` caps the dialect (e.g. "SMB3_00", "SMB2_10").
+    "off" or "required"; ``min_protocol`` and ``max_protocol`` bound the dialect (e.g.
+    "SMB2_02", "SMB3_00"). ``options`` are extra ``[global]`` lines and ``share_options``
+    extra lines of the share, to make this peer behave like a particular server (``smb2 max
+    trans = 65536``, ``smb2 max credits = 8``, ``vfs objects = acl_xattr``, ...).
     """
 
     root: Path
@@ -200,6 +203,9 @@ class SambaPeer:
     password: str = DEFAULT_PASSWORD
     encrypt: str = "desired"
     max_protocol: str = "SMB3_11"
+    min_protocol: str = "SMB2_10"
+    options: tuple[str, ...] = ()
+    share_options: tuple[str, ...] = ()
     _proc: subprocess.Popen[bytes] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -274,9 +280,10 @@ class SambaPeer:
             "    load printers = no",
             "    printing = bsd",
             "    printcap name = /dev/null",
-            "    server min protocol = SMB2_10",
+            f"    server min protocol = {self.min_protocol}",
             f"    server max protocol = {self.max_protocol}",
             f"    server smb encrypt = {self.encrypt}",
+            *(f"    {line}" for line in self.options),
             "",
             f"[{SHARE_NAME}]",
             f"    path = {self.share_path}",
@@ -285,6 +292,7 @@ class SambaPeer:
             f"    valid users = {self.user}",
             "    create mask = 0644",
             "    directory mask = 0755",
+            *(f"    {line}" for line in self.share_options),
             "",
         ]
         self.conf_path.write_text("\n".join(lines))
@@ -314,6 +322,21 @@ class SambaPeer:
                 f"smbpasswd -a {self.user} failed (exit {result.returncode}): "
                 + " | ".join(detail[-3:])
             )
+
+    def add_user(self, user: str, password: str) -> pwd.struct_passwd:
+        """Create a second account (Unix and Samba) on this peer; returns the Unix account."""
+        account = _ensure_user(user)
+        result = subprocess.run(
+            [_find_binary("smbpasswd"), "-c", str(self.conf_path), "-s", "-a", user],
+            input=f"{password}\n{password}\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SambaUnavailableError(f"smbpasswd -a {user} failed: {result.stderr.strip()}")
+        return account
 
     def _failure(self, reason: str) -> SambaUnavailableError:
         tail = [
@@ -483,8 +506,11 @@ def start_peer(
     encrypt: str = "desired",
     password: str = DEFAULT_PASSWORD,
     max_protocol: str = "SMB3_11",
+    min_protocol: str = "SMB2_10",
+    options: tuple[str, ...] = (),
+    share_options: tuple[str, ...] = (),
 ) -> SambaPeer:
-    """Start a fresh peer in a new folder under ``base`` on a free port."""
+    """Start a fresh peer in a new folder under ``base`` on a free port (see :class:`SambaPeer`)."""
     _check_root()
     _find_binary("smbd")
     base.mkdir(parents=True, exist_ok=True)
@@ -503,6 +529,9 @@ def start_peer(
         password=password,
         encrypt=encrypt,
         max_protocol=max_protocol,
+        min_protocol=min_protocol,
+        options=tuple(options),
+        share_options=tuple(share_options),
     )
     peer.start()
     return peer

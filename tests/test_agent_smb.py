@@ -8,8 +8,8 @@ import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from agent_support import AgentProcess, agent_config, jobs_on, wait_for
-from conftest import Cluster
+from agent_support import AgentProcess, agent_starter, jobs_on, wait_for
+from conftest import Cluster, leftover_temps
 
 pytestmark = pytest.mark.smb
 
@@ -19,17 +19,8 @@ MakeAgent = Callable[..., AgentProcess]
 @pytest.fixture
 def make_agent(smb_cluster: Cluster) -> Iterator[MakeAgent]:
     """Start agents for the SMB cluster; each is killed at the end if still running."""
-    agents: list[AgentProcess] = []
-
-    def make(*, health: bool = False, **settings: object) -> AgentProcess:
-        agent = AgentProcess(smb_cluster, health=health)
-        smb_cluster.extra = agent_config(health=agent.port, **settings)  # type: ignore[arg-type]
-        agents.append(agent)
-        return agent.start()
-
-    yield make
-    for agent in agents:
-        agent.close()
+    with agent_starter(smb_cluster) as make:
+        yield make
 
 
 def _all_peers_have(cluster: Cluster, expected: dict[str, bytes]) -> Callable[[], bool]:
@@ -131,7 +122,7 @@ def test_sigterm_stops_cleanly(smb_cluster: Cluster, make_agent: MakeAgent) -> N
     assert code == 0
     assert seconds < 10
     for _, _, disk in smb_cluster.peers:
-        assert list((disk / ".jobsync" / "tmp").iterdir()) == []
+        assert leftover_temps(disk) == []
     assert agent.state() is not None
     assert agent.state()["running"] is False  # type: ignore[index]
     assert "Traceback" not in agent.log.read_text()
@@ -207,7 +198,7 @@ def test_kill_9_mid_work_leaves_only_complete_files_and_restart_converges(
     make_agent()
     wait_for(_all_peers_have(smb_cluster, contents), what="convergence after restart")
     for _, _, folder in smb_cluster.peers:
-        wait_for(lambda f=folder: not any((f / ".jobsync" / "tmp").iterdir()), what="temps cleared")
+        wait_for(lambda f=folder: not leftover_temps(f), what="temps cleared")
 
 
 def test_health_and_metrics_answer(smb_cluster: Cluster, make_agent: MakeAgent) -> None:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from jobsync.transport.smb import wire
-from jobsync.transport.smb.channel import Channel, ChannelClosedError, Session
+from jobsync.transport.smb import statuses, wire
+from jobsync.transport.smb.channel import Channel, ChannelClosedError, Session, SessionLostError
 from jobsync.transport.smb.security import AES_128_GCM, AES_CMAC, IntegrityError, Sealer, Signer
+from jobsync.transport.smb.wire import MalformedReplyError
 
 _HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")
 _RESPONSE_FLAG, _ASYNC_FLAG = 0x1, 0x2
@@ -99,7 +102,7 @@ def test_an_interim_reply_is_skipped_and_its_credits_kept(
     (message_id,) = channel.send([wire.echo()], related=False)
     _request(server)
     sealer = _server_sealer()
-    interim = _reply(message_id, status=wire.STATUS_PENDING, flags=_ASYNC_FLAG, granted=3)
+    interim = _reply(message_id, status=statuses.STATUS_PENDING, flags=_ASYNC_FLAG, granted=3)
     server.sendall(_frame(sealer.seal(interim)) + _frame(sealer.seal(_reply(message_id))))
     assert channel.receive(message_id).ok
     assert channel.credits == 20 - 6 + 3 + 1
@@ -136,8 +139,9 @@ def test_signed_sessions_check_every_reply(pair: tuple[socket.socket, socket.soc
     first, second = channel.send([wire.echo(), wire.echo()], related=False)
     signed = bytearray(_reply(first))
     Signer(AES_CMAC, KEY_IN).sign(signed)
-    server.sendall(_frame(bytes(signed)) + _frame(_reply(second)))
+    server.sendall(_frame(bytes(signed)))
     assert channel.receive(first).ok
+    server.sendall(_frame(_reply(second)))
     with pytest.raises(IntegrityError, match="unsigned"):
         channel.receive(second)
 
@@ -155,3 +159,101 @@ def test_silence_times_out_and_a_closed_socket_is_reported(
     server.close()
     with pytest.raises(ChannelClosedError):
         channel.receive(message_id)
+
+
+def _serve(script: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=script, name="scripted-server")
+    thread.start()
+    return thread
+
+
+def test_a_request_pending_past_the_limit_is_cancelled(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The AsyncId of an interim answer is kept; past the limit a CANCEL names it.
+
+    Meanwhile an ECHO proves the server alive; the request then ends with its final answer
+    (STATUS_CANCELLED), and only it: the connection goes on.
+    """
+    client, server = pair
+    channel = _channel(client)
+    channel._timeout, channel._pending_limit = 0.2, 0.5
+    sealer = _server_sealer()
+    seen: list[bytes] = []
+
+    def script() -> None:
+        request = _request(server)
+        message_id = struct.unpack_from("<Q", request, 24)[0]
+        interim = bytearray(_reply(message_id, status=statuses.STATUS_PENDING, flags=_ASYNC_FLAG))
+        struct.pack_into("<Q", interim, 32, 0xABCDEF0123)  # the AsyncId
+        server.sendall(_frame(sealer.seal(bytes(interim))))
+        while True:  # silence: the channel checks with ECHOs that the server is there
+            request = _request(server)
+            seen.append(request)
+            if struct.unpack_from("<H", request, 12)[0] != wire.ECHO:
+                break
+            server.sendall(_frame(sealer.seal(_reply(struct.unpack_from("<Q", request, 24)[0]))))
+        final = _reply(message_id, status=statuses.STATUS_CANCELLED, flags=_ASYNC_FLAG)
+        server.sendall(_frame(sealer.seal(final)))
+
+    (message_id,) = channel.send([wire.echo()], related=False)
+    thread = _serve(script)
+    reply = channel.receive(message_id)
+    thread.join(timeout=5)
+
+    assert reply.status == statuses.STATUS_CANCELLED
+    *probes, cancel = seen
+    assert probes  # the server was asked for ECHOs while the request waited
+    assert struct.unpack_from("<H", cancel, 12)[0] == wire.CANCEL
+    assert struct.unpack_from("<I", cancel, 16)[0] & _ASYNC_FLAG
+    assert struct.unpack_from("<Q", cancel, 24)[0] == message_id
+    assert struct.unpack_from("<Q", cancel, 32)[0] == 0xABCDEF0123
+    assert struct.unpack_from("<H", cancel, 6)[0] == 0  # a CANCEL spends no credit
+
+
+def test_a_server_that_freezes_while_a_request_is_pending_is_found_in_two_timeouts(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """Pending requests may wait long, but an unanswered ECHO still shows a frozen server."""
+    client, server = pair
+    channel = _channel(client)
+    channel._timeout, channel._pending_limit = 0.2, 60.0
+    (message_id,) = channel.send([wire.echo()], related=False)
+    _request(server)
+    interim = _reply(message_id, status=statuses.STATUS_PENDING, flags=_ASYNC_FLAG)
+    server.sendall(_frame(_server_sealer().seal(interim)))
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        channel.receive(message_id)
+    assert time.monotonic() - started < 5  # two timeouts, not the 60 s pending limit
+
+
+def test_a_session_the_server_ended_is_reported_even_unencrypted(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A server that dropped the session cannot seal its answer: it is taken as "log on again"."""
+    client, server = pair
+    channel = _channel(client)
+    (message_id,) = channel.send([wire.echo()], related=False)
+    server.sendall(_frame(_reply(message_id, status=statuses.STATUS_USER_SESSION_DELETED)))
+    with pytest.raises(SessionLostError) as lost:
+        channel.receive(message_id)
+    assert lost.value.status == statuses.STATUS_USER_SESSION_DELETED
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        struct.pack("<HBBI", 17, 0x50, 0, 100),  # READ: data past the end
+        struct.pack("<HHI", 9, 8, 40),  # QUERY_DIRECTORY: offset inside the header
+    ],
+)
+def test_malformed_bodies_are_refused_not_misread(body: bytes) -> None:
+    """Parsers check every length against the bytes that came: a short reply is an error."""
+    with pytest.raises(MalformedReplyError):
+        wire.read_data(body)
+    with pytest.raises(MalformedReplyError):
+        wire.directory_entries(body)
+    with pytest.raises(MalformedReplyError):
+        wire.created_file_id(body)

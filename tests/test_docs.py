@@ -17,7 +17,8 @@ from jobsync.windows.schedule import task_xml
 from jobsync.windows.service import service_xml
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.*"))]
+TEXT = {".md", ".toml", ".yml", ".yaml", ".json", ".txt"}  # pictures cannot show a path
+DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*") if p.suffix in TEXT)]
 WINDOWS_CONFIG = PureWindowsPath(r"C:\ProgramData\jobsync\jobsync.toml")
 WINDOWS_PYTHON = r"C:\Program Files\jobsync\.venv\Scripts\python.exe"
 # Shapes of build-machine paths: temp folders, home folders, macOS and Windows temp folders.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from agent_support import jobs_on, wait_for
-from conftest import PASSWORD_ENV, Cluster
+from conftest import PASSWORD_ENV, Cluster, leftover_temps
 from samba import DEFAULT_PASSWORD
 from tcp_proxy import Proxy
 
@@ -42,8 +42,7 @@ def _complete_only(folder: Path, versions: dict[str, set[bytes]]) -> list[str]:
 
 
 def _tmp_empty(folder: Path) -> bool:
-    tmp = folder / ".jobsync" / "tmp"
-    return not tmp.exists() or not any(tmp.iterdir())
+    return not leftover_temps(folder)
 
 
 def _big_jobs(cluster: Cluster, count: int, size: int, tag: str) -> dict[str, set[bytes]]:
@@ -107,10 +106,10 @@ def test_peer_restarted_mid_push(smb_cluster: Cluster) -> None:
     """A peer restarting mid-push: that peer fails, nothing partial, then it converges."""
     versions = _big_jobs(smb_cluster, 40, 100_000, "v1")
     samba = smb_cluster.smb["node2"]
-    tmp = smb_cluster.disk("node2") / ".jobsync" / "tmp"
+    folder = smb_cluster.disk("node2")
 
     def restart_when_busy() -> None:
-        wait_for(lambda: tmp.exists() and any(tmp.iterdir()), timeout=30, what="copy under way")
+        wait_for(lambda: leftover_temps(folder), timeout=30, what="copy under way")
         samba.restart()
 
     restarter = threading.Thread(target=restart_when_busy)

@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import pytest
 from agent_support import wait_for
-from conftest import PASSWORD_ENV, Cluster
+from conftest import PASSWORD_ENV, Cluster, leftover_temps
 from samba import DEFAULT_PASSWORD, SambaPeer
+
+from jobsync.transport.smb.logon import current_account_hint
 
 pytestmark = pytest.mark.smb
 
@@ -88,8 +90,8 @@ def test_peer_frozen_after_connecting_fails_in_bounded_time(smb_cluster: Cluster
 
     # Freeze as soon as the push has logged on: the peer hangs with work in flight.
     def freeze_when_connected() -> None:
-        marker = smb_cluster.disk("node2") / ".jobsync" / "tmp"
-        wait_for(lambda: any(marker.iterdir()), timeout=30, what="work in flight")
+        folder = smb_cluster.disk("node2")
+        wait_for(lambda: leftover_temps(folder), timeout=30, what="work in flight")
         samba.freeze()
 
     freezer = threading.Thread(target=freeze_when_connected)
@@ -108,7 +110,7 @@ def test_peer_frozen_after_connecting_fails_in_bounded_time(smb_cluster: Cluster
     smb_cluster.timeout = 5.0
     assert smb_cluster.run("push").code == 0
     assert len(_jobs(smb_cluster, "node2")) == 203
-    assert list((smb_cluster.disk("node2") / ".jobsync" / "tmp").iterdir()) == []
+    assert leftover_temps(smb_cluster.disk("node2")) == []
 
 
 def test_encryption_is_required_unless_the_peer_allows_plain(
@@ -130,3 +132,23 @@ def test_encryption_is_required_unless_the_peer_allows_plain(
     config = smb_cluster.variant("plain.toml", "[[peers]]", "[[peers]]\nencrypt = false")
     assert smb_cluster.run("push", config=config).code == 0
     assert {p.name for p in folder.iterdir() if p.is_file()} == {"j0.jobs", "j1.jobs"}
+
+
+def test_a_logon_without_user_name_keeps_its_cause(smb_cluster: Cluster) -> None:
+    """Logging on as the current account fails with the library's reason and what to do.
+
+    A standalone Samba peer has no Kerberos: the message keeps pyspnego's own words instead of
+    guessing "wrong user name or password", and says what the current-account logon needs here.
+    """
+    _seed(smb_cluster, 1)
+    samba = smb_cluster.smb["node2"]
+    account = f'username = "{samba.user}"\npassword_env = "{PASSWORD_ENV}"\n'
+    config = smb_cluster.variant("nouser.toml", account, "")
+
+    run = smb_cluster.run("push", config=config)
+
+    assert run.code == 3
+    line = next(line for line in run.out.splitlines() if line.startswith("node2"))
+    assert "logon refused for the current account: Failed to authenticate" in line
+    assert "wrong user name or password" not in line
+    assert current_account_hint() in line

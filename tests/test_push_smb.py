@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cluster
+from conftest import Cluster, leftover_temps
 
 pytestmark = pytest.mark.smb
 
@@ -48,7 +48,7 @@ def test_fresh_push_is_byte_identical_and_keeps_write_times(smb_cluster: Cluster
             == hashlib.sha256(jobs["job3.jobs"]).hexdigest()
         )
         assert manifest["files"]["job3.jobs"]["origin"] == "node1"
-        assert list((disk / ".jobsync" / "tmp").iterdir()) == []
+        assert leftover_temps(disk) == []
 
 
 def test_second_push_rewrites_nothing(smb_cluster: Cluster) -> None:
@@ -252,15 +252,22 @@ def test_missing_source_deletes_nothing(smb_cluster: Cluster) -> None:
 
 
 def test_temp_files_of_an_interrupted_run_are_cleared(smb_cluster: Cluster) -> None:
-    """Leftover temp files from a killed run are removed by the next push."""
+    """Leftover temp files from a killed run are removed by the next push, and nothing else is.
+
+    A job being written sits beside the jobs as ``.jobsync-<run>-<n>.tmp``; anything under
+    ``.jobsync/tmp`` is jobsync's own too. A file that only looks alike stays.
+    """
     smb_cluster.write_job("a.jobs", b"a")
     assert smb_cluster.run("push").code == 0
-    tmp = smb_cluster.disk("node2") / ".jobsync" / "tmp"
-    (tmp / "deadbeef-1.tmp").write_bytes(b"half a jo")
+    folder = smb_cluster.disk("node2")
+    (folder / ".jobsync-deadbeef-1.tmp").write_bytes(b"half a jo")
+    (folder / ".jobsync" / "tmp" / "deadbeef-2.tmp").write_bytes(b"half a manifest")
+    (folder / "jobsync-deadbeef-1.tmp").write_bytes(b"not ours")
 
     assert smb_cluster.run("push").code == 0
 
-    assert list(tmp.iterdir()) == []
+    assert leftover_temps(folder) == []
+    assert (folder / "jobsync-deadbeef-1.tmp").read_bytes() == b"not ours"
 
 
 def test_corrupt_manifest_is_set_aside_and_rebuilt(smb_cluster: Cluster) -> None:
@@ -287,7 +294,7 @@ def test_check_reports_each_peer(smb_cluster: Cluster) -> None:
     assert all("(SMB 3.1.1, encrypted with AES-128-GCM)" in line for line in lines), lines
     assert time.monotonic() - started < 30
     for _, _, disk in smb_cluster.peers:
-        assert list((disk / ".jobsync" / "tmp").iterdir()) == []
+        assert leftover_temps(disk) == []
 
 
 @pytest.mark.parametrize("form", ["extended", "forward-slashes"])

@@ -1,4 +1,4 @@
-"""``GET /healthz`` and ``GET /metrics`` on a small HTTP server of the agent's own."""
+"""``GET /healthz``, ``GET /metrics`` and the status page ``GET /``, served by the agent."""
 
 from __future__ import annotations
 
@@ -16,12 +16,24 @@ log = structlog.get_logger(__name__)
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 
+# The page needs nothing from elsewhere, and the browser is told so.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
 
 class HealthServer:
     """Serves the agent's health and metrics until stopped."""
 
     def __init__(
-        self, listen: tuple[str, int], *, health: Health, metrics: Callable[[], bytes]
+        self,
+        listen: tuple[str, int],
+        *,
+        health: Health,
+        metrics: Callable[[], bytes],
+        page: Callable[[], bytes] | None = None,
     ) -> None:
         """Listen on ``(host, port)``; raises OSError when the address is taken."""
         host, port = listen
@@ -39,11 +51,21 @@ class HealthServer:
                     self._answer(200 if healthy else 503, "application/json", payload)
                 elif self.path.split("?", 1)[0] == "/metrics":
                     self._answer(200, CONTENT_TYPE_LATEST, metrics())
+                elif self.path.split("?", 1)[0] == "/" and page is not None:
+                    self._answer(200, "text/html; charset=utf-8", page(), PAGE_HEADERS)
                 else:
-                    self._answer(404, "text/plain", b"not found: try /healthz or /metrics\n")
+                    self._answer(404, "text/plain", b"not found: try /, /healthz or /metrics\n")
 
-            def _answer(self, code: int, content_type: str, payload: bytes) -> None:
+            def _answer(
+                self,
+                code: int,
+                content_type: str,
+                payload: bytes,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(code)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -9,8 +11,14 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from jobsync.result import PeerResult
+from jobsync.retention import kind_of
+
+PASS_STATUSES = ("ok", "failed", "refused")
+KEPT_KINDS = ("trash", "backup")
 
 
 class AgentMetrics:
@@ -54,8 +62,44 @@ class AgentMetrics:
         self.watcher_restarts = Counter(
             "jobsync_watcher_restarts", "Times the folder watcher was restarted", registry=r
         )
+        self.worker_restarts = Counter(
+            "jobsync_worker_restarts",
+            "Times a peer's worker thread had died and was started again",
+            ["peer"],
+            registry=r,
+        )
         self.rescans = Counter("jobsync_rescans", "Full rescans of the source folder", registry=r)
         self.source_files = Gauge("jobsync_source_files", "Job files in the source", registry=r)
+        self.epoch = Gauge(
+            "jobsync_epoch",
+            "The epoch this node pushes in (that of its last takeover; 0 before any)",
+            registry=r,
+        )
+        self.pruned = Counter(
+            "jobsync_kept_copies_removed",
+            "Kept copies removed from trash or backup past [retention] (peer: the folder's node)",
+            ["peer", "kind"],
+            registry=r,
+        )
+
+    def add_peers(self, names: Iterable[str]) -> None:
+        """Start every per-peer series at zero, so rates and alerts see them from the start."""
+        for peer in names:
+            for metric in (self.pushed, self.deleted, self.failed):
+                metric.labels(peer)
+            for status in PASS_STATUSES:
+                self.passes.labels(peer, status)
+            for kind in KEPT_KINDS:
+                self.pruned.labels(peer, kind)
+
+    def watch_lag(self, lags: Callable[[], Mapping[str, float]]) -> None:
+        """Serve ``jobsync_peer_lag_seconds``, asked of ``lags`` at each scrape."""
+        self.registry.register(_LagCollector(lags))
+
+    def count_pruned(self, peer: str, paths: Sequence[str]) -> None:
+        """Count kept copies removed from ``peer``'s folder (or this node's own)."""
+        for path in paths:
+            self.pruned.labels(peer, kind_of(path)).inc()
 
     def record(self, result: PeerResult, *, now: float) -> None:
         """Count one pass over one peer."""
@@ -66,7 +110,30 @@ class AgentMetrics:
         self.passes.labels(peer, result.status).inc()
         if result.status == "ok":
             self.last_success.labels(peer).set(now)
+        self.count_pruned(peer, result.pruned)
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class _LagCollector(Collector):
+    """Seconds since each peer's last successful pass, computed when scraped."""
+
+    NAME = "jobsync_peer_lag_seconds"
+    HELP = (
+        "Seconds since the peer's last successful pass (since the agent started when none); "
+        "matters on the active node"
+    )
+
+    def __init__(self, lags: Callable[[], Mapping[str, float]]) -> None:
+        self._lags = lags
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self.NAME, self.HELP, labels=["peer"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["peer"])
+        for peer, lag in sorted(self._lags().items()):
+            family.add_metric([peer], round(lag, 3))
+        return [family]

@@ -10,16 +10,21 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import structlog
 
+from jobsync.agent.events import EventRing
 from jobsync.agent.health import HealthServer
+from jobsync.agent.local_retention import PRUNE_EVERY_SECONDS, LocalPruner
 from jobsync.agent.metrics import AgentMetrics
+from jobsync.agent.page import render_page
 from jobsync.agent.role import RoleDetector, RoleTracker
 from jobsync.agent.source_index import SourceIndex
 from jobsync.agent.state import state_path, write_state
+from jobsync.agent.tally import PeerTally
+from jobsync.agent.view import AgentView, state_document
+from jobsync.agent.view import iso as _iso
 from jobsync.agent.watcher import Debouncer, SourceWatcher
 from jobsync.agent.worker import PeerWorker
 from jobsync.config import Config
@@ -27,8 +32,10 @@ from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
 from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError, SourceError
 from jobsync.lock import WorkLock
+from jobsync.logs import Redactor
 from jobsync.result import PeerResult
-from jobsync.scan import SourceFile, SourceScan
+from jobsync.scan import SourceScan
+from jobsync.transport import check_installation
 
 log = structlog.get_logger(__name__)
 
@@ -38,23 +45,6 @@ WATCHER_CHECK_SECONDS = 2.0
 # lists few of them; changes, watcher trouble and role changes check every peer at once.
 PEER_CHECK_EVERY_RESCANS = 5
 STOP_GRACE_SECONDS = 5.0  # then connections are cut, so shutdown stays well under 10 s
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
-
-
-class _PeerStatus:
-    """What the agent knows of one peer (guarded by the agent's lock)."""
-
-    def __init__(self) -> None:
-        self.last_success: float | None = None
-        self.last_attempt: float | None = None
-        self.last_error: str | None = None
-        self.synced: SourceScan | None = None  # the snapshot the peer last matched
-        self.pushed = self.deleted = self.failed = 0
 
 
 class Agent:
@@ -68,19 +58,25 @@ class Agent:
         detector: RoleDetector | None = None,
     ) -> None:
         """Build the agent; nothing runs until :meth:`run`."""
+        check_installation(config.target_peers)
         self.config = config
         self.stopping = threading.Event()
         self.index = SourceIndex(config.source, config.pattern)
         self.metrics = AgentMetrics()
+        self.events = EventRing()
+        self._local_pruner = LocalPruner(config, metrics=self.metrics, events=self.events)
+        self._redactor = Redactor()
+        self._redactor.add(config.secrets())
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()  # state files are written in the order views are taken
         self._rescan_reason: str | None = None
         self._rescans = 0
         self._source_error: str | None = None
         self._detector = detector or RoleDetector(config.active)
         self._tracker: RoleTracker | None = None
         self._started = time.time()
-        self._status = {p.name: _PeerStatus() for p in config.target_peers}
+        self._status = {p.name: PeerTally(p.name, p.location) for p in config.target_peers}
         self._state_path = state_path(config.state_dir)
         self.fence = LocalFence(config.source, config.node)
         self._workers = [
@@ -91,6 +87,7 @@ class Agent:
                     options=PushOptions(),
                     fence=self.fence,
                     defer_manifest=True,
+                    prune_every=PRUNE_EVERY_SECONDS,
                 ),
                 self,
                 opener=opener,
@@ -106,12 +103,18 @@ class Agent:
             on_name=self._debouncer.touch,
             on_trouble=self.request_rescan,
         )
+        self._running = False  # the workers have been started
+        self.metrics.add_peers(self._status)
+        self.metrics.watch_lag(self._lags)
         self._health: HealthServer | None = None
         if config.health.listen:
             host, port = config.health.listen
             try:
                 self._health = HealthServer(
-                    config.health.listen, health=self.health, metrics=self.metrics.render
+                    config.health.listen,
+                    health=self.health,
+                    metrics=self.metrics.render,
+                    page=self.page,
                 )
             except OSError as exc:
                 raise ConfigError(
@@ -135,16 +138,8 @@ class Agent:
         now = time.time()
         self.metrics.record(result, now=now)
         with self._lock:
-            status = self._status[result.peer]
-            status.last_attempt = now
-            status.pushed += len(result.copied)
-            status.deleted += len(result.deleted)
-            status.failed += len(result.failed)
-            if synced is not None:
-                status.last_success, status.last_error = now, None
-                status.synced = synced
-            else:
-                status.last_error = result.error or result.refused or _failures(result)
+            self._status[result.peer].record(result, synced=synced, now=now)
+        self.events.record_pass(result)
         self._save_state()
 
     def request_rescan(self, reason: str) -> None:
@@ -175,6 +170,11 @@ class Agent:
                 }
                 if self.active and lag > max_lag:
                     reasons.append(f"peer {name}: no successful pass for {lag:.0f} s")
+        reasons += [
+            f"peer {w.name}: its worker is not running"
+            for w in self._workers
+            if self._running and not w.alive and not self.stopping.is_set()
+        ]
         if self.stopping.is_set():
             reasons.append("the agent is stopping")
         if self._source_error:
@@ -209,6 +209,12 @@ class Agent:
         )
         self.metrics.active.set(1 if self.active else 0)
         self.metrics.source_files.set(len(self.snapshot().files))
+        self.metrics.epoch.set(self.fence.epoch())
+        self.events.add(
+            "start",
+            f"agent started, {'active' if self.active else 'standby'} ({self._tracker.reason}), "
+            f"{len(self.snapshot().files)} jobs",
+        )
         log.info(
             "agent_started",
             node=self.config.node,
@@ -223,7 +229,9 @@ class Agent:
         self._start_watcher()
         for worker in self._workers:
             worker.start()
+        self._running = True
         self._wake_workers()  # the start is a full push
+        self._local_pruner.prune_if_due(active=self.active)
         self._save_state()
         try:
             self._loop()
@@ -245,6 +253,7 @@ class Agent:
             now = time.monotonic()
             if now >= next_watcher_check:
                 self._check_watcher()
+                self._check_workers()
                 next_watcher_check = now + WATCHER_CHECK_SECONDS
             reason, self._rescan_reason = self._rescan_reason, None
             if reason is not None or now >= next_rescan:
@@ -271,6 +280,11 @@ class Agent:
             turn = self._rescans % PEER_CHECK_EVERY_RESCANS
             due = [w for i, w in enumerate(self._workers) if i % PEER_CHECK_EVERY_RESCANS == turn]
         self._wake_workers(workers=due)
+        if refresh.changed or reason != "periodic":
+            found = "found changes" if refresh.changed else "found no change"
+            self.events.add("rescan", f"rescanned the source ({reason}): {found}")
+        self.metrics.epoch.set(self.fence.epoch())
+        self._local_pruner.prune_if_due(active=self.active)
         log.debug(
             "source_rescanned",
             reason=reason,
@@ -296,8 +310,10 @@ class Agent:
         if problem != self._source_error:
             if problem:
                 log.error("source_unavailable", error=problem, action="nothing will be deleted")
+                self.events.add("source", f"source folder unavailable: {problem}")
             else:
                 log.info("source_available")
+                self.events.add("rescan", "source folder available again")
         self._source_error = problem
 
     def _check_role(self) -> None:
@@ -307,6 +323,7 @@ class Agent:
         if tracker.observe(self._detector.probe()):
             role = "active" if tracker.active else "standby"
             log.warning("role_changed", role=role, reason=tracker.reason)
+            self.events.add("role", f"became {role}: {tracker.reason}")
             self.metrics.active.set(1 if tracker.active else 0)
             if tracker.active:
                 self._wake_workers()  # becoming active starts with a full push
@@ -326,9 +343,22 @@ class Agent:
             return
         self.metrics.watcher_restarts.inc()
         log.warning("watcher_restarted")
+        self.events.add("restart", "the folder watcher had stopped and was restarted")
         self._watcher.stop()
         self._start_watcher()
         self.request_rescan("watcher restarted")
+
+    def _check_workers(self) -> None:
+        """Start again a worker whose thread died: faults are contained, but never say never."""
+        for worker in self._workers:
+            if worker.alive or self.stopping.is_set():
+                continue
+            self.metrics.worker_restarts.labels(worker.name).inc()
+            log.error("worker_restarted", peer=worker.name)
+            self.events.add(
+                "restart", "the peer's worker had stopped and was restarted", peer=worker.name
+            )
+            worker.restart()
 
     def _wake_workers(
         self, names: set[str] | None = None, *, workers: list[PeerWorker] | None = None
@@ -359,64 +389,48 @@ class Agent:
 
     # -- state --------------------------------------------------------------------------------
 
-    def _pending(self, status: _PeerStatus) -> int:
-        snapshot = self.snapshot()
-        if status.synced is None:
-            return len(snapshot.files)
-        if status.synced is snapshot:
-            return 0  # the usual answer, without comparing every job
-        current, synced = snapshot.by_key, status.synced.by_key
-        changed = sum(1 for key, f in current.items() if _sha(synced.get(key)) != f.sha256)
-        removed = sum(1 for key in synced if key not in current)
-        return changed + removed
+    def _pending(self, status: PeerTally) -> int:
+        return status.pending(self.snapshot())
 
-    def _save_state(self, *, running: bool = True) -> None:
+    def view(self, *, running: bool = True) -> AgentView:
+        """What the agent holds now, as one value (no peer is asked anything)."""
+        tracker, owner, snapshot = self._tracker, self.fence.manifest(), self.snapshot()
+        with self._lock:
+            peers = tuple(status.view(snapshot) for status in self._status.values())
+        return AgentView(
+            node=self.config.node,
+            pid=os.getpid(),
+            running=running and not self.stopping.is_set(),
+            started=self._started,
+            at=time.time(),
+            role="starting" if tracker is None else "active" if tracker.active else "standby",
+            role_reason=tracker.reason if tracker else None,
+            epoch=self.fence.epoch(),
+            owner=owner.owner,
+            owner_epoch=owner.epoch,
+            source_folder=str(self.config.source),
+            source_files=len(snapshot.files),
+            source_error=self._source_error,
+            peers=peers,
+            events=self.events.recent(),
+        )
+
+    def page(self) -> bytes:
+        """The status page (``GET /``)."""
+        return render_page(self.view(), hide=self._redactor.text)
+
+    def _lags(self) -> dict[str, float]:
+        """Seconds since each peer's last successful pass (since the start when none)."""
         now = time.time()
         with self._lock:
-            peers = []
-            for name, status in self._status.items():
-                pending = self._pending(status)
-                self.metrics.pending.labels(name).set(pending)
-                peers.append(
-                    {
-                        "name": name,
-                        "last_success": _iso(status.last_success),
-                        "last_attempt": _iso(status.last_attempt),
-                        "last_error": status.last_error,
-                        "pending": pending,
-                        "pushed": status.pushed,
-                        "deleted": status.deleted,
-                        "failed": status.failed,
-                    }
-                )
-            document = {
-                "node": self.config.node,
-                "pid": os.getpid(),
-                "running": running,
-                "started": _iso(self._started),
-                "updated": _iso(now),
-                "role": "active" if self.active else "standby",
-                "role_reason": self._tracker.reason if self._tracker else None,
-                "source": {
-                    "folder": str(self.config.source),
-                    "files": len(self.snapshot().files),
-                    "error": self._source_error,
-                },
-                "peers": peers,
-            }
+            return {n: now - (s.last_success or self._started) for n, s in self._status.items()}
+
+    def _save_state(self, *, running: bool = True) -> None:
+        with self._save_lock:
+            view = self.view(running=running)
+            for peer in view.peers:
+                self.metrics.pending.labels(peer.name).set(peer.pending)
             try:
-                write_state(self._state_path, document)
+                write_state(self._state_path, state_document(view))
             except OSError as exc:
                 log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
-
-
-def _sha(file: SourceFile | None) -> str | None:
-    return None if file is None else file.sha256
-
-
-def _failures(result: PeerResult) -> str | None:
-    if not result.failed:
-        return None
-    first = result.failed[0]
-    more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
-    return f"{first.file}: {first.reason}{more}"

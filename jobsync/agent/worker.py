@@ -25,7 +25,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from jobsync.agent.memory import release_freed_memory
 from jobsync.engine import Opener, PeerSync
-from jobsync.errors import PeerError
+from jobsync.errors import JobsyncError
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan
 from jobsync.transport import Peer
@@ -79,11 +79,27 @@ class PeerWorker:
         self._peer: Peer | None = None
         self._peer_lock = threading.Lock()
         self._log = log.bind(peer=self.name)
-        self._thread = threading.Thread(target=self._run, name=f"peer-{self.name}", daemon=True)
+        self._thread = self._new_thread()
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._run, name=f"peer-{self.name}", daemon=True)
 
     def start(self) -> None:
         """Start the thread; it waits for the first wake."""
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker's thread runs (it only ends when the agent stops, or by a bug)."""
+        return self._thread.is_alive()
+
+    def restart(self) -> None:
+        """Start a new thread for a worker whose thread died, with a whole-folder pass."""
+        if self._thread.is_alive():
+            return
+        self._thread = self._new_thread()
+        self._thread.start()
+        self.wake()
 
     def wake(self, names: Iterable[str] | None = None) -> None:
         """Ask for a pass over ``names``, or the whole folder (wakes before a pass add up)."""
@@ -116,17 +132,32 @@ class PeerWorker:
     def _run(self) -> None:
         try:
             while not self._link.stopping.is_set():
-                if not self._wake.wait(self._quiet_wait()):
-                    self._save_deferred()  # quiet for a while: the manifest catches up
-                    continue
-                names = self._take_work()
-                if self._link.stopping.is_set():
-                    break
-                if self._link.active:
-                    self._pass_with_retries(names)
+                try:
+                    self._serve_one_wake()
+                except Exception as exc:  # noqa: BLE001 - contained: the worker lives on
+                    self._fault(exc)
         finally:
             self._save_deferred()
             self._close()
+
+    def _serve_one_wake(self) -> None:
+        if not self._wake.wait(self._quiet_wait()):
+            self._save_deferred()  # quiet for a while: the manifest catches up
+            return
+        names = self._take_work()
+        if self._link.stopping.is_set() or not self._link.active:
+            return
+        self._pass_with_retries(names)
+
+    def _fault(self, exc: Exception) -> None:
+        """Something outside a pass failed (a bug): report it, drop the connection, go on."""
+        error = f"peer {self.name}: jobsync failed internally ({type(exc).__name__}: {exc})"
+        self._log.error("worker_fault", error=error)
+        self._log.debug("worker_fault", exc_info=True)
+        self._close()
+        self._link.report(PeerResult(peer=self.name, error=error), synced=None)
+        self.wake()  # what this wake asked for is still to do; the next one looks at everything
+        self._link.stopping.wait(self._retry_max)  # and not in a tight loop
 
     def _quiet_wait(self) -> float | None:
         return None if self._sync.unsaved_since is None else MANIFEST_QUIET_SECONDS
@@ -188,7 +219,7 @@ class PeerWorker:
             return self._peer
         try:
             peer = self._opener(self._sync.peer_config, self._timeout)
-        except PeerError as exc:
+        except JobsyncError as exc:
             self._log.warning("peer_unavailable", error=str(exc))
             self._link.report(PeerResult(peer=self.name, error=str(exc)), synced=None)
             raise PassFailedError(str(exc)) from exc

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from jobsync.config import PeerConfig
 from jobsync.transport.base import FileWrite, Peer, RemoteFile, WriteOutcome
 from jobsync.transport.local import LocalPeer
 
-__all__ = ["FileWrite", "Peer", "RemoteFile", "WriteOutcome", "open_peer"]
+__all__ = ["FileWrite", "Peer", "RemoteFile", "WriteOutcome", "check_installation", "open_peer"]
+
+
+def check_installation(peers: Sequence[PeerConfig]) -> None:
+    """Raise InstallationError when the SMB library the peers need is not the tested version.
+
+    The agent asks before it starts: a broken installation is not a peer to retry for ever.
+    """
+    if any(p.unc is not None for p in peers):
+        from jobsync.transport.smb.logon import check_library  # noqa: PLC0415 - as below
+
+        check_library()
 
 
 def open_peer(config: PeerConfig, *, timeout: float) -> Peer:

@@ -75,7 +75,7 @@ class Peer(Protocol):
         ...
 
     def remove_files(self, paths: Sequence[str]) -> Mapping[str, PeerIOError | None]:
-        """Delete each path (used for jobsync's own temp files only)."""
+        """Delete each path (jobsync's own files only: temp files, expired kept copies)."""
         ...
 
     def make_dirs(self, folder: str) -> None:

@@ -1,12 +1,24 @@
 """jobsync's own message path on a connection smbprotocol has logged on.
 
 smbprotocol does the hard, rarely run part: negotiating the dialect, authenticating (NTLM or
-Kerberos) and deriving the session keys. For the many small requests of a sync its general
-message path costs several times what the work itself does: message objects built and parsed
-field by field, a cipher object per message, a receive thread and a lock and event per request.
-So once the share is connected, :func:`take_over` stops smbprotocol's receive thread and hands
-the socket and the keys to a :class:`Channel`, which packs, seals, sends and reads whole
-compounds itself, on the calling thread. smbprotocol is not used on that connection again.
+Kerberos) and deriving the session keys (see :mod:`jobsync.transport.smb.logon`). For the many
+small requests of a sync its general message path costs several times what the work itself
+does, so once the share is connected a :class:`Channel` packs, seals, sends and reads whole
+compounds itself, on the calling thread.
+
+What a Windows client does and the channel does too:
+
+- **Credits.** It never sends past the server's grant (MS-SMB2 3.2.4.1.5). When the grant is
+  short and nothing is in flight it asks for more with an ECHO (:meth:`Channel.top_up`), and
+  :attr:`Channel.peak` tells callers how large a request the server's window allows.
+- **Interim answers.** A server that must wait (another client holds a lease or an oplock on the
+  file and the server is breaking it) answers STATUS_PENDING with an AsyncId, and the final
+  answer may take up to the break timeout (35 s on Windows and Samba). The channel keeps the
+  AsyncId, waits up to ``pending_limit`` for that request, independently of ``timeout`` for
+  ordinary silence, and then cancels it (SMB2 CANCEL): the request ends STATUS_CANCELLED and
+  only its own file fails. While it waits, an ECHO every ``timeout`` proves the server alive.
+- **A lost session** (expired Kerberos ticket, logged off, share closed) raises
+  :class:`SessionLostError`, so the connection is logged on again rather than failed.
 """
 
 from __future__ import annotations
@@ -14,36 +26,40 @@ from __future__ import annotations
 import select
 import socket
 import struct
-import threading
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field
 
-from jobsync.transport.smb import wire
-from jobsync.transport.smb.security import (
-    AES_128_CCM,
-    AES_CMAC,
-    HMAC_SHA256,
-    TRANSFORM_PROTOCOL,
-    IntegrityError,
-    Sealer,
-    Signer,
-)
+from jobsync.transport.smb import statuses, wire
+from jobsync.transport.smb.security import TRANSFORM_PROTOCOL, IntegrityError, Sealer, Signer
+from jobsync.transport.smb.wire import MalformedReplyError
 
 _HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")  # MS-SMB2 2.2.1.2, 64 bytes
 _RESPONSE = struct.Struct("<IHHIIQ")  # Status, Command, CreditResponse, Flags, Next, MessageId
+_ASYNC_ID = struct.Struct("<Q")  # at offset 32 of an async header (2.2.1.1)
 _PROTOCOL = b"\xfeSMB"
 _FLAG_ASYNC = 0x2
 _FLAG_RELATED = 0x4
 _FLAG_DFS = 0x10000000
-_DIALECT_2_0_2 = 0x0202
-_DIALECT_3_0 = 0x0300
-_DIALECT_3_1_1 = 0x0311
 _READ_SIZE = 1 << 18
 _UNSOLICITED = 0xFFFFFFFFFFFFFFFF  # e.g. an oplock break; jobsync asks for none
+_TOP_UP_TRIES = 4
 
 
 class ChannelClosedError(ConnectionError):
     """The server closed the connection, or it was cut."""
+
+
+class SessionLostError(ChannelClosedError):
+    """The server no longer knows the session or the share: log on again (``status`` says why)."""
+
+    def __init__(self, status: int) -> None:
+        """Record the NT status that ended the session."""
+        super().__init__(statuses.describe(status))
+        self.status = status
+
+
+class CreditsError(ChannelClosedError):
+    """The server grants fewer credits at once than one request needs, even when asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +72,16 @@ class Reply:
     @property
     def ok(self) -> bool:
         """Whether the server carried the request out."""
-        return self.status == wire.STATUS_SUCCESS
+        return self.status == statuses.STATUS_SUCCESS
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest payloads the server accepts (its NEGOTIATE response, MS-SMB2 2.2.4)."""
+
+    max_transact: int = 8 << 20
+    max_read: int = 8 << 20
+    max_write: int = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,7 @@ class Session:
     signer: Signer | None
     dfs: bool
     multi_credit: bool
+    limits: Limits = field(default_factory=Limits)
 
     def describe(self) -> str:
         """The dialect and protection, e.g. "SMB 3.1.1, encrypted with AES-128-GCM"."""
@@ -80,6 +106,16 @@ class Session:
         if self.signer is not None:
             return f"{dialect}, signed with {self.signer.name}"
         return f"{dialect}, neither signed nor encrypted"
+
+
+@dataclass
+class _Waiting:
+    """A request sent and not finally answered yet."""
+
+    chain: tuple[int, ...]  # the ids of its compound, in order
+    pending_until: float | None = None  # set once the server answered STATUS_PENDING
+    async_id: int | None = None
+    cancelled: bool = False
 
 
 class Channel:
@@ -94,11 +130,14 @@ class Channel:
         granted: int,
         credits_wanted: int,
         timeout: float,
+        pending_limit: float = 60.0,
+        outstanding: tuple[int, ...] = (),
     ) -> None:
         """Continue the connection from message id ``next_id``; ids below ``granted`` may be used.
 
         The socket is switched to non-blocking: waits happen in :func:`select.select`, bounded
-        by ``timeout``, and only when the socket cannot move data at once.
+        by ``timeout`` of silence, or ``pending_limit`` for a request the server said it is
+        working on. ``outstanding`` are requests sent before the channel took over.
         """
         sock.setblocking(False)  # noqa: FBT003 - the stdlib's own signature
         self._sock = sock
@@ -107,8 +146,12 @@ class Channel:
         self._granted = granted
         self._wanted = credits_wanted
         self._timeout = timeout
+        self._pending_limit = pending_limit
         self._inbox = bytearray()
         self._replies: dict[int, Reply] = {}
+        self._waiting = {message_id: _Waiting((message_id,)) for message_id in outstanding}
+        self._probes: set[int] = set()  # ECHOs the channel sent itself; their replies are dropped
+        self._peak = self.credits
 
     @property
     def protection(self) -> str:
@@ -116,12 +159,39 @@ class Channel:
         return self._session.describe()
 
     @property
+    def session(self) -> Session:
+        """The session and share this channel carries."""
+        return self._session
+
+    @property
     def credits(self) -> int:
         """Credits the server has granted and no request has spent yet."""
         return self._granted - self._next_id
 
+    @property
+    def peak(self) -> int:
+        """The most credits ever on hand at once: the size of the server's window."""
+        return self._peak
+
+    def cost(self, compound: list[wire.Request]) -> int:
+        """Credits sending ``compound`` spends."""
+        if not self._session.multi_credit:
+            return len(compound)
+        return sum(max(r.charge, 1) for r in compound)
+
+    # -- sending ------------------------------------------------------------------------------
+
     def send(self, compound: list[wire.Request], *, related: bool) -> list[int]:
-        """Send the requests as one compound; returns their message ids."""
+        """Send the requests as one compound; returns their message ids.
+
+        Raises :class:`CreditsError` when the grant cannot cover it: callers wait for replies
+        or :meth:`top_up` first.
+        """
+        if self.credits < self.cost(compound):
+            raise CreditsError(
+                f"a request needs {self.cost(compound)} credits and the server granted "
+                f"{self.credits}"
+            )
         session = self._session
         ids: list[int] = []
         parts: list[bytes] = []
@@ -129,11 +199,9 @@ class Channel:
         for i, request in enumerate(compound):
             charge = request.charge if session.multi_credit else 0
             message_id = self._next_id
-            if self.credits < max(charge, 1):
-                raise ChannelClosedError("the server granted too few credits")
             self._next_id += max(charge, 1)
             # Ask for what the request spends, and a little more while below the wanted window.
-            asked = max(charge, 1) + (8 if self.credits < self._wanted else 0)
+            asked = max(charge, 1) + max(request.ask, 8 if self.credits < self._wanted else 0)
             flags = (_FLAG_RELATED if related and i else 0) | (_FLAG_DFS if session.dfs else 0)
             length = wire.HEADER_SIZE + len(request.body)
             padding = 0 if i == last else -length % 8
@@ -142,24 +210,114 @@ class Channel:
                 0 if i == last else length + padding, message_id, 0, session.tree_id,
                 session.session_id, b"",
             )  # fmt: skip
-            message = header + request.body + bytes(padding)
-            if session.signer is not None and session.sealer is None:
-                signed = bytearray(message)
-                session.signer.sign(signed)
-                message = bytes(signed)
-            parts.append(message)
+            parts.append(self._signed(header + request.body + bytes(padding)))
             ids.append(message_id)
-        data = b"".join(parts)
-        if session.sealer is not None:
-            data = session.sealer.seal(data)
-        self._send_frame(data)
+        chain = tuple(ids)
+        for message_id in ids:
+            self._waiting[message_id] = _Waiting(chain)
+        self._send_message(b"".join(parts))
         return ids
+
+    def _signed(self, message: bytes) -> bytes:
+        session = self._session
+        if session.signer is None or session.sealer is not None:
+            return message
+        signed = bytearray(message)
+        session.signer.sign(signed)
+        return bytes(signed)
+
+    def _send_message(self, data: bytes) -> None:
+        if self._session.sealer is not None:
+            data = self._session.sealer.seal(data)
+        self._send_frame(data)
+
+    def top_up(self, needed: int) -> None:
+        """With nothing in flight, ask the server for credits until ``needed`` are on hand.
+
+        Raises :class:`CreditsError` when the server will not grant that many at once.
+        """
+        for _ in range(_TOP_UP_TRIES):
+            if self.credits >= needed:
+                return
+            (message_id,) = self.send([wire.echo(ask=needed - self.credits + 8)], related=False)
+            self.receive(message_id)
+        if self.credits < needed:
+            raise CreditsError(
+                f"the server grants at most {self._peak} credits at once; a request needs {needed}"
+            )
+
+    def cancel(self, message_id: int) -> None:
+        """Ask the server to give up a request it answered STATUS_PENDING (MS-SMB2 3.2.4.24).
+
+        The request then ends with its final answer (usually STATUS_CANCELLED). A CANCEL spends
+        no credit and gets no answer of its own.
+        """
+        waiting = self._waiting.get(message_id)
+        if waiting is None or waiting.async_id is None or waiting.cancelled:
+            return
+        waiting.cancelled = True
+        waiting.pending_until = None  # its final answer is now due like any other
+        session = self._session
+        flags = _FLAG_ASYNC | (_FLAG_DFS if session.dfs else 0)
+        async_low, async_high = waiting.async_id & 0xFFFFFFFF, waiting.async_id >> 32
+        header = _HEADER.pack(
+            _PROTOCOL, 64, 0, 0, wire.CANCEL, 0, flags, 0, message_id, async_low, async_high,
+            session.session_id, b"",
+        )  # fmt: skip
+        self._send_message(self._signed(header + wire.cancel_body()))
+
+    # -- receiving ----------------------------------------------------------------------------
 
     def receive(self, message_id: int) -> Reply:
         """The final reply to ``message_id``, reading from the socket until it arrives."""
         while message_id not in self._replies:
-            self._read_frames()
+            self.wait()
         return self._replies.pop(message_id)
+
+    def has_reply(self, message_id: int) -> bool:
+        """Whether the final reply to ``message_id`` has arrived (:meth:`take` it)."""
+        return message_id in self._replies
+
+    def take(self, message_id: int) -> Reply:
+        """The final reply to ``message_id``, which must have arrived."""
+        return self._replies.pop(message_id)
+
+    def wait(self) -> list[int]:
+        """Block until at least one final reply arrives; returns the ids it answers."""
+        while True:
+            filed = self._file_frames()
+            if filed:
+                return filed
+            if self._fill():
+                continue
+            readable, _, _ = select.select([self._sock], [], [], self._quiet_limit())
+            if readable:
+                self._fill()
+            else:
+                self._on_silence()
+
+    def _quiet_limit(self) -> float:
+        """How long silence may last before :meth:`_on_silence` acts."""
+        deadlines = [w.pending_until for w in self._waiting.values() if w.pending_until]
+        if deadlines and len(deadlines) == len(self._waiting):
+            return max(0.0, min(self._timeout, min(deadlines) - time.monotonic()))
+        return self._timeout
+
+    def _on_silence(self) -> None:
+        """Nothing arrived for a while: a frozen server, or requests that are being worked on."""
+        if any(w.pending_until is None for w in self._waiting.values()) or not self._waiting:
+            raise TimeoutError("no answer from the server")
+        now = time.monotonic()
+        overdue = [
+            i for i, w in self._waiting.items() if w.pending_until and w.pending_until <= now
+        ]
+        for message_id in overdue:
+            self.cancel(message_id)
+        if not overdue and not self._probes and self.credits >= 1:
+            # Everything waits on the server's own timers: prove the server itself still
+            # answers, so a frozen one is found within a timeout or two.
+            (probe,) = self.send([wire.echo()], related=False)
+            self._probes.add(probe)
 
     # -- the socket ---------------------------------------------------------------------------
 
@@ -176,17 +334,11 @@ class Channel:
             if frame:
                 # The server is not reading: take in what it sends meanwhile, so neither side
                 # waits for the other with full buffers.
-                self._wait(write=True)
-
-    def _wait(self, *, write: bool) -> None:
-        """Wait until the socket can be read (then read it) or, when ``write``, written."""
-        readable, writable, _ = select.select(
-            [self._sock], [self._sock] if write else [], [], self._timeout
-        )
-        if not readable and not writable:
-            raise TimeoutError("no answer from the server")
-        if readable:
-            self._fill()
+                readable, writable, _ = select.select([self._sock], [self._sock], [], self._timeout)
+                if not readable and not writable:
+                    raise TimeoutError("no answer from the server")
+                if readable:
+                    self._fill()
 
     def _fill(self) -> bool:
         """Read what has arrived; returns False when nothing had."""
@@ -201,133 +353,90 @@ class Channel:
         self._inbox += data
         return True
 
-    def _read_frames(self) -> None:
-        """Read at least one whole frame and file every reply in it."""
-        while True:
-            inbox = self._inbox
-            if len(inbox) >= 4:  # noqa: PLR2004 - the length prefix
-                size = int.from_bytes(inbox[1:4], "big")
-                if len(inbox) >= 4 + size:
-                    frame = bytes(inbox[4 : 4 + size])
-                    del inbox[: 4 + size]
-                    self._file(frame)
-                    return
-            if not self._fill():
-                self._wait(write=False)
+    def _file_frames(self) -> list[int]:
+        """File every whole frame in the inbox; returns the ids of final replies filed."""
+        filed: list[int] = []
+        inbox = self._inbox
+        while len(inbox) >= 4:  # noqa: PLR2004 - the length prefix
+            size = int.from_bytes(inbox[1:4], "big")
+            if len(inbox) < 4 + size:
+                break
+            frame = bytes(inbox[4 : 4 + size])
+            del inbox[: 4 + size]
+            self._file(frame, filed)
+        return filed
 
-    def _file(self, frame: bytes) -> None:
+    def _file(self, frame: bytes, filed: list[int]) -> None:
         session = self._session
         if frame[:4] == TRANSFORM_PROTOCOL:
             if session.sealer is None:
                 raise IntegrityError("encrypted message on a session without encryption")
             frame = session.sealer.open(frame)
         elif session.sealer is not None:
+            _raise_if_session_lost(frame)  # a server that lost the session can no longer seal
             raise IntegrityError("unencrypted message on an encrypted session")
         pos = 0
         while True:
-            if frame[pos : pos + 4] != _PROTOCOL:
-                raise IntegrityError("not an SMB2 message")
+            if frame[pos : pos + 4] != _PROTOCOL or len(frame) < pos + wire.HEADER_SIZE:
+                raise MalformedReplyError("not an SMB2 message")
             status, _command, granted, flags, next_command, message_id = _RESPONSE.unpack_from(
                 frame, pos + 8
             )
             end = pos + next_command if next_command else len(frame)
+            if next_command and (next_command < wire.HEADER_SIZE or end > len(frame)):
+                raise MalformedReplyError("a compounded reply points past its message")
             self._granted += granted
-            interim = status == wire.STATUS_PENDING and flags & _FLAG_ASYNC
-            if not interim and message_id != _UNSOLICITED:
-                if session.signer is not None and session.sealer is None:
-                    session.signer.verify(frame[pos:end])
-                self._replies[message_id] = Reply(status, frame[pos + wire.HEADER_SIZE : end])
+            self._peak = max(self._peak, self.credits)
+            self._file_one(frame[pos:end], status, flags, message_id, filed)
             if not next_command:
                 return
             pos = end
 
+    def _file_one(
+        self, message: bytes, status: int, flags: int, message_id: int, filed: list[int]
+    ) -> None:
+        if message_id == _UNSOLICITED:
+            return  # an oplock or lease break for some other open: jobsync holds none
+        waiting = self._waiting.get(message_id)
+        if waiting is None:
+            raise MalformedReplyError(f"a reply to message {message_id}, which was not sent")
+        if status == statuses.STATUS_PENDING and flags & _FLAG_ASYNC:
+            self._mark_pending(message_id, waiting, _ASYNC_ID.unpack_from(message, 32)[0])
+            return
+        session = self._session
+        if session.signer is not None and session.sealer is None:
+            try:
+                session.signer.verify(message)
+            except IntegrityError:
+                _raise_if_session_lost(message)  # ... nor sign
+                raise
+        if status in statuses.SESSION_LOST:
+            raise SessionLostError(status)
+        del self._waiting[message_id]
+        if message_id in self._probes:
+            self._probes.discard(message_id)
+            return
+        self._replies[message_id] = Reply(status, message[wire.HEADER_SIZE :])
+        filed.append(message_id)
 
-# -- taking a connection over from smbprotocol -----------------------------------------------
+    def _mark_pending(self, message_id: int, waiting: _Waiting, async_id: int) -> None:
+        """The server works on ``message_id``; what follows it in its compound waits with it."""
+        until = time.monotonic() + self._pending_limit
+        waiting.async_id = async_id
+        waiting.pending_until = None if waiting.cancelled else until
+        for later in waiting.chain[waiting.chain.index(message_id) + 1 :]:
+            behind = self._waiting.get(later)
+            if behind is not None and behind.pending_until is None and not behind.cancelled:
+                behind.pending_until = until
 
 
-class _Released:
-    """Stands in for smbprotocol's transport so its receive thread ends at its next read."""
+def _raise_if_session_lost(message: bytes) -> None:
+    """Raise :class:`SessionLostError` if ``message`` says the session or share is gone.
 
-    def __init__(self, real: Any) -> None:  # noqa: ANN401 - smbprotocol's Tcp is untyped
-        self._real = real
-        self.connected = real.connected
-
-    def send(self, data: bytes) -> None:
-        self._real.send(data)
-
-    def recv(self, _timeout: float) -> bytes:
-        return b""  # "the socket closed": the receive thread returns
-
-    def close(self) -> None:
-        """Nothing: the channel owns the socket now."""
-
-
-def take_over(
-    conn: Any,  # noqa: ANN401 - smbprotocol objects are untyped
-    session: Any,  # noqa: ANN401
-    tree: Any,  # noqa: ANN401
-    *,
-    credits_wanted: int,
-    timeout: float,
-) -> Channel:
-    """Stop smbprotocol's receive thread and continue the connection on a :class:`Channel`.
-
-    An ECHO asking for ``credits_wanted`` credits wakes the receive thread, which then finds
-    the stand-in transport and ends. If the thread ended before the reply came, the channel
-    reads the reply itself. Raises ``TimeoutError`` if the thread does not end in time.
+    Such a message cannot be sealed or signed (the server has dropped the keys), so it is
+    taken at its word: the worst a forged one can do is make jobsync log on again.
     """
-    from smbprotocol.connection import SMB2Echo  # noqa: PLC0415 - only needed here
-
-    real = conn.transport
-    worker = getattr(conn, "_t_worker", None)  # the thread to stop
-    sock = getattr(real, "_sock", None)  # the socket to continue on
-    if not isinstance(worker, threading.Thread) or not isinstance(sock, socket.socket):
-        raise TypeError("this smbprotocol version is not supported (see pyproject.toml)")
-    conn.transport = _Released(real)
-    request = conn.send(SMB2Echo(), sid=session.session_id, credit_request=credits_wanted)
-    echo_id = request.message["message_id"].get_value()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError("the SMB receive thread did not stop")
-    window = conn.sequence_window  # what smbprotocol spent and was granted so far
-    channel = Channel(
-        sock,
-        _session_of(conn, session, tree),
-        next_id=window["low"],
-        granted=window["high"],
-        credits_wanted=credits_wanted,
-        timeout=timeout,
-    )
-    if request.response is None:
-        channel.receive(echo_id)  # the thread ended before the reply: read it here
-    return channel
-
-
-def _session_of(conn: Any, session: Any, tree: Any) -> Session:  # noqa: ANN401
-    dialect = int(conn.dialect)
-    encrypt = bool(session.encrypt_data or tree.encrypt_data)
-    sealer = None
-    if encrypt:
-        cipher = int(conn.cipher_id) if dialect >= _DIALECT_3_1_1 else AES_128_CCM
-        sealer = Sealer(
-            cipher,
-            session_id=session.session_id,
-            encrypt_key=session.encryption_key,
-            decrypt_key=session.decryption_key,
-        )
-    signer = None
-    if session.signing_required and session.signing_key:
-        if dialect >= _DIALECT_3_1_1 and conn.signing_algorithm_id is not None:
-            algorithm = int(conn.signing_algorithm_id)
-        else:
-            algorithm = AES_CMAC if dialect >= _DIALECT_3_0 else HMAC_SHA256
-        signer = Signer(algorithm, session.signing_key)
-    return Session(
-        session_id=session.session_id,
-        tree_id=tree.tree_connect_id,
-        dialect=dialect,
-        sealer=sealer,
-        signer=signer,
-        dfs=bool(tree.is_dfs_share),
-        multi_credit=dialect > _DIALECT_2_0_2 and bool(conn.supports_multi_credit),
-    )
+    if message[:4] == _PROTOCOL and len(message) >= wire.HEADER_SIZE:
+        status = _RESPONSE.unpack_from(message, 8)[0]
+        if status in statuses.SESSION_LOST:
+            raise SessionLostError(status)

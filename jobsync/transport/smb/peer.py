@@ -1,56 +1,46 @@
 """A peer's jobs folder over SMB 2/3.
 
-smbprotocol connects and logs on; then jobsync's own :class:`~jobsync.transport.smb.channel.
-Channel` carries every request of the run on that one connection and session. A copy is two
-compounds: CREATE temp + WRITE + SET_INFO(write time) + READ back, then, once the bytes that
-came back are the bytes that were sent, SET_INFO(rename over the target) + CLOSE. Up to
-``WINDOW`` files are in flight at once.
+:mod:`~jobsync.transport.smb.logon` connects and logs on; then jobsync's own
+:class:`~jobsync.transport.smb.channel.Channel` carries every request of the run on that one
+connection and session. A copy is two compounds: CREATE temp + WRITE + SET_INFO(write time) +
+READ back, then, once the bytes that came back are the bytes that were sent, SET_INFO(rename over
+the target) + CLOSE. Up to ``WINDOW`` files are in flight at once.
 
-Every wait is bounded by the peer's timeout: the channel's reads and writes by ``select``, and
-the library calls that take no timeout (session setup, tree connect) by a timer that shuts the
-socket down. A peer that stops answering therefore fails in seconds instead of hanging for the
-library's ten minutes.
+Sizes follow what the server negotiated: no request asks for more than its MaxTransactSize,
+MaxReadSize or MaxWriteSize, nor for more credits than its window holds, so a server that caps
+answers at 64 KiB (SMB 2.0.2, many NAS boxes) or grants few credits is slower, never refused.
+
+Every wait is bounded: the channel's by ``timeout`` of silence (or, for a request the server
+said it is working on, by ``PENDING_LIMIT_SECONDS``), the logon by a timer. A peer that stops
+answering fails in seconds instead of hanging for the library's ten minutes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from smbprotocol.connection import Connection
-from smbprotocol.exceptions import (
-    AccessDenied,
-    BadNetworkName,
-    LogonFailure,
-    SMBAuthenticationError,
-    SMBException,
-    SMBResponseException,
-    WrongPassword,
-)
-from smbprotocol.session import Session
-from smbprotocol.tree import TreeConnect
 
 from jobsync.config import PeerConfig, UncPath
 from jobsync.errors import (
-    PeerAuthError,
     PeerError,
     PeerFileNotFoundError,
     PeerIOError,
+    PeerPathError,
     PeerSecurityError,
-    PeerTimeoutError,
+    PeerSessionLostError,
     PeerUnreachableError,
 )
 from jobsync.transport.base import FileWrite, RemoteFile, WriteOutcome, checked_parts, coarse_mtime
-from jobsync.transport.smb import pipeline, wire
-from jobsync.transport.smb.channel import Channel, ChannelClosedError, Reply, take_over
+from jobsync.transport.smb import pipeline, statuses, wire
+from jobsync.transport.smb.channel import Channel, ChannelClosedError, Reply, SessionLostError
+from jobsync.transport.smb.logon import Connector
 from jobsync.transport.smb.pipeline import Operation
 from jobsync.transport.smb.security import IntegrityError
+from jobsync.transport.smb.wire import MalformedReplyError
 
 # A write's progress: the temp file's id (None when it was not created), the first failed
 # reply, and the bytes read back.
@@ -59,20 +49,36 @@ _Written = tuple[bytes | None, Reply | None, bytes]
 WINDOW = 64  # compounds in flight per connection
 CREDITS_WANTED = 512  # the channel keeps about this many requests' worth of credits
 IDLE_CHECK_SECONDS = 60.0  # a connection idle this long is checked (ECHO) before it is reused
-SMALL = wire.CREDIT_UNIT - 1  # files up to this size travel in a single compound
-LIST_BUFFER = 4 * wire.CREDIT_UNIT
-_STATUS_TEXT = {
-    wire.STATUS_ACCESS_DENIED: "access denied",
-    wire.STATUS_DISK_FULL: "disk full",
-    wire.STATUS_QUOTA_EXCEEDED: "disk quota exceeded",
-    wire.STATUS_SHARING_VIOLATION: "in use by another program (sharing violation)",
-    wire.STATUS_OBJECT_NAME_NOT_FOUND: "not found",
-    wire.STATUS_OBJECT_PATH_NOT_FOUND: "folder not found",
-    wire.STATUS_OBJECT_NAME_COLLISION: "already exists",
-    wire.STATUS_DELETE_PENDING: "being deleted (delete pending)",
-    wire.STATUS_OBJECT_NAME_INVALID: "name not valid on the peer",
-}
-_NOT_FOUND = (wire.STATUS_OBJECT_NAME_NOT_FOUND, wire.STATUS_OBJECT_PATH_NOT_FOUND)
+# How long a request the server answered STATUS_PENDING may take before jobsync cancels it:
+# longer than the 35 s a Windows or Samba server waits for another client to let go of a file.
+PENDING_LIMIT_SECONDS = 60.0
+_MAX_CHUNK_CREDITS = 16  # 1 MiB reads and writes when the server allows them
+_LIST_CREDITS = 4  # 256 KiB of directory entries per answer when the server allows it
+_NOT_FOUND = (statuses.STATUS_OBJECT_NAME_NOT_FOUND, statuses.STATUS_OBJECT_PATH_NOT_FOUND)
+_BROKEN = (ChannelClosedError, IntegrityError, MalformedReplyError, OSError)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Request sizes that fit what the server negotiated and the credits it grants."""
+
+    chunk: int  # bytes per READ or WRITE of a large file
+    listing: int  # bytes of directory entries asked for per QUERY_DIRECTORY
+    first_read: int  # bytes of a file read with its open, in one compound
+    small: int  # files up to this size are written and read back in one compound
+
+    @classmethod
+    def of(cls, channel: Channel) -> Sizes:
+        """The sizes for ``channel``'s server as it stands now."""
+        session, unit = channel.session, wire.CREDIT_UNIT
+        limits = session.limits
+        units = max(1, min(_MAX_CHUNK_CREDITS, channel.peak // 2)) if session.multi_credit else 1
+        return cls(
+            chunk=max(1, min(limits.max_read, limits.max_write, units * unit)),
+            listing=max(1, min(limits.max_transact, min(units, _LIST_CREDITS) * unit)),
+            first_read=max(1, min(limits.max_read, unit)),
+            small=max(0, min(unit - 1, limits.max_write, limits.max_read - 1)),
+        )
 
 
 class SmbPeer:
@@ -86,11 +92,11 @@ class SmbPeer:
         self._config = config
         self._unc: UncPath = config.unc
         self._timeout = timeout
-        self._conn: Connection | None = None
-        self._sock: socket.socket | None = None
+        self._connector: Connector | None = None
         self._channel: Channel | None = None
         self._broken: PeerError | None = None
-        self._aborted = threading.Event()
+        self._renew = False  # the server ended the session: log on again at the next call
+        self._lock = threading.Lock()  # guards _connector against abort() from other threads
         self._last_used = time.monotonic()
         try:
             self._connect()
@@ -101,28 +107,22 @@ class SmbPeer:
     # -- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        config, unc = self._config, self._unc
-        conn = Connection(uuid.uuid4(), unc.host, config.port, require_signing=True)
-        self._conn = conn
-        with self._bounded("connecting"):
-            try:
-                conn.connect(timeout=self._timeout)
-                self._sock = conn.transport._sock  # noqa: SLF001 - so a timer can shut it down
-                session = Session(
-                    conn,
-                    username=config.username,
-                    password=config.password.value if config.password else None,
-                    require_encryption=config.encrypt,
-                )
-                session.connect()
-                tree = TreeConnect(session, f"\\\\{unc.host}\\{unc.share}")
-                tree.connect()
-                self._channel = take_over(
-                    conn, session, tree, credits_wanted=CREDITS_WANTED, timeout=self._timeout
-                )
-            except Exception as exc:  # noqa: BLE001 - translated into the error tree here, once
-                raise self._lost(exc, "connecting") from None
+        connector = Connector(
+            self._config,
+            self._unc,
+            timeout=self._timeout,
+            pending_limit=PENDING_LIMIT_SECONDS,
+            credits_wanted=CREDITS_WANTED,
+        )
+        with self._lock:
+            self._connector = connector
+        try:
+            self._channel = connector.connect()
+        except BaseException:
+            connector.discard()
+            raise
         self._last_used = time.monotonic()
+        self._renew = False
         self._check_folder()
 
     def _check_folder(self) -> None:
@@ -132,77 +132,53 @@ class SmbPeer:
 
         reply = self._run([op()])[0]
         if not reply.ok:
-            raise PeerUnreachableError(
+            raise PeerPathError(
                 f"peer {self.name}: folder {self._unc} cannot be opened: {_status_text(reply)}"
             )
-
-    @contextmanager
-    def _bounded(self, doing: str) -> Iterator[None]:
-        """Shut the socket down if the block outlives the timeout (for calls that take none)."""
-        timer = threading.Timer(self._timeout, self._abort)
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        except PeerError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - translated into the error tree here, once
-            raise self._lost(exc, doing) from None
-        finally:
-            timer.cancel()
 
     def abort(self) -> None:
         """Cut the connection from any thread; every call under way fails at once."""
         self._broken = self._broken or PeerUnreachableError(f"peer {self.name}: connection cut")
-        self._shutdown()
-
-    def _abort(self) -> None:
-        self._aborted.set()
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        """Shut the socket down from any thread, waking every blocked send and receive."""
-        sock = self._sock
-        if sock is None and self._conn is not None:
-            sock = getattr(self._conn.transport, "_sock", None)
-        _shutdown(sock)
+        with self._lock:
+            connector = self._connector
+        if connector is not None:
+            connector.shutdown()
 
     def _lost(self, exc: BaseException, doing: str) -> PeerError:
-        """Translate a library error and mark the connection unusable; returns the error."""
-        error = _translate(
-            exc,
-            peer=self.name,
-            unc=self._unc,
-            doing=doing,
-            timeout=self._timeout,
-            timed_out=self._aborted.is_set(),
-            username=self._config.username,
+        """Translate an error and mark the connection unusable; returns the error."""
+        connector = self._connector
+        error = (
+            connector.translate(exc, doing=doing)
+            if connector is not None
+            else PeerUnreachableError(f"peer {self.name}: {exc}")
         )
+        if isinstance(exc, IntegrityError):
+            error = PeerSecurityError(f"peer {self.name}: {exc}; connection dropped")
+        elif isinstance(exc, MalformedReplyError):
+            error = PeerUnreachableError(
+                f"peer {self.name}: the server sent a malformed reply ({exc}); connection dropped"
+            )
         self._broken = error
-        self._abort()
+        if connector is not None:
+            connector.shutdown()
         return error
 
     def close(self) -> None:
         """Log off and disconnect, within the timeout; safe to call twice."""
-        self._close(log_off=self._broken is None)
+        self._close(log_off=self._broken is None and not self._renew)
 
     def _close(self, *, log_off: bool) -> None:
         channel, self._channel = self._channel, None
-        conn, self._conn = self._conn, None
+        with self._lock:
+            connector, self._connector = self._connector, None
         if channel is not None and log_off:
             # Logging off is a courtesy; the socket is closed below whatever happens.
             with contextlib.suppress(Exception):
                 ids = channel.send([wire.tree_disconnect(), wire.logoff()], related=False)
                 for message_id in ids:
                     channel.receive(message_id)
-        if channel is None and conn is not None:
-            # smbprotocol's receive thread may still read this socket: let it end first.
-            _shutdown(self._sock or getattr(conn.transport, "_sock", None))
-            with contextlib.suppress(Exception):
-                conn.disconnect(close=False)
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
+        if connector is not None:
+            connector.discard()
 
     @property
     def protection(self) -> str:
@@ -214,15 +190,26 @@ class SmbPeer:
     def _run(self, operations: Sequence[Operation[Any]]) -> list[Any]:
         if self._broken is not None:
             raise self._broken
-        if time.monotonic() - self._last_used > IDLE_CHECK_SECONDS and not self._alive():
+        if self._renew or (
+            time.monotonic() - self._last_used > IDLE_CHECK_SECONDS and not self._alive()
+        ):
             self._reconnect()
         channel = self._channel
         if channel is None:
             raise PeerUnreachableError(f"peer {self.name}: not connected")
         try:
             return pipeline.run(channel, operations, window=WINDOW)
-        except (ChannelClosedError, IntegrityError, OSError) as exc:
+        except SessionLostError as exc:
+            # Not broken: the next call logs on again, as a Windows client does.
+            self._renew = True
+            raise PeerSessionLostError(f"peer {self.name}: {exc}; logging on again") from None
+        except (*_BROKEN, TimeoutError) as exc:
             raise self._lost(exc, "waiting for an answer") from None
+        except Exception:
+            # A fault of jobsync's own: requests may still be in flight, so the connection
+            # cannot be trusted for the next call. The caller reports the fault itself.
+            self._lost(ChannelClosedError("dropped after an internal error"), "working")
+            raise
         finally:
             self._last_used = time.monotonic()
 
@@ -234,23 +221,22 @@ class SmbPeer:
         try:
             (message_id,) = channel.send([wire.echo()], related=False)
             return channel.receive(message_id).ok
-        except (ChannelClosedError, IntegrityError, OSError):
+        except (*_BROKEN, TimeoutError):
             return False
 
     def _reconnect(self) -> None:
-        self._close(log_off=False)  # the server no longer answers on it
-        self._sock = None
+        self._close(log_off=False)  # the server no longer answers on it, or forgot the session
         self._connect()
 
     def _path(self, relative: str) -> str:
         parts = checked_parts(relative) if relative else []
         return "\\".join(p for p in [self._unc.folder, *parts] if p)
 
-    @property
-    def _chunk(self) -> int:
-        conn = self._conn
-        assert conn is not None  # noqa: S101
-        return int(min(conn.max_read_size, conn.max_write_size, 16 * wire.CREDIT_UNIT))
+    def _sizes(self) -> Sizes:
+        channel = self._channel
+        if channel is None:
+            raise PeerUnreachableError(f"peer {self.name}: not connected")
+        return Sizes.of(channel)
 
     # -- the Peer interface -------------------------------------------------------------------
 
@@ -267,8 +253,9 @@ class SmbPeer:
         ]
 
     def _list_op(self, path: str) -> Operation[list[wire.DirEntry] | PeerIOError]:
+        size = self._sizes().listing
         replies = yield (
-            [wire.open_dir(path), wire.query_directory(restart=True, out_length=LIST_BUFFER)],
+            [wire.open_dir(path), wire.query_directory(restart=True, out_length=size)],
             True,
         )
         if not replies[0].ok:
@@ -281,11 +268,13 @@ class SmbPeer:
         while reply.ok:
             entries.extend(wire.directory_entries(reply.body))
             (reply,) = yield (
-                [wire.query_directory(restart=False, out_length=LIST_BUFFER, file_id=file_id)],
+                [wire.query_directory(restart=False, out_length=size, file_id=file_id)],
                 False,
             )
         yield [wire.close(file_id=file_id)], False
-        if _status(reply) != wire.STATUS_NO_MORE_FILES:
+        # An empty NTFS volume root has no "." and "..": its first answer is NO_SUCH_FILE.
+        empty = not entries and _status(reply) == statuses.STATUS_NO_SUCH_FILE
+        if _status(reply) != statuses.STATUS_NO_MORE_FILES and not empty:
             return self._io_error(path, reply)
         return entries
 
@@ -296,7 +285,7 @@ class SmbPeer:
 
     def _read_op(self, relative: str) -> Operation[bytes | PeerIOError]:
         path = self._path(relative)
-        first = wire.CREDIT_UNIT
+        first = self._sizes().first_read
         replies = yield (
             [wire.open_file(path, access=wire.READ_ACCESS), wire.read(first), wire.close()],
             True,
@@ -306,7 +295,7 @@ class SmbPeer:
         if not replies[1].ok:
             return (
                 b""
-                if _status(replies[1]) == wire.STATUS_END_OF_FILE
+                if _status(replies[1]) == statuses.STATUS_END_OF_FILE
                 else self._io_error(relative, replies[1])
             )
         data = wire.read_data(replies[1].body)
@@ -322,11 +311,11 @@ class SmbPeer:
         return content if isinstance(content, bytes) else self._io_error(relative, content)
 
     def _read_all(self, file_id: bytes, limit: int | None = None) -> Operation[bytes | Reply]:
-        chunk, buffer = self._chunk, bytearray()
+        chunk, buffer = self._sizes().chunk, bytearray()
         while limit is None or len(buffer) <= limit:
             (reply,) = yield [wire.read(chunk, offset=len(buffer), file_id=file_id)], False
             if not reply.ok:
-                if _status(reply) == wire.STATUS_END_OF_FILE:
+                if _status(reply) == statuses.STATUS_END_OF_FILE:
                     break
                 return reply
             data = wire.read_data(reply.body)
@@ -341,7 +330,8 @@ class SmbPeer:
 
     def _write_op(self, write: FileWrite) -> Operation[WriteOutcome]:
         data = write.data
-        steps = self._write_small(write) if len(data) <= SMALL else self._write_large(write)
+        small = len(data) <= self._sizes().small
+        steps = self._write_small(write) if small else self._write_large(write)
         file_id, failed, landed = yield from steps
         if file_id is None:
             return self._failed(write, failed)
@@ -406,7 +396,7 @@ class SmbPeer:
         return (file_id, None, back) if isinstance(back, bytes) else (file_id, back, b"")
 
     def _write_chunks(self, file_id: bytes, data: bytes) -> Operation[Reply | None]:
-        chunk = self._chunk
+        chunk = self._sizes().chunk
         for offset in range(0, len(data), chunk):
             (reply,) = yield (
                 [wire.write(data[offset : offset + chunk], offset=offset, file_id=file_id)],
@@ -473,15 +463,9 @@ class SmbPeer:
                 )
 
     def _io_error(self, path: str, reply: Reply) -> PeerIOError:
-        missing = _status(reply) == wire.STATUS_OBJECT_NAME_NOT_FOUND
+        missing = _status(reply) == statuses.STATUS_OBJECT_NAME_NOT_FOUND
         kind = PeerFileNotFoundError if missing else PeerIOError
         return kind(f"peer {self.name}: {path}: {_status_text(reply)}")
-
-
-def _shutdown(sock: socket.socket | None) -> None:
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _status(reply: Reply) -> int | None:
@@ -492,51 +476,9 @@ def _status_text(reply: Reply) -> str:
     status = _status(reply)
     if status is None:
         return "ok"
-    return _STATUS_TEXT.get(status, f"refused with NT status 0x{status:08X}")
-
-
-def _translate(  # noqa: PLR0911 - one branch per kind of failure
-    exc: BaseException,
-    *,
-    peer: str,
-    unc: UncPath,
-    doing: str,
-    timeout: float,
-    timed_out: bool,
-    username: str | None,
-) -> PeerError:
-    """Map an smbprotocol or socket error to the most specific :class:`PeerError`."""
-    text = str(exc)
-    if isinstance(exc, PeerError):
-        return exc
-    if isinstance(exc, (LogonFailure, WrongPassword, SMBAuthenticationError)) or (
-        isinstance(exc, AccessDenied) and doing == "connecting"
-    ):
-        who = f"user {username}" if username else "the current account"
-        return PeerAuthError(f"peer {peer}: logon refused for {who} (wrong user name or password?)")
-    if "encryption is required" in text:
-        return PeerSecurityError(
-            f"peer {peer}: the server does not offer SMB3 encryption, which this peer requires; "
-            "set encrypt = false for this peer only if the network is trusted"
+    if status == statuses.STATUS_CANCELLED:
+        return (
+            f"still held by another program after {PENDING_LIMIT_SECONDS:g} s, so jobsync "
+            f"gave up waiting ({statuses.describe(status)}); a later pass tries again"
         )
-    if isinstance(exc, IntegrityError):
-        return PeerSecurityError(f"peer {peer}: {text}; connection dropped")
-    if isinstance(exc, BadNetworkName):
-        return PeerUnreachableError(
-            f"peer {peer}: share \\\\{unc.host}\\{unc.share} does not exist"
-        )
-    if timed_out or isinstance(exc, TimeoutError) or "timeout" in text.lower():
-        return PeerTimeoutError(f"peer {peer}: no answer within {timeout:g} s while {doing}")
-    if isinstance(exc, ValueError) and text.startswith("Failed to connect"):
-        reason = text.split(": ", 2)[-1] if ": " in text else text
-        return PeerUnreachableError(f"peer {peer}: cannot connect to {unc.host}: {reason}")
-    if isinstance(exc, SMBResponseException):
-        return PeerIOError(f"peer {peer}: refused while {doing}: NT status 0x{exc.status:08X}")
-    if isinstance(exc, (SMBException, OSError)):
-        return PeerUnreachableError(f"peer {peer}: connection lost while {doing}: {text}")
-    return PeerUnreachableError(f"peer {peer}: failed while {doing}: {type(exc).__name__}: {text}")
-
-
-def open_smb_peer(config: PeerConfig, *, timeout: float) -> SmbPeer:
-    """Connect to an SMB peer."""
-    return SmbPeer(config, timeout=timeout)
+    return statuses.describe(status)

@@ -18,25 +18,10 @@ CREATE: Final = 0x05
 CLOSE: Final = 0x06
 READ: Final = 0x08
 WRITE: Final = 0x09
+CANCEL: Final = 0x0C
 ECHO: Final = 0x0D
 QUERY_DIRECTORY: Final = 0x0E
 SET_INFO: Final = 0x11
-
-# NT status codes jobsync acts on (MS-ERREF 2.3.1)
-STATUS_SUCCESS: Final = 0
-STATUS_PENDING: Final = 0x00000103
-STATUS_NO_MORE_FILES: Final = 0x80000006
-STATUS_END_OF_FILE: Final = 0xC0000011
-STATUS_ACCESS_DENIED: Final = 0xC0000022
-STATUS_OBJECT_NAME_INVALID: Final = 0xC0000033
-STATUS_OBJECT_NAME_NOT_FOUND: Final = 0xC0000034
-STATUS_OBJECT_NAME_COLLISION: Final = 0xC0000035
-STATUS_OBJECT_PATH_NOT_FOUND: Final = 0xC000003A
-STATUS_SHARING_VIOLATION: Final = 0xC0000043
-STATUS_QUOTA_EXCEEDED: Final = 0xC0000044
-STATUS_DELETE_PENDING: Final = 0xC0000056
-STATUS_DISK_FULL: Final = 0xC000007F
-STATUS_NETWORK_SESSION_EXPIRED: Final = 0xC000035C
 
 # MS-SMB2 3.2.4.1.4: this FileId means "the file opened by the CREATE earlier in this compound".
 RELATED_FILE_ID: Final = b"\xff" * 16
@@ -84,13 +69,18 @@ _SMALL_REQUEST = struct.Struct("<HH")  # StructureSize and Reserved: ECHO, LOGOF
 _DIR_ENTRY = struct.Struct("<IIqqqqqqII")  # FileDirectoryInformation up to FileNameLength
 
 
+class MalformedReplyError(ValueError):
+    """A reply is shorter, or points further, than its own fields say: it cannot be trusted."""
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One request of a compound: its command, its body, and the credits it costs."""
+    """One request of a compound: its command, its body, the credits it costs, extra to ask for."""
 
     command: int
     body: bytes
     charge: int = 1
+    ask: int = 0
 
 
 def _charge(payload: int) -> int:
@@ -203,9 +193,14 @@ def query_directory(*, restart: bool, out_length: int, file_id: bytes = RELATED_
     return Request(QUERY_DIRECTORY, fixed + pattern, _charge(out_length))
 
 
-def echo() -> Request:
-    """A no-op the server answers at once: proves the connection is alive."""
-    return Request(ECHO, _SMALL_REQUEST.pack(4, 0))
+def echo(*, ask: int = 0) -> Request:
+    """A no-op the server answers at once: proves the connection alive, or asks for credits."""
+    return Request(ECHO, _SMALL_REQUEST.pack(4, 0), ask=ask)
+
+
+def cancel_body() -> bytes:
+    """The body of an SMB2 CANCEL (its header names the request, MS-SMB2 2.2.30)."""
+    return _SMALL_REQUEST.pack(4, 0)
 
 
 def tree_disconnect() -> Request:
@@ -221,15 +216,26 @@ def logoff() -> Request:
 # -- responses (``body`` is the response after its 64-byte header) ---------------------------
 
 
+def _need(body: bytes, end: int, what: str) -> None:
+    """Refuse a reply too short for the field being read."""
+    if len(body) < end:
+        raise MalformedReplyError(f"{what} reply of {len(body)} bytes is too short")
+
+
 def created_file_id(body: bytes) -> bytes:
     """The FileId from a CREATE response."""
+    _need(body, 80, "CREATE")
     return body[64:80]
 
 
 def read_data(body: bytes) -> bytes:
     """The data of a READ response."""
+    _need(body, 16, "READ")
     offset, length = body[2], struct.unpack_from("<I", body, 4)[0]
     start = offset - HEADER_SIZE
+    if start < 0:
+        raise MalformedReplyError("READ reply data starts inside its header")
+    _need(body, start + length, "READ")
     return body[start : start + length]
 
 
@@ -243,6 +249,7 @@ class Attributes:
 
 def close_attributes(body: bytes) -> Attributes:
     """Size and write time from a CLOSE response sent with ``attributes=True``."""
+    _need(body, 60, "CLOSE")
     write_time = struct.unpack_from("<q", body, 24)[0]
     size = struct.unpack_from("<q", body, 48)[0]
     return Attributes(size=size, mtime_ns=filetime_to_ns(write_time))
@@ -259,15 +266,26 @@ class DirEntry(NamedTuple):
 
 def directory_entries(body: bytes) -> list[DirEntry]:
     """The entries of a QUERY_DIRECTORY response (FileDirectoryInformation)."""
+    _need(body, 8, "QUERY_DIRECTORY")
     buf_offset, buf_length = struct.unpack_from("<HI", body, 2)
     pos = buf_offset - HEADER_SIZE
     end = pos + buf_length
+    if pos < 0:
+        raise MalformedReplyError("QUERY_DIRECTORY reply data starts inside its header")
+    _need(body, end, "QUERY_DIRECTORY")
     unpack, fixed = _DIR_ENTRY.unpack_from, _DIR_ENTRY.size
     entries = []
     while pos < end:
+        if pos + fixed > end:
+            raise MalformedReplyError("a directory entry runs past the listing")
         (next_offset, _, _, _, write_time, _, size, _, attributes, name_length) = unpack(body, pos)
         start = pos + fixed
-        name = body[start : start + name_length].decode("utf-16-le", "surrogatepass")
+        if start + name_length > end:
+            raise MalformedReplyError("a file name runs past the listing")
+        try:
+            name = body[start : start + name_length].decode("utf-16-le", "surrogatepass")
+        except UnicodeDecodeError:
+            raise MalformedReplyError("a file name is not UTF-16") from None
         if name not in (".", ".."):
             is_dir = bool(attributes & _ATTRIBUTE_DIRECTORY)
             entries.append(DirEntry(name, size, filetime_to_ns(write_time), is_dir))

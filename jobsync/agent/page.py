@@ -1,0 +1,180 @@
+"""The status page at ``GET /``: one HTML page an operator can read at a glance.
+
+No JavaScript and no external assets (the servers are often offline): the style is inline and
+the page refreshes itself with a ``<meta http-equiv="refresh">``. Everything shown comes from
+an :class:`AgentView`, escaped, and passed through the secret filter on the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from html import escape
+
+from jobsync import __version__
+from jobsync.agent.events import Event
+from jobsync.agent.view import AgentView, PeerView
+
+REFRESH_SECONDS = 5
+EVENTS_SHOWN = 50
+
+STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+margin:0;background:#f4f5f7;color:#1d2530}
+header{padding:14px 24px;background:#1d2530;color:#fff;display:flex;align-items:center;gap:16px}
+header h1{font-size:20px;margin:0;font-weight:600}
+main{padding:8px 24px 24px}
+h2{font-size:16px;margin:22px 0 8px}
+.badge{display:inline-block;padding:2px 10px;border-radius:10px;font-weight:700;font-size:13px}
+.active{background:#1f8f4e;color:#fff}.standby{background:#6b7685;color:#fff}
+.starting{background:#b7791f;color:#fff}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;margin:14px 0}
+dt{color:#5b6675}dd{margin:0}
+table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0002}
+th,td{text-align:left;padding:7px 10px;border-bottom:1px solid #e3e6ea;vertical-align:top}
+th{font-size:13px;color:#5b6675;font-weight:600;background:#fafbfc}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.loc{color:#5b6675;font-size:12px}
+.state{font-weight:600;white-space:nowrap}
+.s-ok{color:#1f8f4e}.s-failing{color:#c53030}.s-other{color:#b7791f}.s-idle{color:#5b6675}
+tr.failing td{background:#fff5f5}
+.error{color:#c53030}
+.problem{background:#fff5f5;border-left:4px solid #c53030;padding:8px 12px;margin:12px 0}
+.ev-problem td{color:#c53030}
+.when{white-space:nowrap;color:#5b6675}
+footer{color:#5b6675;font-size:12px;margin-top:18px}
+"""
+
+_STATE_CLASS = {"up to date": "s-ok", "failing": "s-failing", "not pushed (standby)": "s-idle"}
+
+
+def render_page(
+    view: AgentView, *, hide: Callable[[str], str], refresh: int = REFRESH_SECONDS
+) -> bytes:
+    """The page for ``view``; ``hide`` replaces secrets in any text before it is shown."""
+
+    def text(value: object) -> str:
+        return escape(hide(str(value)))
+
+    now = view.at
+    role_line = view.role + (f": {view.role_reason}" if view.role_reason else "")
+    owner = (
+        f"jobs owned by {text(view.owner)} (epoch {view.owner_epoch})"
+        if view.owner
+        else "no takeover recorded in the jobs folder yet"
+    )
+    jobs = f"{view.source_files} job{'' if view.source_files == 1 else 's'}"
+    source = (
+        f"{text(view.source_folder)} (not read yet)"
+        if view.role == "starting"
+        else f"{jobs} in {text(view.source_folder)}"
+    )
+    agent = f"running since {_clock(view.started)} UTC ({_ago(now - view.started)}), pid {view.pid}"
+    footer = (
+        f"<footer>jobsync {escape(__version__)} &middot; shown at {_clock(now)} UTC &middot; "
+        f"refreshes every {refresh} s &middot; "
+        '<a href="/healthz">/healthz</a> &middot; <a href="/metrics">/metrics</a></footer>'
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="refresh" content="{refresh}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>jobsync: {text(view.node)} ({view.role})</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<header><h1>jobsync on {text(view.node)}</h1>",
+        f'<span class="badge {view.role}">{view.role.upper()}</span></header><main>',
+    ]
+    if view.source_error:
+        parts.append(
+            f'<p class="problem">Source folder problem: {text(view.source_error)} '
+            "(nothing is deleted on any peer until it is back)</p>"
+        )
+    if view.role == "standby":
+        parts.append(
+            "<p>This node is on standby: it watches the jobs folder but pushes nothing while "
+            "another node is the services node.</p>"
+        )
+    parts += [
+        "<dl>",
+        f"<dt>Role</dt><dd>{text(role_line)}</dd>",
+        f"<dt>Epoch</dt><dd>{view.epoch} &middot; {owner}</dd>",
+        f"<dt>Source</dt><dd>{source}</dd>",
+        f"<dt>Agent</dt><dd>{agent}</dd>",
+        "</dl>",
+        "<h2>Peers</h2>",
+        _peer_table(view, text),
+        "<h2>Recent events</h2>",
+        _event_table(view.events[:EVENTS_SHOWN], now, text),
+        footer,
+        "</main></body></html>",
+    ]
+    return "\n".join(parts).encode("utf-8")
+
+
+def _peer_table(view: AgentView, text: Callable[[object], str]) -> str:
+    if not view.peers:
+        return "<p>No peers: every peer in the config is this node.</p>"
+    head = (
+        "<table><thead><tr><th>Peer</th><th>State</th><th>Last successful pass</th>"
+        "<th>Pending</th><th>Copied</th><th>Deleted</th><th>Backed up</th>"
+        "<th>Expired copies removed</th><th>Last error</th></tr></thead><tbody>"
+    )
+    rows = [head, *(_peer_row(peer, view, text) for peer in view.peers), "</tbody></table>"]
+    return "".join(rows)
+
+
+def _peer_row(peer: PeerView, view: AgentView, text: Callable[[object], str]) -> str:
+    state = peer.state(standby=view.role == "standby")
+    success = (
+        f'{_ago(view.at - peer.last_success)}<div class="loc">{_clock(peer.last_success)} UTC</div>'
+        if peer.last_success is not None
+        else "never"
+    )
+    error = f'<span class="error">{text(peer.last_error)}</span>' if peer.last_error else "none"
+    cells = [
+        f'<td>{text(peer.name)}<div class="loc">{text(peer.location)}</div></td>',
+        f'<td class="state {_STATE_CLASS.get(state, "s-other")}">{state}</td>',
+        f"<td>{success}</td>",
+        *(
+            f'<td class="n">{n}</td>'
+            for n in (peer.pending, peer.pushed, peer.deleted, peer.backed_up, peer.pruned)
+        ),
+        f"<td>{error}</td>",
+    ]
+    row_class = ' class="failing"' if state == "failing" else ""
+    return f"<tr{row_class}>{''.join(cells)}</tr>"
+
+
+def _event_table(events: tuple[Event, ...], now: float, text: Callable[[object], str]) -> str:
+    if not events:
+        return "<p>Nothing yet.</p>"
+    rows = ["<table><thead><tr><th>When (UTC)</th><th>Peer</th><th>Event</th></tr></thead><tbody>"]
+    for event in events:
+        repeat = f" (&times;{event.count} since {_clock(event.first)})" if event.count > 1 else ""
+        row_class = ' class="ev-problem"' if event.problem else ""
+        rows.append(
+            f'<tr{row_class}><td class="when">{_clock(event.at)} &middot; '
+            f"{_ago(now - event.at)}</td><td>{text(event.peer or '')}</td>"
+            f"<td>{text(event.text)}{repeat}</td></tr>"
+        )
+    rows.append("</tbody></table>")
+    return "".join(rows)
+
+
+def _clock(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:  # noqa: PLR2004 - seconds in a minute
+        return f"{seconds} s ago"
+    minutes = seconds // 60
+    if minutes < 60:  # noqa: PLR2004
+        return f"{minutes} min ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:  # noqa: PLR2004 - two days still read best in hours
+        return f"{hours} h {minutes} min ago"
+    return f"{hours // 24} days ago"

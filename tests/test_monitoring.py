@@ -1,0 +1,89 @@
+"""The alert rules and dashboard in docs/: tested with promtool, over metrics the agent serves."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobsync.agent.metrics import AgentMetrics
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+RULES = sorted((DOCS / "prometheus").glob("*.rules.yml"))
+RULE_TESTS = sorted((DOCS / "prometheus").glob("*test*.yml"))
+DASHBOARD = DOCS / "grafana" / "jobsync-dashboard.json"
+
+
+def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run promtool (Debian's prometheus package, installed by scripts/test.sh); never skip."""
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.fail(
+            "promtool not found: scripts/test.sh installs Debian's prometheus", pytrace=False
+        )
+    return subprocess.run(
+        [tool, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _served_metrics() -> set[str]:
+    """The sample names an agent's /metrics carries (with one peer)."""
+    metrics = AgentMetrics()
+    metrics.add_peers(["node2"])
+    metrics.watch_lag(lambda: {"node2": 1.0})
+    metrics.last_success.labels("node2").set(1)
+    metrics.pending.labels("node2").set(0)
+    text = metrics.render().decode()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+
+
+def test_rules_are_valid_and_their_unit_tests_pass() -> None:
+    """`promtool check rules` accepts the rules and `promtool test rules` passes every test."""
+    assert RULES
+    assert RULE_TESTS
+    folder = DOCS / "prometheus"
+    checked = _promtool("check", "rules", *(r.name for r in RULES), cwd=folder)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = _promtool("test", "rules", *(t.name for t in RULE_TESTS), cwd=folder)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout
+
+
+def test_every_alert_has_a_test_where_it_fires_and_one_where_it_does_not() -> None:
+    """Each alert in the rules is named in the tests once firing and once silent."""
+    rules = "".join(r.read_text() for r in RULES)
+    alerts = re.findall(r"^\s*- alert: (\w+)", rules, re.MULTILINE)
+    tests = "".join(t.read_text() for t in RULE_TESTS)
+    assert len(alerts) >= 8
+    for alert in alerts:
+        cases = re.findall(rf"alertname: {alert}\n\s*exp_alerts:(.*?)\n", tests)
+        assert any(c.strip() == "[]" for c in cases), f"{alert}: no silent case"
+        assert any(c.strip() == "" for c in cases), f"{alert}: no firing case"
+
+
+def test_rules_and_dashboard_only_use_metrics_the_agent_serves() -> None:
+    """Every jobsync_ metric named in the rules or the dashboard is one /metrics carries."""
+    served = _served_metrics()
+    used = set(re.findall(r"\bjobsync_\w+", "".join(r.read_text() for r in RULES)))
+    used |= set(re.findall(r"\bjobsync_\w+", DASHBOARD.read_text()))
+    assert "jobsync_peer_lag_seconds" in used
+    assert "jobsync_epoch" in used
+    assert used <= served, used - served
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """The dashboard is JSON and promtool accepts each of its queries (as a recording rule)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    queries = [json.dumps(e.replace("$__rate_interval", "5m")) for e in exprs]
+    rules = [f"      - record: dashboard:q{i}\n        expr: {q}" for i, q in enumerate(queries)]
+    (tmp_path / "dashboard.rules.yml").write_text(
+        "groups:\n  - name: dashboard\n    rules:\n" + "\n".join(rules) + "\n"
+    )
+    checked = _promtool("check", "rules", "dashboard.rules.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -1,0 +1,107 @@
+"""A job that lands carries the permissions of a file created in the jobs folder.
+
+On NTFS, and on Samba with ``vfs objects = acl_xattr``, a renamed file keeps the security
+descriptor it was created with. If ``.jobsync``'s permissions differ from the jobs folder's (an
+administrator tightened them, or inheritance is blocked), a job written there and renamed into
+the jobs folder would lack the folder's inheritable entries, and Integrify's service account
+might not read it. Here a second account may read the jobs folder through an inheritable entry
+that ``.jobsync`` does not have.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD_ENV, Cluster
+from samba import DEFAULT_PASSWORD, HOST, SHARE_NAME, TEST_USER, SambaPeer
+
+pytestmark = pytest.mark.smb
+
+READER, READER_PASSWORD = "jobsyncread", "Re4der-pw!"
+# POSIX ACL entries (tag, permissions, id): Samba's acl_xattr turns a folder's default ACL into
+# the inheritable entries of its NT security descriptor.
+_USER_OBJ, _USER, _GROUP_OBJ, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
+_NO_ID = 0xFFFFFFFF
+
+
+def _posix_acl(entries: list[tuple[int, int, int]]) -> bytes:
+    """The ``system.posix_acl_*`` xattr value (version 2, entries sorted by tag and id)."""
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in sorted(entries))
+
+
+def _set_acl(folder: Path, acl: bytes) -> None:
+    os.setxattr(folder, "system.posix_acl_access", acl)
+    os.setxattr(folder, "system.posix_acl_default", acl)
+
+
+def _read_as_reader(samba: SambaPeer, path: str) -> subprocess.CompletedProcess[str]:
+    command = ["smbclient", f"//{HOST}/{SHARE_NAME}", "-p", str(samba.port)]
+    return subprocess.run(
+        [*command, "-U", f"{READER}%{READER_PASSWORD}", "-c", f"get {path} /dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_landed_job_is_readable_by_whoever_may_read_the_jobs_folder(
+    tmp_path: Path,
+    source_dir: Path,
+    smb_peer_factory: Callable[..., SambaPeer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader allowed in the jobs folder, but not in ``.jobsync``, can read every pushed job."""
+    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
+    samba = smb_peer_factory(
+        options=("map acl inherit = yes",),
+        share_options=(
+            "vfs objects = acl_xattr",
+            f"valid users = {TEST_USER} {READER}",
+            "create mask = 0600",
+            "force create mode = 0600",
+        ),
+    )
+    reader = samba.add_user(READER, READER_PASSWORD)
+    jobs = samba.mkdir("jobs")
+    state = samba.mkdir("jobs", ".jobsync")
+    tmp = samba.mkdir("jobs", ".jobsync", "tmp")
+    _set_acl(
+        jobs,
+        _posix_acl(
+            [
+                (_USER_OBJ, 7, _NO_ID),
+                (_USER, 5, reader.pw_uid),
+                (_GROUP_OBJ, 5, _NO_ID),
+                (_MASK, 7, _NO_ID),
+                (_OTHER, 0, _NO_ID),
+            ]
+        ),
+    )
+    for folder in (state, tmp):  # tightened: only the owner
+        _set_acl(
+            folder,
+            _posix_acl([(_USER_OBJ, 7, _NO_ID), (_GROUP_OBJ, 0, _NO_ID), (_OTHER, 0, _NO_ID)]),
+        )
+    cluster = Cluster(root=tmp_path, source=source_dir, peers=[], capsys=capsys)
+    cluster.peers.append(("node2", samba.unc("jobs"), jobs))
+    cluster.smb["node2"] = samba
+    cluster.write_job("a.jobs", b"<job/>")
+
+    assert cluster.run("check").code == 0
+    assert cluster.run("push").code == 0
+    cluster.write_job("a.jobs", b"<job changed/>")  # a replaced job too
+    cluster.write_job("b.jobs", b"<job b/>")
+    assert cluster.run("push").code == 0
+
+    for name in ("a.jobs", "b.jobs"):
+        read = _read_as_reader(samba, f"jobs\\{name}")
+        assert read.returncode == 0, read.stdout + read.stderr
+    # The reader's access really depends on the folder's entry: .jobsync stays closed to it.
+    assert _read_as_reader(samba, "jobs\\.jobsync\\manifest.json").returncode != 0

@@ -1,0 +1,300 @@
+"""The status page at ``GET /``: what an operator sees, in a real browser and as plain HTML."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from agent_support import AgentProcess, agent_starter, jobs_on, wait_for
+from browser import Browser
+from conftest import Cluster
+from samba import DEFAULT_PASSWORD
+
+from jobsync.agent.events import EventRing
+from jobsync.agent.page import render_page
+from jobsync.agent.role import RoleDetector
+from jobsync.agent.runner import Agent
+from jobsync.agent.view import AgentView, PeerView
+from jobsync.config import load_config
+from jobsync.logs import Redactor
+from jobsync.names import STAMP_FORMAT, stamp_name
+
+MakeAgent = Callable[..., AgentProcess]
+OLD_STAMP = (datetime.now(timezone.utc) - timedelta(days=400)).strftime(STAMP_FORMAT)
+
+
+class _Text(HTMLParser):
+    """The text of an HTML page, minus its style sheet: roughly what a person reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, _attrs: object) -> None:
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, _tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._in_style and data.strip():
+            self.parts.append(data.strip())
+
+
+def _text(page: bytes) -> str:
+    parser = _Text()
+    parser.feed(page.decode("utf-8"))
+    return " ".join(parser.parts)
+
+
+@pytest.fixture
+def make_agent(smb_cluster: Cluster) -> Iterator[MakeAgent]:
+    """Start agents with the status page for the SMB cluster; each is killed at the end."""
+    with agent_starter(smb_cluster) as make:
+        yield functools.partial(make, health=True)
+
+
+def _plant(folder: Path, relative: str, data: bytes) -> None:
+    """A file under ``folder``, owned like ``folder`` (smbd serves a Samba peer as its owner)."""
+    owner = folder.stat()
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    for made in (path, *path.relative_to(folder).parents):
+        os.chown(folder / made, owner.st_uid, owner.st_gid)
+
+
+@pytest.fixture
+def node_like_source(smb_cluster: Cluster) -> Iterator[Path]:
+    """The cluster's source where Integrify keeps it (under a temp folder): for the docs."""
+    root = Path(tempfile.mkdtemp(prefix="node1-"))
+    smb_cluster.source = root / "integrify" / "app" / "scheduler" / "lib" / "cronic" / "jobs"
+    smb_cluster.source.mkdir(parents=True)
+    yield smb_cluster.source
+    shutil.rmtree(root)
+
+
+def _some_history(cluster: Cluster, make_agent: MakeAgent) -> AgentProcess:
+    """An agent that copied, trashed, backed up and pruned, then lost node3 (smbd stopped)."""
+    for name in ("daily.jobs", "weekly.jobs", "monthly.jobs", "retired.jobs"):
+        cluster.write_job(name, f"schedule of {name}".encode())
+    node2 = cluster.disk("node2")
+    _plant(node2, "weekly.jobs", b"edited by hand on node2")
+    _plant(node2, f".jobsync/trash/{stamp_name('ancient.jobs', OLD_STAMP)}", b"expired")
+    _plant(cluster.source, f".jobsync/backup/{stamp_name('x.jobs', OLD_STAMP)}", b"expired")
+    agent = make_agent(extra="[retention]\ntrash_days = 30\nbackup_days = 30\n")
+    wait_for(lambda: all(len(jobs_on(d)) == 4 for _, _, d in cluster.peers), what="push")
+    (cluster.source / "retired.jobs").unlink()
+    wait_for(lambda: all(len(jobs_on(d)) == 3 for _, _, d in cluster.peers), what="trash")
+    cluster.smb["node3"].stop()
+    cluster.write_job("daily.jobs", b"changed while node3 is down")  # node3 cannot have it
+    # The pass under way when smbd stopped loses its connection; the retries cannot connect.
+    wait_for(
+        lambda: "cannot connect" in (agent.peer_state("node3")["last_error"] or ""),
+        what="node3 to fail to connect",
+    )
+    changed = b"changed while node3 is down"
+    wait_for(lambda: jobs_on(node2).get("daily.jobs") == changed, what="node2 to get the change")
+    wait_for(lambda: agent.peer_state("node2")["pending"] == 0, what="node2 up to date")
+    return agent
+
+
+@pytest.mark.smb
+@pytest.mark.usefixtures("node_like_source")
+def test_the_page_in_a_browser_with_one_peer_stopped(
+    smb_cluster: Cluster, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """A person sees the node, its role, each peer's state and the stopped peer's error.
+
+    In headless Chromium: the recent events (copies, trash, backup, retention, failures) too,
+    with no script, nothing fetched from elsewhere and no password anywhere.
+    With ``JOBSYNC_SCREENSHOT=path`` the screenshot is also saved there (docs/status-page.png).
+    """
+    agent = _some_history(smb_cluster, make_agent)
+    url = f"http://127.0.0.1:{agent.port}/"
+    profile = tmp_path / "chromium-profile"
+    with Browser(profile) as browser:
+        browser.load(url)
+        text = browser.visible_text()
+        peers = browser.evaluate(
+            "[...document.querySelectorAll('table')[0].tBodies[0].rows]"
+            ".map(r => [...r.cells].map(c => c.innerText))"
+        )
+        events = browser.evaluate(
+            "[...document.querySelectorAll('table')[1].tBodies[0].rows]"
+            ".map(r => [...r.cells].map(c => c.innerText).join(' | '))"
+        )
+        requested = browser.requested_urls()
+        scripts = browser.evaluate("document.scripts.length")
+        refresh = browser.evaluate("document.querySelector('meta[http-equiv=refresh]').content")
+        source = browser.evaluate("document.documentElement.outerHTML")
+        shot = tmp_path / "status-page.png"
+        browser.screenshot(shot)
+
+    assert "jobsync on node1" in text
+    assert "ACTIVE" in text
+    assert 'active: mode = "always"' in text
+    assert "3 jobs in" in text
+    by_peer = {row[0].splitlines()[0]: row for row in peers}
+    assert set(by_peer) == {"node2", "node3"}
+    assert by_peer["node2"][1] == "up to date"
+    assert by_peer["node2"][-1] == "none"
+    assert by_peer["node3"][1] == "failing"
+    assert by_peer["node3"][2] == "never" or "ago" in by_peer["node3"][2]
+    assert "node3: cannot connect to 127.0.0.1" in by_peer["node3"][-1]
+    assert int(by_peer["node3"][3]) >= 1  # the pending change
+    # Totals: copied, deleted, backed up, expired copies removed.
+    assert [int(c) for c in by_peer["node2"][4:8]] == [5, 1, 1, 1]
+    joined = "\n".join(events)
+    for expected in (
+        "node2 | copied 4 jobs",
+        "node2 | moved 1 job (retired.jobs) to .jobsync/trash",
+        "node2 | kept 1 job (weekly.jobs) in .jobsync/backup",
+        "node2 | removed 1 kept copy past [retention]",
+        "removed 1 kept copy past [retention] (this node's folder)",
+        "node3 | pass failed: peer node3: cannot connect",
+        "agent started, active",
+    ):
+        assert expected in joined, (expected, joined)
+    assert requested == [url]  # no asset from anywhere, not even from the agent
+    assert scripts == 0
+    assert refresh == "5"
+    assert DEFAULT_PASSWORD not in source
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("JOBSYNC_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)
+
+
+@pytest.mark.smb
+def test_the_page_in_standby(smb_cluster: Cluster, make_agent: MakeAgent) -> None:
+    """A standby node's page says so, and shows its peers as not pushed; headers forbid assets."""
+    smb_cluster.write_job("a.jobs", b"a")
+    agent = make_agent(
+        extra='[active]\nmode = "dns"\nservices_host = "192.0.2.10"\ncheck_seconds = 0.2\n'
+    )
+    code, body = agent.get("/")
+    assert code == 200
+    text = _text(body)
+    assert "STANDBY" in text
+    assert "on standby: it watches the jobs folder but pushes nothing" in text
+    assert "192.0.2.10 resolves to 192.0.2.10, not here" in text
+    assert text.count("not pushed (standby)") == 2
+    assert "1 job in" in text
+
+    import urllib.request  # noqa: PLC0415 - only this test reads headers
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{agent.port}/", timeout=5) as answer:
+        assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_the_page_before_the_agent_has_any_state(local_cluster: Cluster) -> None:
+    """Before the first role check and pass, the page says starting and no pass yet."""
+    local_cluster.write_job("a.jobs", b"a")
+    agent = Agent(load_config(local_cluster.config))
+    text = _text(agent.page())
+    assert "jobsync on node1 STARTING" in text
+    assert text.count("no pass yet") == 2
+    assert "never" in text
+    assert "Nothing yet." in text
+    assert "no takeover recorded in the jobs folder yet" in text
+
+
+def test_the_page_with_a_failing_peer_hides_secrets_and_merges_repeats() -> None:
+    """A failing peer shows its error in words, with any secret in it hidden.
+
+    A failure repeated while other events happen stays one event with its count.
+    """
+    now = time.time()
+    events = EventRing()
+    for _ in range(3):
+        events.add("failure", "pass failed: logon refused for hunter2-pw", peer="node3", at=now)
+        events.add("pass", "copied 1 job (a.jobs)", peer="node2", at=now)
+    peers = (
+        PeerView(name="node2", location=r"\\node2\jobs", last_success=now - 5, last_attempt=now),
+        PeerView(
+            name="node3",
+            location=r"\\node3\jobs",
+            last_attempt=now - 1,
+            last_error="peer node3: logon refused for hunter2-pw",
+            pending=4,
+        ),
+    )
+    view = AgentView(
+        node="node1",
+        pid=1,
+        running=True,
+        started=now - 7200,
+        at=now,
+        role="active",
+        role_reason="integrify-services resolves to 10.0.0.1 here",
+        epoch=3,
+        owner="node1",
+        owner_epoch=3,
+        source_folder=r"C:\jobs",
+        source_files=42,
+        source_error=None,
+        peers=peers,
+        events=events.recent(),
+    )
+    redactor = Redactor()
+    redactor.add(["hunter2-pw"])
+    page = render_page(view, hide=redactor.text)
+    text = _text(page)
+
+    assert b"hunter2-pw" not in page
+    assert "peer node3: logon refused for ***" in text
+    assert "failing" in text
+    assert "up to date" in text
+    assert "5 s ago" in text
+    assert "3 · jobs owned by node1 (epoch 3)" in text
+    assert "42 jobs in C:\\jobs" in text
+    assert "2 h 0 min ago" in text
+    assert len(events.recent()) == 2
+    assert "(\N{MULTIPLICATION SIGN}3 since" in text
+
+
+def test_role_changes_restarts_and_rescans_become_events(local_cluster: Cluster) -> None:
+    """A role change, a restarted watcher and the rescan it asks for show on the page."""
+    local_cluster.extra = (
+        "[watch]\ndebounce_ms = 50\n"
+        '[active]\nmode = "dns"\nservices_host = "services"\ncheck_seconds = 0.1\n'
+        "confirmations = 1\n"
+    )
+    config = load_config(local_cluster.config)
+    points_here = threading.Event()
+    points_here.set()
+
+    def resolve(_host: str) -> set[str]:
+        return {"10.0.0.1" if points_here.is_set() else "10.0.0.2"}
+
+    detector = RoleDetector(config.active, resolver=resolve, addresses=lambda: {"10.0.0.1"})
+    agent = Agent(config, detector=detector)
+    runner = threading.Thread(target=agent.run, name="agent-under-test")
+    runner.start()
+    try:
+        wait_for(lambda: agent._watcher.alive, what="agent start")
+        points_here.clear()
+        wait_for(lambda: not agent.active, what="the move to standby")
+        agent._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
+        wait_for(lambda: agent.metrics.watcher_restarts._value.get() == 1, what="restart")
+        wait_for(lambda: "rescanned" in _text(agent.page()), what="the rescan")
+        text = _text(agent.page())
+    finally:
+        agent.stop()
+        runner.join(timeout=15)
+    assert "became standby: services resolves to 10.0.0.2, not here" in text
+    assert "the folder watcher had stopped and was restarted" in text
+    assert "rescanned the source (watcher restarted): found no change" in text
+    assert "agent started, active (services resolves to 10.0.0.1 here), 0 jobs" in text
