@@ -22,6 +22,8 @@ from jobsync import __version__
 from jobsync.config import Config, PeerConfig, find_config_path, load_config
 from jobsync.errors import ConfigError, ExitCode, JobsyncError, SafetyRefusalError
 from jobsync.logs import configure_logging, secrets_hidden
+from jobsync.options import ConfigOption
+from jobsync.windows.commands import deploy_app, schedule_app, service_app
 
 app = typer.Typer(
     name="jobsync",
@@ -32,15 +34,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (else $JOBSYNC_CONFIG, else ./jobsync.toml).",
-        dir_okay=False,
-    ),
-]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug events.")]
 LogJsonOption = Annotated[bool, typer.Option("--log-json", help="Log JSON lines.")]
 LogFileOption = Annotated[
@@ -312,30 +305,9 @@ def _pid_alive(pid: object) -> bool:
     return isinstance(pid, int) and psutil.pid_exists(pid)
 
 
-service_app = typer.Typer(help="The Windows service that runs the agent (WinSW).")
-schedule_app = typer.Typer(help="The scheduled task that runs the fallback push.")
 app.add_typer(service_app, name="service")
 app.add_typer(schedule_app, name="schedule")
-
-
-@service_app.command("xml")
-def service_xml(config_path: ConfigOption = None) -> int:
-    """Print the WinSW service definition for this config (scripts/install-service.ps1 uses it)."""
-    from jobsync.windows.service import service_xml as render  # noqa: PLC0415
-
-    config = _setup(config_path, verbose=False, log_json=False, log_file=None)
-    typer.echo(render(config), nl=False)
-    return int(ExitCode.OK)
-
-
-@schedule_app.command("xml")
-def schedule_xml(config_path: ConfigOption = None) -> int:
-    """Print the Task Scheduler definition of the fallback push (scripts/register-task.ps1)."""
-    from jobsync.windows.schedule import task_xml  # noqa: PLC0415
-
-    config = _setup(config_path, verbose=False, log_json=False, log_file=None)
-    typer.echo(task_xml(config), nl=False)
-    return int(ExitCode.OK)
+app.add_typer(deploy_app, name="deploy")
 
 
 @app.command()

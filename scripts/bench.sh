@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 source scripts/_setup.sh
 
 ensure_samba
-ensure_venv ""
+ensure_venv
 exec .venv/bin/python benchmarks/bench.py "$@"

@@ -13,6 +13,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+try:
+    import jobsync.cli  # noqa: F401 - only to stop early, and clearly, without jobsync's libraries
+except ImportError as missing:
+    raise SystemExit(
+        f"failover_demo: {missing.name} is not installed for this Python; run scripts/demo.sh "
+        "once, then: .venv/bin/python scripts/failover_demo.py"
+    ) from None
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from samba import SambaPeer, start_peer
 

@@ -1,15 +1,21 @@
-"""Windows operations that can be decided in Python: the service and scheduled-task definitions.
+"""Windows operations that can be decided in Python: definitions, installs, upgrades.
 
-The PowerShell scripts in ``scripts/`` stay thin: they render these with ``jobsync service xml``
-and ``jobsync schedule xml`` and hand them to WinSW and Task Scheduler.
+The service and scheduled-task definitions are rendered here (``service.py``, ``schedule.py``);
+installing, removing and pausing them for an upgrade (``install.py``, ``tasks.py``,
+``upgrade.py``) goes through one runner (``runner.py``), so that everything but the Windows tools
+themselves is tested on any system. ``install.ps1`` in the Windows bundle only creates the
+virtual environment and calls these commands.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from jobsync.config import Config
+
+LOCAL_SYSTEM = "LocalSystem"
 
 
 def python_executable(config: Config) -> str:
@@ -17,11 +23,34 @@ def python_executable(config: Config) -> str:
     return config.service.python or sys.executable
 
 
+def config_file(config: Config) -> PurePath:
+    """The config's absolute path (taken as given when it already is absolute)."""
+    path: PurePath = config.path
+    return path if path.is_absolute() else Path(path).resolve()
+
+
+def config_home(config: Config) -> PurePath:
+    """The folder of the config file: the service's files and logs live there."""
+    return config_file(config).parent
+
+
 def config_argument(config: Config) -> str:
     """The absolute config path as one quoted command-line argument."""
-    return f'--config "{Path(config.path).resolve()}"'
+    return f'--config "{config_file(config)}"'
 
 
 def is_gmsa(account: str | None) -> bool:
     """A group managed service account: no password anywhere, Windows rotates it."""
-    return bool(account) and account.endswith("$")  # type: ignore[union-attr]
+    return account is not None and account.endswith("$")
+
+
+def needs_password(account: str | None) -> bool:
+    """An account whose password someone must type: neither LocalSystem nor a gMSA."""
+    return account is not None and account != LOCAL_SYSTEM and not is_gmsa(account)
+
+
+def write_atomically(path: Path, text: str, *, encoding: str = "utf-8") -> None:
+    """Replace ``path`` with ``text`` in one step: a reader sees the old file or the new one."""
+    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text, encoding=encoding)
+    temp.replace(path)

@@ -10,19 +10,57 @@ password"), whose logons have no network access and so could not reach a single 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
+from pathlib import PurePath
 
 from jobsync.config import Config
-from jobsync.windows import config_argument, python_executable
+from jobsync.windows import LOCAL_SYSTEM, config_argument, config_home, python_executable
 
 NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 SYSTEM_SID = "S-1-5-18"
 FIRST_RUN = "2000-01-01T00:00:00"  # a start boundary in the past: the repetition runs from now
+PROBE_TIME_LIMIT_MINUTES = 10
 
 
 def task_xml(config: Config) -> str:
-    """Render the Task Scheduler XML for this config."""
+    """Render the Task Scheduler XML of the fallback push for this config."""
     schedule = config.schedule
+    return _render(
+        config,
+        name=schedule.task_name,
+        description="jobsync fallback push: copies changed Integrify jobs to the peers.",
+        account=schedule.account,
+        arguments=f"-m jobsync push {config_argument(config)}",
+        time_limit_minutes=schedule.time_limit_minutes,
+        repeat=True,
+    )
+
+
+def probe_task_xml(config: Config, *, name: str, result: PurePath) -> str:
+    """Render a task without triggers that runs ``jobsync check`` as the service's account.
+
+    ``jobsync service check`` registers it, runs it once and reads what it wrote to ``result``.
+    """
+    return _render(
+        config,
+        name=name,
+        description="jobsync check as the service's account (removed after one run).",
+        account=config.service.account,
+        arguments=f'-m jobsync.windows.probe {config_argument(config)} --result "{result}"',
+        time_limit_minutes=PROBE_TIME_LIMIT_MINUTES,
+        repeat=False,
+    )
+
+
+def _render(
+    config: Config,
+    *,
+    name: str,
+    description: str,
+    account: str | None,
+    arguments: str,
+    time_limit_minutes: int,
+    repeat: bool,
+) -> str:
     ET.register_namespace("", NAMESPACE)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -33,23 +71,24 @@ def task_xml(config: Config) -> str:
 
     task = ET.Element(f"{{{NAMESPACE}}}Task", version="1.2")
     info = sub(task, "RegistrationInfo")
-    sub(info, "Description", "jobsync fallback push: copies changed Integrify jobs to the peers.")
-    sub(info, "URI", "\\" + schedule.task_name)
+    sub(info, "Description", description)
+    sub(info, "URI", "\\" + name)
 
     triggers = sub(task, "Triggers")
-    timed = sub(triggers, "TimeTrigger")
-    repetition = sub(timed, "Repetition")
-    sub(repetition, "Interval", f"PT{schedule.interval_minutes}M")
-    sub(repetition, "StopAtDurationEnd", "false")
-    sub(timed, "StartBoundary", FIRST_RUN)
-    sub(timed, "Enabled", "true")
-    boot = sub(triggers, "BootTrigger")
-    sub(boot, "Delay", f"PT{schedule.boot_delay_minutes}M")
-    sub(boot, "Enabled", "true")
+    if repeat:
+        schedule = config.schedule
+        timed = sub(triggers, "TimeTrigger")
+        repetition = sub(timed, "Repetition")
+        sub(repetition, "Interval", f"PT{schedule.interval_minutes}M")
+        sub(repetition, "StopAtDurationEnd", "false")
+        sub(timed, "StartBoundary", FIRST_RUN)
+        sub(timed, "Enabled", "true")
+        boot = sub(triggers, "BootTrigger")
+        sub(boot, "Delay", f"PT{schedule.boot_delay_minutes}M")
+        sub(boot, "Enabled", "true")
 
     principal = sub(sub(task, "Principals"), "Principal", id="jobsync")
-    account = schedule.account
-    if account and account != "LocalSystem":
+    if account and account != LOCAL_SYSTEM:
         sub(principal, "UserId", account)
         sub(principal, "LogonType", "Password")
     else:
@@ -64,7 +103,7 @@ def task_xml(config: Config) -> str:
         ("StopIfGoingOnBatteries", "false"),
         ("StartWhenAvailable", "true"),
         ("RunOnlyIfNetworkAvailable", "false"),
-        ("ExecutionTimeLimit", f"PT{schedule.time_limit_minutes}M"),
+        ("ExecutionTimeLimit", f"PT{time_limit_minutes}M"),
         ("Enabled", "true"),
     ):
         sub(settings, tag, text)
@@ -72,8 +111,8 @@ def task_xml(config: Config) -> str:
     actions = sub(task, "Actions", Context="jobsync")
     command = sub(actions, "Exec")
     sub(command, "Command", python_executable(config))
-    sub(command, "Arguments", f"-m jobsync push {config_argument(config)}")
-    sub(command, "WorkingDirectory", str(Path(config.path).resolve().parent))
+    sub(command, "Arguments", arguments)
+    sub(command, "WorkingDirectory", str(config_home(config)))
     ET.indent(task)
     return (
         '<?xml version="1.0" encoding="UTF-16"?>\n' + ET.tostring(task, encoding="unicode") + "\n"

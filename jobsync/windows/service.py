@@ -2,16 +2,17 @@
 
 WinSW runs ``python -m jobsync watch`` as a service, sends Ctrl+C on stop and kills after
 ``stoptimeout``, restarts it on failure (10 s, 60 s, 5 min) and rolls its logs. The account is
-named here; a password never is: the install script hands it to the service manager.
+not in the file: ``jobsync service install`` gives it to the service manager (with ``sc.exe`` for
+a gMSA, through WinSW's own prompt for an account with a password), so no password is ever
+written anywhere, and the file is the same whichever WinSW release reads it.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from jobsync.config import Config
-from jobsync.windows import config_argument, python_executable
+from jobsync.windows import config_argument, config_home, python_executable
 
 RESTART_DELAYS = ("10 sec", "60 sec", "5 min")
 LOG_SIZE_KB = 10_240
@@ -21,7 +22,7 @@ LOG_FILES_KEPT = 8
 def service_xml(config: Config) -> str:
     """Render the WinSW XML for this config."""
     service = config.service
-    home = Path(config.path).resolve().parent
+    home = config_home(config)
     root = ET.Element("service")
     for tag, text in (
         ("id", service.id),
@@ -41,11 +42,5 @@ def service_xml(config: Config) -> str:
     log = ET.SubElement(root, "log", mode="roll-by-size")
     ET.SubElement(log, "sizeThreshold").text = str(LOG_SIZE_KB)
     ET.SubElement(log, "keepFiles").text = str(LOG_FILES_KEPT)
-    if service.account and service.account != "LocalSystem":
-        account = ET.SubElement(root, "serviceaccount")
-        ET.SubElement(account, "username").text = service.account
-        ET.SubElement(account, "allowservicelogon").text = "true"
-        # Never a <password>: a gMSA has none (WinSW wants the element left out), and an
-        # ordinary account's password goes straight to the service manager at install time.
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

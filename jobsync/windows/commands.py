@@ -1,0 +1,127 @@
+"""The Windows commands: ``jobsync service``, ``jobsync schedule`` and ``jobsync deploy``.
+
+Each parses, calls the module that does the work, and prints; ``install.ps1`` in the Windows
+bundle calls them. They change this machine only, never a peer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jobsync.config import Config, find_config_path, load_config
+from jobsync.errors import ExitCode
+from jobsync.logs import secrets_hidden
+from jobsync.options import ConfigOption
+from jobsync.windows import runner
+
+service_app = typer.Typer(help="The Windows service that runs the agent (WinSW).")
+schedule_app = typer.Typer(help="The scheduled task that runs the fallback push.")
+deploy_app = typer.Typer(help="Hold jobsync still during an upgrade (install.ps1 -Upgrade).")
+
+
+def _out(text: str) -> None:
+    typer.echo(secrets_hidden(text))
+
+
+def _config(config_path: Path | None) -> Config:
+    return load_config(find_config_path(config_path))
+
+
+def _windows(config_path: Path | None) -> tuple[Config, runner.Tools]:
+    """The config and the real Windows tools (the runner looked up now, for tests)."""
+    return _config(config_path), runner.Tools(run=runner.run_command, say=_out)
+
+
+@service_app.command("xml")
+def service_xml(config_path: ConfigOption = None) -> int:
+    """Print the WinSW service definition for this config."""
+    from jobsync.windows.service import service_xml as render  # noqa: PLC0415
+
+    typer.echo(render(_config(config_path)), nl=False)
+    return int(ExitCode.OK)
+
+
+@service_app.command("install")
+def service_install(
+    config_path: ConfigOption = None,
+    winsw: Annotated[
+        Path | None, typer.Option("--winsw", help="WinSW-x64.exe to install.", dir_okay=False)
+    ] = None,
+    winsw_sha256: Annotated[
+        str | None, typer.Option("--winsw-sha256", help="Its SHA-256, from its release page.")
+    ] = None,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Do not start it.")] = False,
+) -> int:
+    """Install the agent as a service (or refresh its definition), then start it."""
+    from jobsync.windows.install import install_service  # noqa: PLC0415
+
+    config, tools = _windows(config_path)
+    install_service(config, tools, winsw=winsw, winsw_sha256=winsw_sha256, start=not no_start)
+    return int(ExitCode.OK)
+
+
+@service_app.command("uninstall")
+def service_uninstall(config_path: ConfigOption = None) -> int:
+    """Stop and remove the service; the config, state and logs stay."""
+    from jobsync.windows.install import uninstall_service  # noqa: PLC0415
+
+    uninstall_service(*_windows(config_path))
+    return int(ExitCode.OK)
+
+
+@service_app.command("check")
+def service_check(config_path: ConfigOption = None) -> int:
+    """Run `jobsync check` as the service's account (through a one-off scheduled task)."""
+    from jobsync.windows.tasks import check_as_service  # noqa: PLC0415
+
+    code, output = check_as_service(*_windows(config_path))
+    _out(output.rstrip("\n"))
+    return code
+
+
+@schedule_app.command("xml")
+def schedule_xml(config_path: ConfigOption = None) -> int:
+    """Print the Task Scheduler definition of the fallback push."""
+    from jobsync.windows.schedule import task_xml  # noqa: PLC0415
+
+    typer.echo(task_xml(_config(config_path)), nl=False)
+    return int(ExitCode.OK)
+
+
+@schedule_app.command("install")
+def schedule_install(config_path: ConfigOption = None) -> int:
+    """Register (or replace) the fallback push task."""
+    from jobsync.windows.tasks import install_task  # noqa: PLC0415
+
+    install_task(*_windows(config_path))
+    return int(ExitCode.OK)
+
+
+@schedule_app.command("uninstall")
+def schedule_uninstall(config_path: ConfigOption = None) -> int:
+    """Remove the fallback push task."""
+    from jobsync.windows.tasks import uninstall_task  # noqa: PLC0415
+
+    uninstall_task(*_windows(config_path))
+    return int(ExitCode.OK)
+
+
+@deploy_app.command("stop")
+def deploy_stop(config_path: ConfigOption = None) -> int:
+    """Stop the service and disable the task for an upgrade, noting what was running."""
+    from jobsync.windows.upgrade import stop_for_upgrade  # noqa: PLC0415
+
+    stop_for_upgrade(*_windows(config_path))
+    return int(ExitCode.OK)
+
+
+@deploy_app.command("start")
+def deploy_start(config_path: ConfigOption = None) -> int:
+    """Start again what `deploy stop` stopped, with the new version's service definition."""
+    from jobsync.windows.upgrade import start_after_upgrade  # noqa: PLC0415
+
+    start_after_upgrade(*_windows(config_path))
+    return int(ExitCode.OK)

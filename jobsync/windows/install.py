@@ -1,0 +1,205 @@
+"""Installing and removing the agent's Windows service (``jobsync service install|uninstall``).
+
+The service is WinSW (``jobsync-service.exe``, checked against the SHA-256 its release page
+gives) beside its definition (``jobsync-service.xml``), both in the config's folder. The account
+goes to the service manager, never into a file: ``sc.exe config`` for a gMSA (it has no
+password), WinSW's own console prompt for an account with a password, nothing for LocalSystem.
+Installing again rewrites the definition and keeps the service, so an upgrade or a changed
+``[service]`` section needs no removal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+from jobsync.config import Config
+from jobsync.errors import ConfigError, SafetyRefusalError
+from jobsync.names import name_key
+from jobsync.windows import (
+    LOCAL_SYSTEM,
+    config_home,
+    is_gmsa,
+    needs_password,
+    write_atomically,
+)
+from jobsync.windows.runner import Tools, WindowsToolError
+from jobsync.windows.service import service_xml
+
+SERVICE_EXE = "jobsync-service.exe"  # WinSW finds its XML by its own base name
+SERVICE_XML = "jobsync-service.xml"
+SERVICE_MISSING = 1060  # ERROR_SERVICE_DOES_NOT_EXIST
+NOT_STARTED = 1062  # ERROR_SERVICE_NOT_ACTIVE
+ALREADY_RUNNING = 1056  # ERROR_SERVICE_ALREADY_RUNNING
+RESTART_ACTIONS = "restart/10000/restart/60000/restart/300000"
+START_SECONDS = 30.0
+_STATE = re.compile(
+    r":\s*\d+\s+(STOPPED|START_PENDING|STOP_PENDING|RUNNING|CONTINUE_PENDING|PAUSE_PENDING|PAUSED)\b"
+)
+_START_NAME = re.compile(r"SERVICE_START_NAME\s*:\s*(\S.*?)\s*$", re.MULTILINE)
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def service_files(config: Config) -> tuple[Path, Path]:
+    """Where WinSW and the service definition live: the config's own folder."""
+    home = Path(config_home(config))
+    return home / SERVICE_EXE, home / SERVICE_XML
+
+
+def service_state(config: Config, tools: Tools) -> str | None:
+    """The service's state as ``sc.exe`` names it (``RUNNING``, ``STOPPED``, ...), or None."""
+    answer = tools.check(["sc.exe", "query", config.service.id], fine=(0, SERVICE_MISSING))
+    if answer.code == SERVICE_MISSING:
+        return None
+    found = _STATE.search(answer.output)
+    if found is None:
+        raise WindowsToolError(f"sc.exe query {config.service.id}: no state in its answer")
+    return found.group(1)
+
+
+def install_service(
+    config: Config,
+    tools: Tools,
+    *,
+    winsw: Path | None = None,
+    winsw_sha256: str | None = None,
+    start: bool = True,
+) -> None:
+    """Install the service, or refresh its definition when it exists; then start it."""
+    exe, xml = service_files(config)
+    service = config.service
+    if winsw is not None:
+        _verify(winsw, winsw_sha256)
+    elif not exe.is_file():
+        raise ConfigError(
+            f"no WinSW at {exe}: pass --winsw FILE --winsw-sha256 HASH "
+            "(the SHA-256 from WinSW's release page)"
+        )
+    state = service_state(config, tools)
+    if state not in (None, "STOPPED"):
+        stop_service(config, tools)  # its executable cannot be replaced while it runs
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    if winsw is not None and (not exe.is_file() or _sha256(exe) != _sha256(winsw)):
+        shutil.copyfile(winsw, exe)
+        tools.say(f"WinSW copied to {exe}")
+    write_atomically(xml, service_xml(config))
+    tools.say(f"service definition written to {xml}")
+    if state is None:
+        _register(config, tools, exe)
+    else:
+        tools.say(f"service {service.id} was already installed: it keeps its account")
+    _verify_account(config, tools)
+    grant_folders(config, tools)
+    tools.check(["sc.exe", "failure", service.id, "reset=", "86400", "actions=", RESTART_ACTIONS])
+    tools.check(["sc.exe", "failureflag", service.id, "1"])
+    if start or state not in (None, "STOPPED"):
+        start_service(config, tools)
+
+
+def uninstall_service(config: Config, tools: Tools) -> None:
+    """Stop and remove the service and WinSW; the config, state and logs stay."""
+    exe, xml = service_files(config)
+    service_id = config.service.id
+    state = service_state(config, tools)
+    if state is None:
+        tools.say(f"no service {service_id}: nothing to remove")
+    else:
+        if state != "STOPPED":
+            stop_service(config, tools)
+        if exe.is_file():
+            tools.check([str(exe), "uninstall"])
+        else:
+            tools.check(["sc.exe", "delete", service_id])
+        tools.say(f"service {service_id} removed")
+    for leftover in (exe, xml):
+        leftover.unlink(missing_ok=True)
+    tools.say(f"{exe.parent} keeps the config, the state and the logs")
+
+
+def stop_service(config: Config, tools: Tools) -> None:
+    """Stop the service and wait until it has (the agent stops within 10 s)."""
+    service = config.service
+    tools.check(["sc.exe", "stop", service.id], fine=(0, NOT_STARTED))
+    tools.wait_for(
+        lambda: service_state(config, tools) in (None, "STOPPED"),
+        seconds=service.stop_timeout_seconds + 15,
+        what=f"service {service.id} to stop",
+    )
+    tools.say(f"service {service.id} stopped")
+
+
+def start_service(config: Config, tools: Tools) -> None:
+    """Start the service and wait until Windows reports it running."""
+    service_id = config.service.id
+    tools.check(["sc.exe", "start", service_id], fine=(0, ALREADY_RUNNING))
+    tools.wait_for(
+        lambda: service_state(config, tools) == "RUNNING",
+        seconds=START_SECONDS,
+        what=f"service {service_id} to run",
+    )
+    tools.say(f"service {service_id} running")
+
+
+def _register(config: Config, tools: Tools, exe: Path) -> None:
+    account = config.service.account
+    if needs_password(account):
+        tools.say(
+            f"WinSW asks for the service's account now: type {account}, its password, then y "
+            "(to let it log on as a service). The password goes to Windows, not to a file."
+        )
+        tools.check([str(exe), "install", "/p"], interactive=True)
+    else:
+        tools.check([str(exe), "install"])
+        if is_gmsa(account):
+            # A gMSA has no password: the empty one tells Windows to fetch it from the domain.
+            tools.check(
+                ["sc.exe", "config", config.service.id, "obj=", str(account), "password=", ""]
+            )
+    tools.say(f"service {config.service.id} installed, running as {account or LOCAL_SYSTEM}")
+
+
+def _verify_account(config: Config, tools: Tools) -> None:
+    """Say so when the service runs as another account than the config names."""
+    service_id, wanted = config.service.id, config.service.account or LOCAL_SYSTEM
+    found = _START_NAME.search(tools.check(["sc.exe", "qc", service_id]).output)
+    actual = found.group(1) if found else "an account sc.exe did not name"
+    if name_key(actual) != name_key(wanted):
+        # A warning, not a refusal: Windows may spell one account in another form (UPN).
+        tools.say(
+            f"warning: service {service_id} runs as {actual}, but the config says {wanted}; "
+            "if that is not the same account, run jobsync service uninstall, then install"
+        )
+
+
+def grant_folders(config: Config, tools: Tools) -> None:
+    """Let the service's account write its state and logs (LocalSystem already may)."""
+    account = config.service.account
+    folders = [Path(config.state_dir), Path(config.service.log_dir or config_home(config) / "logs")]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        if account and account != LOCAL_SYSTEM:
+            tools.check(["icacls.exe", str(folder), "/grant", f"{account}:(OI)(CI)M"])
+    if account and account != LOCAL_SYSTEM:
+        tools.say(f"{account} may write {' and '.join(str(f) for f in folders)}")
+
+
+def _verify(winsw: Path, expected: str | None) -> None:
+    if expected is None or not _SHA256.fullmatch(expected):
+        raise ConfigError("--winsw-sha256 must be the 64 hex digits from WinSW's release page")
+    if not winsw.is_file():
+        raise ConfigError(f"--winsw {winsw}: no such file")
+    actual = _sha256(winsw)
+    if actual != expected.lower():
+        raise SafetyRefusalError(
+            f"{winsw} has SHA-256 {actual}, not {expected.lower()}: refusing to install it"
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

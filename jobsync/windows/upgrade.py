@@ -1,0 +1,77 @@
+"""Holding jobsync still while it is upgraded: ``jobsync deploy stop`` and ``deploy start``.
+
+``stop`` stops the agent's service and disables the fallback task (ending a push under way:
+a killed push leaves only complete files), so no jobsync process holds the files pip replaces.
+It records what it stopped in ``stopped-for-upgrade.json`` beside the config, adding to a record
+an earlier, unfinished upgrade left, so running it twice never forgets anything. ``start``,
+run by the new version, refreshes the service's definition, starts again exactly what was
+stopped, and removes the record.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jobsync.config import Config
+from jobsync.windows import config_home, write_atomically
+from jobsync.windows.install import install_service, service_state, stop_service
+from jobsync.windows.runner import Tools
+from jobsync.windows.tasks import task_enabled
+
+RECORD = "stopped-for-upgrade.json"
+
+
+def record_path(config: Config) -> Path:
+    """Where ``deploy stop`` notes what it stopped."""
+    return Path(config_home(config)) / RECORD
+
+
+def stop_for_upgrade(config: Config, tools: Tools) -> dict[str, bool]:
+    """Stop the service and disable the task, as far as they run; what is now stopped."""
+    path = record_path(config)
+    stopped = _read(path)
+    if service_state(config, tools) not in (None, "STOPPED"):
+        stop_service(config, tools)
+        stopped["service"] = True
+    name = config.schedule.task_name
+    if task_enabled(name, tools):
+        tools.check(["schtasks.exe", "/Change", "/TN", name, "/DISABLE"])
+        tools.run(["schtasks.exe", "/End", "/TN", name])  # fails when no push runs: fine
+        tools.say(f"task {name!r} disabled")
+        stopped["task"] = True
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_atomically(path, json.dumps({**stopped, "since": stamp}) + "\n")
+    if not any(stopped.values()):
+        tools.say("neither the service nor the task was running")
+    return stopped
+
+
+def start_after_upgrade(config: Config, tools: Tools) -> dict[str, bool]:
+    """Start again what :func:`stop_for_upgrade` stopped; what was started."""
+    path = record_path(config)
+    stopped = _read(path)
+    name = config.schedule.task_name
+    if stopped.get("service") and service_state(config, tools) is not None:
+        install_service(config, tools)  # the new version's definition, then start
+    if stopped.get("task") and task_enabled(name, tools) is not None:
+        tools.check(["schtasks.exe", "/Change", "/TN", name, "/ENABLE"])
+        tools.say(f"task {name!r} enabled")
+    path.unlink(missing_ok=True)
+    if not any(stopped.values()):
+        tools.say("nothing was stopped for the upgrade: nothing to start")
+    return stopped
+
+
+def _read(path: Path) -> dict[str, bool]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"service": False, "task": False}
+    except (OSError, ValueError):
+        raw = None
+    if not isinstance(raw, dict):
+        # Unreadable: start whatever exists; starting too much beats leaving a node unsynced.
+        return {"service": True, "task": True}
+    return {key: bool(raw.get(key)) for key in ("service", "task")}

@@ -1,0 +1,368 @@
+"""Installing, upgrading and removing on Windows, with a runner that answers as Windows would.
+
+Every test runs jobsync's real steps; only ``sc.exe``, ``schtasks.exe``, WinSW and PowerShell
+are stood in for by :class:`FakeWindows`, which records each command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from windows_fake import FakeWindows, Service
+
+from jobsync.config import Config, load_config
+from jobsync.errors import ConfigError, SafetyRefusalError
+from jobsync.windows.install import (
+    RESTART_ACTIONS,
+    install_service,
+    service_files,
+    uninstall_service,
+)
+from jobsync.windows.runner import Completed, WindowsToolError
+from jobsync.windows.schedule import task_xml
+from jobsync.windows.service import service_xml
+from jobsync.windows.tasks import check_as_service, install_task, uninstall_task
+from jobsync.windows.upgrade import record_path, start_after_upgrade, stop_for_upgrade
+
+GMSA = "CORP\\gmsa-jobsync$"
+DOMAIN_ACCOUNT = "CORP\\svc-jobsync"
+WINSW_BYTES = b"MZ stands in for WinSW-x64.exe"
+
+
+def _config(tmp_path: Path, account: str | None = None) -> Config:
+    """A node whose one peer is a local folder, with the service account given."""
+    source, peer = tmp_path / "jobs", tmp_path / "peer"
+    source.mkdir(exist_ok=True)
+    peer.mkdir(exist_ok=True)
+    (source / "a.jobs").write_bytes(b"a")
+    service = f"[service]\naccount = '{account}'\n" if account else ""
+    home = tmp_path / "ProgramData" / "jobsync"
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "jobsync.toml"
+    path.write_text(
+        f"node = 'node1'\nsource = '{source}'\n[[peers]]\nname = 'node2'\npath = '{peer}'\n"
+        + service,
+        encoding="utf-8",
+    )
+    return load_config(path, environ={})
+
+
+def _winsw(tmp_path: Path) -> tuple[Path, str]:
+    exe = tmp_path / "downloads" / "WinSW-x64.exe"
+    exe.parent.mkdir(exist_ok=True)
+    exe.write_bytes(WINSW_BYTES)
+    return exe, hashlib.sha256(WINSW_BYTES).hexdigest()
+
+
+def _verbs(windows: FakeWindows) -> list[str]:
+    """Each command as tool and verb, e.g. 'sc.exe start' or 'winsw install'."""
+    names = {"jobsync-service.exe": "winsw"}
+    return [
+        f"{names.get(Path(c[0]).name, Path(c[0]).name)} {c[1]}"
+        for c in windows.commands
+        if c[1] != "query"
+    ]
+
+
+def _no_secret_on_any_command_line(windows: FakeWindows) -> None:
+    for argv in windows.commands:
+        if "password=" in argv:
+            assert argv[argv.index("password=") + 1] == "", argv  # a gMSA's empty password
+        assert not any(arg.lower().startswith("/rp") and arg != "/RP" for arg in argv)
+        if "/RP" in argv:
+            assert argv[argv.index("/RP") + 1] == "*", argv  # schtasks asks on the console
+
+
+def test_a_gmsa_service_is_installed_without_any_password(tmp_path: Path) -> None:
+    """WinSW checked and copied, the definition written, the gMSA given with sc.exe, started.
+
+    The account may write the state and log folders; recovery actions are set; no command
+    line carries a password.
+    """
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha.upper())
+
+    exe, xml = service_files(config)
+    assert exe.read_bytes() == WINSW_BYTES
+    assert xml.read_text(encoding="utf-8") == service_xml(config)
+    assert _verbs(windows) == [
+        "winsw install",
+        "sc.exe config",
+        "sc.exe qc",
+        "icacls.exe " + str(config.state_dir),
+        "icacls.exe " + str(exe.parent / "logs"),
+        "sc.exe failure",
+        "sc.exe failureflag",
+        "sc.exe start",
+    ]
+    service = windows.services["jobsync"]
+    assert (service.state, service.start_name) == ("RUNNING", GMSA)
+    assert ["icacls.exe", str(config.state_dir), "/grant", f"{GMSA}:(OI)(CI)M"] in windows.commands
+    assert windows.interactive == []
+    _no_secret_on_any_command_line(windows)
+
+
+def test_an_account_with_a_password_is_typed_at_winsws_own_prompt(tmp_path: Path) -> None:
+    """For a domain account WinSW asks on the console (install /p); jobsync never sees it."""
+    config = _config(tmp_path, DOMAIN_ACCOUNT)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows(typed_account=DOMAIN_ACCOUNT)
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+
+    assert windows.interactive == [[str(service_files(config)[0]), "install", "/p"]]
+    assert any(DOMAIN_ACCOUNT in line and "password" in line for line in windows.said)
+    assert windows.services["jobsync"].start_name == DOMAIN_ACCOUNT
+    assert not any("warning" in line for line in windows.said)
+    _no_secret_on_any_command_line(windows)
+
+
+def test_a_mistyped_account_is_reported(tmp_path: Path) -> None:
+    """When the service ends up under another account than the config's, jobsync says so."""
+    config = _config(tmp_path, DOMAIN_ACCOUNT)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows(typed_account="CORP\\someone-else")
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    assert any(
+        line.startswith("warning: service jobsync runs as CORP\\someone-else")
+        for line in windows.said
+    )
+
+
+def test_local_system_needs_no_account_step(tmp_path: Path) -> None:
+    """Without an account the service runs as LocalSystem: no sc.exe config, no icacls."""
+    config = _config(tmp_path)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha, start=False)
+    assert _verbs(windows) == [
+        "winsw install",
+        "sc.exe qc",
+        "sc.exe failure",
+        "sc.exe failureflag",
+    ]
+    assert windows.services["jobsync"].state == "STOPPED"
+
+
+@pytest.mark.parametrize(
+    ("sha", "error", "problem"),
+    [
+        ("0" * 64, SafetyRefusalError, "refusing to install it"),
+        ("not-a-hash", ConfigError, "64 hex digits"),
+        (None, ConfigError, "64 hex digits"),
+    ],
+)
+def test_a_winsw_that_does_not_match_its_hash_is_refused(
+    tmp_path: Path, sha: str | None, error: type[Exception], problem: str
+) -> None:
+    """Nothing is copied or run unless the executable has the SHA-256 the administrator gave."""
+    config = _config(tmp_path, GMSA)
+    winsw, _ = _winsw(tmp_path)
+    windows = FakeWindows()
+    with pytest.raises(error, match=problem):
+        install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    assert windows.commands == []
+    assert not service_files(config)[0].exists()
+
+
+def test_installing_without_winsw_names_what_is_missing(tmp_path: Path) -> None:
+    """The first install needs --winsw and its hash; the message says so."""
+    with pytest.raises(ConfigError, match="--winsw FILE --winsw-sha256 HASH"):
+        install_service(_config(tmp_path), FakeWindows().tools())
+
+
+def test_installing_again_refreshes_the_definition_and_keeps_the_service(tmp_path: Path) -> None:
+    """A second install stops the running service, rewrites its XML, and starts it again."""
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    xml = service_files(config)[1]
+    xml.write_text("stale", encoding="utf-8")
+    windows.commands.clear()
+
+    install_service(config, windows.tools())
+    assert xml.read_text(encoding="utf-8") == service_xml(config)
+    verbs = _verbs(windows)
+    assert verbs[0] == "sc.exe stop"
+    assert verbs[-1] == "sc.exe start"
+    assert "winsw install" not in verbs
+    assert windows.services["jobsync"].state == "RUNNING"
+
+
+def test_uninstall_removes_the_service_and_keeps_config_state_and_logs(tmp_path: Path) -> None:
+    """Stop, WinSW uninstall, its files gone; the config and the folders it wrote stay."""
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    (config.state_dir / "agent.json").write_text("{}")
+
+    uninstall_service(config, windows.tools())
+    assert windows.services == {}
+    exe, xml = service_files(config)
+    assert not exe.exists()
+    assert not xml.exists()
+    assert config.path.is_file()
+    assert (config.state_dir / "agent.json").is_file()
+    assert (exe.parent / "logs").is_dir()
+
+    windows.commands.clear()
+    uninstall_service(config, windows.tools())  # again: nothing there, nothing fails
+    assert _verbs(windows) == []
+
+
+@pytest.mark.parametrize(
+    ("account", "how"),
+    [(None, "schtasks.exe"), (GMSA, "powershell.exe"), (DOMAIN_ACCOUNT, "schtasks.exe /RP *")],
+    ids=["system", "gmsa", "domain-account"],
+)
+def test_the_fallback_task_is_registered_from_its_xml(
+    tmp_path: Path, account: str | None, how: str
+) -> None:
+    """The task XML, written UTF-16, is what Task Scheduler gets; a password only at a prompt."""
+    config = _config(tmp_path, account)
+    windows = FakeWindows()
+    install_task(config, windows.tools())
+
+    assert windows.tasks == {"jobsync push": task_xml(config)}
+    (create,) = windows.commands
+    assert " ".join(create[:1] + create[-2:] if "/RP" in create else create[:1]) == how
+    assert (create in windows.interactive) == (account == DOMAIN_ACCOUNT)
+    _no_secret_on_any_command_line(windows)
+
+    uninstall_task(config, windows.tools())
+    assert windows.tasks == {}
+    uninstall_task(config, windows.tools())  # again: nothing to remove, no failure
+
+
+def test_an_upgrade_stops_what_runs_and_starts_exactly_that_again(tmp_path: Path) -> None:
+    """Stopping: service stopped, task disabled, both noted; a second stop forgets nothing.
+
+    Starting (by the new version): the task enabled, the service's definition refreshed and
+    the service started, the note removed.
+    """
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    tools = windows.tools()
+    install_service(config, tools, winsw=winsw, winsw_sha256=sha)
+    install_task(config, tools)
+
+    assert stop_for_upgrade(config, tools) == {"service": True, "task": True}
+    assert windows.services["jobsync"].state == "STOPPED"
+    assert "<Enabled>false</Enabled>" in windows.tasks["jobsync push"].split("<Settings>")[1]
+    assert stop_for_upgrade(config, tools) == {"service": True, "task": True}  # a rerun
+    assert json.loads(record_path(config).read_text())["service"] is True
+
+    service_files(config)[1].write_text("the old version's definition", encoding="utf-8")
+    assert start_after_upgrade(config, tools) == {"service": True, "task": True}
+    assert windows.services["jobsync"].state == "RUNNING"
+    assert service_files(config)[1].read_text(encoding="utf-8") == service_xml(config)
+    assert "<Enabled>true</Enabled>" in windows.tasks["jobsync push"].split("<Settings>")[1]
+    assert not record_path(config).exists()
+
+
+def test_an_upgrade_leaves_alone_what_was_not_running(tmp_path: Path) -> None:
+    """A stopped service and an absent task stay so: nothing is started that was not running."""
+    config = _config(tmp_path)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    tools = windows.tools()
+    install_service(config, tools, winsw=winsw, winsw_sha256=sha, start=False)
+    assert stop_for_upgrade(config, tools) == {"service": False, "task": False}
+    windows.commands.clear()
+    assert start_after_upgrade(config, tools) == {"service": False, "task": False}
+    assert "sc.exe start" not in _verbs(windows)
+    assert windows.services["jobsync"].state == "STOPPED"
+
+
+@pytest.mark.parametrize("account", [GMSA, None], ids=["gmsa", "local-system"])
+def test_check_runs_as_the_service_account_through_a_one_off_task(
+    tmp_path: Path, account: str | None
+) -> None:
+    """The task runs jobsync check under the service's principal; its output comes back.
+
+    The fake Task Scheduler runs the task's action for real, so the probe it names works;
+    the task, its XML and the result file are gone afterwards.
+    """
+    config = _config(tmp_path, account)
+    windows = FakeWindows()
+    code, output = check_as_service(config, windows.tools())
+
+    assert code == 0, output
+    assert output.startswith("jobsync check, run as ")
+    assert "node2  OK" in output
+    assert windows.tasks == {}
+    assert not list(config.state_dir.glob("check-as-service*"))
+    assert not list(config.path.parent.glob("jobsync-check-task*"))
+    registered = next(c for c in windows.commands if c[0] != "icacls.exe")
+    assert registered[0] == ("powershell.exe" if account else "schtasks.exe")
+
+
+def test_check_as_service_reports_a_failing_peer(tmp_path: Path) -> None:
+    """A peer the account cannot write shows as failed with exit 3, as jobsync check does."""
+    config = _config(tmp_path)
+    (tmp_path / "peer").rmdir()
+    code, output = check_as_service(config, FakeWindows().tools())
+    assert code == 3
+    assert "node2" in output
+
+
+def test_the_windows_commands_fail_in_one_line_where_the_tools_are_missing(
+    tmp_path: Path,
+) -> None:
+    """Run where sc.exe does not exist, a Windows command exits 2 with one line, no traceback."""
+    config = _config(tmp_path, GMSA)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobsync", "service", "uninstall", "-c", str(config.path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("jobsync: cannot run sc.exe")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+class RefusingWindows(FakeWindows):
+    """Windows where one step is refused (access denied) and a service never stops."""
+
+    def __call__(self, argv: Sequence[str], *, interactive: bool = False) -> Completed:
+        """Refuse ``sc.exe failure``; accept a stop without ever stopping."""
+        if list(argv[:2]) == ["sc.exe", "failure"]:
+            self.commands.append(list(argv))
+            return Completed(5, "[SC] ChangeServiceConfig2 FAILED 5:\n\nAccess is denied.\n")
+        if list(argv[:2]) == ["sc.exe", "stop"]:
+            self.commands.append(list(argv))
+            return Completed(0)
+        return super().__call__(argv, interactive=interactive)
+
+
+def test_a_refused_step_names_the_command_and_what_windows_said(tmp_path: Path) -> None:
+    """A tool's refusal is one error naming the command line and its answer."""
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    with pytest.raises(WindowsToolError) as refused:
+        install_service(config, RefusingWindows().tools(), winsw=winsw, winsw_sha256=sha)
+    assert str(refused.value) == (
+        f"sc.exe failure jobsync reset= 86400 actions= {RESTART_ACTIONS} failed (exit 5): "
+        "[SC] ChangeServiceConfig2 FAILED 5: Access is denied."
+    )
+
+
+def test_a_service_that_does_not_stop_in_time_is_reported(tmp_path: Path) -> None:
+    """Waiting for a stop is bounded: stop_timeout_seconds plus 15 s, then a clear error."""
+    config = _config(tmp_path)
+    windows = RefusingWindows()
+    windows.services["jobsync"] = Service("jobsync-service.exe", state="RUNNING")
+    with pytest.raises(WindowsToolError, match="gave up after 30 s waiting for service jobsync"):
+        uninstall_service(config, windows.tools())
+    assert "jobsync" in windows.services  # not removed while it still runs
