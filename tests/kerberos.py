@@ -136,6 +136,10 @@ class DomainController:
             "bind interfaces only": "yes",
             "smb ports": str(self.smb_port),
             "pid directory": str(run),
+            # Not "winbindd socket directory": the DC's smbd finds its winbindd through
+            # libwbclient's built-in path only. Its winbindd therefore listens where a system
+            # winbindd would, and the standalone test peers run with _NO_WINBINDD=1 (samba.py)
+            # so that they never ask it about their users.
             "log file": str(self.root / "log.%m"),
         }
         self._run(
