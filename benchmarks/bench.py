@@ -162,6 +162,8 @@ def _summary(delays: list[float]) -> dict[str, float]:
 @contextmanager
 def running_agent(bench: Bench) -> Iterator[subprocess.Popen[bytes]]:
     """`jobsync watch`, once its start-up pass reached every peer; stopped afterwards."""
+    state = bench.base / "state" / "agent.json"
+    state.unlink(missing_ok=True)  # an earlier agent's state would pass for this one's
     agent = subprocess.Popen(
         [sys.executable, "-m", "jobsync", "watch", "-c", str(bench.config)],
         env=bench.env,
@@ -169,7 +171,6 @@ def running_agent(bench: Bench) -> Iterator[subprocess.Popen[bytes]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        state = bench.base / "state" / "agent.json"
         deadline = time.monotonic() + 120
         while not _synced(state, len(bench.peers)):
             if time.monotonic() > deadline:
