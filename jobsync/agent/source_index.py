@@ -15,7 +15,14 @@ from pathlib import Path
 import structlog
 
 from jobsync.names import compile_pattern
-from jobsync.scan import SkippedFile, SourceFile, SourceScan, read_job, scan_source
+from jobsync.scan import (
+    SkippedFile,
+    SourceFile,
+    SourceScan,
+    read_job,
+    scan_source,
+    split_collisions,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +63,10 @@ class SourceIndex:
             scan = scan_source(
                 self._folder, self._pattern, previous=self._files, keep_content=False
             )
-            files = {f.name: f for f in scan.files}
+            files = {f.name: f for f in (*scan.files, *scan.collided)}
             changed = files != self._files
             self._files = files
-            self._skipped = {s.name: s for s in scan.skipped}
+            self._skipped = {s.name: s for s in scan.skipped if not s.collision}
             if changed:
                 self._publish()
             return Refresh(changed=changed)
@@ -86,8 +93,14 @@ class SourceIndex:
         return Refresh(changed=changed, unstable=frozenset(unstable))
 
     def _publish(self) -> None:
-        files = tuple(self._files[name] for name in sorted(self._files))
+        # Collisions are worked out again from every file read, as events add and remove names.
+        files, collided, collisions = split_collisions(
+            [self._files[name] for name in sorted(self._files)]
+        )
         self._snapshot = SourceScan(
-            folder=self._folder, files=files, skipped=tuple(self._skipped.values())
+            folder=self._folder,
+            files=files,
+            skipped=(*self._skipped.values(), *collisions),
+            collided=collided,
         )
         self.version += 1
