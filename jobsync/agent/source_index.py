@@ -46,6 +46,7 @@ class SourceIndex:
         self._lock = threading.Lock()
         self._files: dict[str, SourceFile] = {}
         self._skipped: dict[str, SkippedFile] = {}
+        self._collided: frozenset[str] = frozenset()
         self._snapshot = SourceScan(folder=folder, files=())
         self.version = 0
 
@@ -67,6 +68,7 @@ class SourceIndex:
             changed = files != self._files
             self._files = files
             self._skipped = {s.name: s for s in scan.skipped if not s.collision}
+            self._collided = frozenset(f.name for f in scan.collided)  # the scan warned of them
             if changed:
                 self._publish()
             return Refresh(changed=changed)
@@ -97,6 +99,10 @@ class SourceIndex:
         files, collided, collisions = split_collisions(
             [self._files[name] for name in sorted(self._files)]
         )
+        for skip in collisions:
+            if skip.name not in self._collided:  # a rescan has already said so of the others
+                log.warning("source_file_skipped", file=skip.name, reason=skip.reason)
+        self._collided = frozenset(skip.name for skip in collisions)
         self._snapshot = SourceScan(
             folder=self._folder,
             files=files,
