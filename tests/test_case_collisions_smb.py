@@ -29,21 +29,24 @@ def _snapshot(folder: Path) -> list[tuple[str, int, bytes]]:
 
 
 @pytest.fixture
-def case_sensitive_samba(smb_peer_factory: Callable[..., SambaPeer]) -> SambaPeer:
-    """A peer whose share tells names apart by case (``case sensitive = yes``), as Linux does."""
-    return smb_peer_factory(share_options=("case sensitive = yes", "preserve case = yes"))
-
-
-def _one_peer_cluster(
-    tmp_path: Path, samba: SambaPeer, capsys: pytest.CaptureFixture[str]
+def case_sensitive_cluster(
+    tmp_path: Path,
+    smb_peer_factory: Callable[..., SambaPeer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Cluster:
-    """node1 pushing to node2, whose jobs folder is on ``samba``."""
+    """node1 pushing to node2, whose jobs folder is on a `case sensitive = yes` share."""
+    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
+    case_sensitive_samba = smb_peer_factory(
+        share_options=("case sensitive = yes", "preserve case = yes")
+    )
     source = tmp_path / "source"
     source.mkdir()
-    disk = samba.mkdir("jobs")
     cluster = Cluster(root=tmp_path, source=source, peers=[], capsys=capsys)
-    cluster.peers.append(("node2", samba.unc("jobs"), disk))
-    cluster.smb["node2"] = samba
+    cluster.peers.append(
+        ("node2", case_sensitive_samba.unc("jobs"), case_sensitive_samba.mkdir("jobs"))
+    )
+    cluster.smb["node2"] = case_sensitive_samba
     return cluster
 
 
@@ -106,14 +109,10 @@ def test_a_collision_is_reported_and_never_pushed_to_default_shares(smb_cluster:
 
 
 def test_a_collision_is_reported_and_never_pushed_to_a_case_sensitive_share(
-    tmp_path: Path,
-    case_sensitive_samba: SambaPeer,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    case_sensitive_cluster: Cluster,
 ) -> None:
     """A `case sensitive = yes` share could hold both, but it gets neither: nodes stay alike."""
-    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
-    cluster = _one_peer_cluster(tmp_path, case_sensitive_samba, capsys)
+    cluster = case_sensitive_cluster
     _collide_and_push_twice(cluster)
     assert {p.name for p in cluster.disk("node2").glob("*.jobs")} == {"report.jobs", "other.jobs"}
     _reconcile_reports_the_collision(cluster)
@@ -121,14 +120,10 @@ def test_a_collision_is_reported_and_never_pushed_to_a_case_sensitive_share(
 
 
 def test_names_doubled_on_a_case_sensitive_peer_are_reported_and_left_alone(
-    tmp_path: Path,
-    case_sensitive_samba: SambaPeer,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    case_sensitive_cluster: Cluster,
 ) -> None:
     """Someone put REPORT.jobs beside report.jobs on the peer: both are reported, neither lost."""
-    monkeypatch.setenv(PASSWORD_ENV, DEFAULT_PASSWORD)
-    cluster = _one_peer_cluster(tmp_path, case_sensitive_samba, capsys)
+    cluster = case_sensitive_cluster
     cluster.write_job("report.jobs", b"from the source")
     assert cluster.run("push").code == 0
     disk = cluster.disk("node2")

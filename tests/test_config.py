@@ -182,7 +182,8 @@ def _node2(extra: str, *, drop: str = "") -> str:
 NODE2_PATH = r"'\\node2\integrify$\app\scheduler\lib\cronic\jobs'"
 
 # Every value that used to be guessed, or that the rest of its table makes meaningless: refused
-# with exit 2 and one line naming the file, where (the table or the peer) and the key.
+# with exit 2 and one line naming the file, where (the table or the peer) and the key. (A table
+# of cases: its rows look alike on purpose.)
 REFUSED = [
     ("node empty", _top('node = "node1"', 'node = ""'), "", "node must not be empty"),
     ("node blank", _top('node = "node1"', 'node = "  "'), "", "node must not be empty"),
