@@ -156,18 +156,17 @@ def owns_own_folder(
 
     It is when no claim recorded in its folder outranks it, and something says it owns the jobs
     in that epoch: it took over (``epoch`` > 0), or its folder's or a peer's manifest names it
-    the owner. Only then is its own edit a version and a job missing from its folder a deletion.
+    the owner, or no manifest names any owner yet (nobody has pushed). Only then is its own edit
+    a version and a job missing from its folder a deletion.
     """
     mine = Claim(node=node, epoch=epoch)
     recorded = manifest_claim(local)
     if recorded is not None and recorded.outranks(mine) and not recorded.same_node(mine):
         return False
-    if epoch > 0:
+    manifests = (local, *others)
+    if epoch > 0 or not any(m.owner for m in manifests):
         return True
-    return any(
-        m.owner and name_key(m.owner) == name_key(node) and m.epoch == epoch
-        for m in (local, *others)
-    )
+    return any(name_key(m.owner) == name_key(node) and m.epoch == epoch for m in manifests)
 
 
 def local_version(

@@ -229,7 +229,8 @@ OWNER_CASES = [
     (Manifest(owner="A"), "B", 1, (), True, "it took over"),
     (Manifest(owner="B", epoch=1), "C", 1, (), False, "its folder names a winning claim"),
     (Manifest(owner="C", epoch=2), "c", 1, (), True, "its own claim, lost locally"),
-    (Manifest(), "A", 0, (), False, "nothing says so"),
+    (Manifest(), "A", 0, (), True, "nobody owns anything yet"),
+    (Manifest(), "B", 0, (Manifest(owner="A"),), False, "another node owns the peer"),
 ]
 
 
