@@ -1,6 +1,7 @@
-"""Takeover on real folders, through the local transport.
+"""Takeover and ownership on real folders, through the local transport.
 
-Names in another case, corrupt manifests, one listing per pass, and the majority it reports.
+Names in another case, corrupt manifests, one listing per pass, the majority it reports, and
+two nodes pushing before any takeover.
 """
 
 from __future__ import annotations
@@ -147,3 +148,23 @@ def test_takeover_says_whether_it_reached_a_majority(trio: Trio) -> None:
     alone = trio.run("B", "takeover", "--dry-run")
     assert alone.code == 3
     assert "WARNING: reached only 1 of 3 nodes (this one included), not a majority" in alone.out
+
+
+def test_two_nodes_pushing_before_any_takeover_do_not_take_turns(trio: Trio) -> None:
+    """At epoch 0 too, the claims are ordered by name: B, pushing after A, is refused.
+
+    Without the order, each push would overwrite the other's jobs, round after round.
+    """
+    (trio.folders["A"] / "x.jobs").write_bytes(b"A's")
+    assert trio.run("A", "push").code == 0
+    (trio.folders["B"] / "x.jobs").write_bytes(b"B's")
+
+    refused = trio.run("B", "push")
+
+    assert refused.code == 4
+    assert "A owns the jobs at epoch 0 (no takeover yet), as this node (B) would" in refused.err
+    assert trio.jobs("A") == trio.jobs("C") == {"x.jobs": b"A's"}
+    took = trio.run("B", "takeover")
+    assert took.code == 0, took
+    assert trio.run("B", "push").code == 0
+    assert trio.run("A", "push").code == 4
