@@ -20,6 +20,8 @@ can lose to another one made at the same time on the other side of a partition.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import secrets
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -38,6 +40,8 @@ from jobsync.names import (
     TMP_DIR,
     TRASH_DIR,
     compile_pattern,
+    is_job_temp_name,
+    job_temp_name,
     name_key,
     stamp_name,
 )
@@ -210,9 +214,16 @@ def _apply(
 ) -> list[FileFailure]:
     """Pull the chosen versions and delete what the owner deleted, keeping what is replaced.
 
-    The local folder is not listed again: the scan says what is there.
+    The scan says which jobs are there; the one listing here finds the temp files a killed
+    run left beside the jobs. Pulled jobs are written beside the jobs too, so they carry the
+    jobs folder's permissions.
     """
     here.make_dirs(TMP_DIR)
+    stale = [f.name for f in here.list_files() if is_job_temp_name(f.name)]
+    if stale:
+        here.remove_files(stale)
+    run = secrets.token_hex(4)
+    temps = (job_temp_name(run, count) for count in itertools.count(1))
     present = scan.by_name
     failures: list[FileFailure] = []
     pulls = [a for a in actions if a.kind == "pull"]
@@ -230,7 +241,7 @@ def _apply(
                 failures.append(FileFailure(action.file, f"not pulled from {where}: {reason}"))
                 continue
             old = present.get(action.replaces)
-            failures += _replace_locally(here, action, data, old, stamp)
+            failures += _replace_locally(here, action, data, old, stamp, temp=next(temps))
     if deletes:
         here.make_dirs(TRASH_DIR)
         moves = [(a.file, f"{TRASH_DIR}/{stamp_name(a.file, stamp)}") for a in deletes]
@@ -241,7 +252,7 @@ def _apply(
 
 
 def _replace_locally(
-    here: LocalPeer, action: Action, data: bytes, old: SourceFile | None, stamp: str
+    here: LocalPeer, action: Action, data: bytes, old: SourceFile | None, stamp: str, *, temp: str
 ) -> list[FileFailure]:
     """Write a pulled version, keeping the local file it replaces (whatever its case) first."""
     name = action.file
@@ -256,9 +267,7 @@ def _replace_locally(
             kept = here.move_files([(old.name, kept_as)])[old.name]
         if kept is not None:
             return [FileFailure(old.name, f"not replaced: cannot keep the local copy: {kept}")]
-    write = FileWrite(
-        path=name, temp=_temp(stamp, name_key(name)), data=data, mtime_ns=entry.mtime_ns
-    )
+    write = FileWrite(path=name, temp=temp, data=data, mtime_ns=entry.mtime_ns)
     (outcome,) = here.write_files([write])
     return [] if outcome.error is None else [FileFailure(name, str(outcome.error))]
 

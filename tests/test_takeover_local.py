@@ -55,19 +55,23 @@ def trio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Trio:
 def test_a_version_in_another_case_replaces_the_local_file_and_keeps_it(trio: Trio) -> None:
     """The newest version is Report.jobs; B holds report.jobs: B ends with one file, the old kept.
 
-    On a case-sensitive file system an exact-case match would leave both names behind.
+    On a case-sensitive file system an exact-case match would leave both names behind. A temp
+    file a killed run left beside the jobs is cleared.
     """
     (trio.folders["A"] / "Report.jobs").write_bytes(b"v1")
     assert trio.run("A", "push").code == 0
     (trio.folders["B"] / "Report.jobs").rename(trio.folders["B"] / "report.jobs")
     (trio.folders["A"] / "Report.jobs").write_bytes(b"v2")
     assert trio.run("A", "push", "--peer", "C").code == 0
+    left_by_a_killed_run = trio.folders["B"] / ".jobsync-dead0001-1.tmp"
+    left_by_a_killed_run.write_bytes(b"half a job")
 
     took = trio.run("B", "takeover")
 
     assert took.code == 0, took
     assert "pulled Report.jobs from C" in took.out
     assert trio.jobs("B") == {"Report.jobs": b"v2"}
+    assert sorted(p.name for p in trio.folders["B"].iterdir()) == [".jobsync", "Report.jobs"]
     kept = [p.read_bytes() for p in (trio.state("B") / "backup").iterdir()]
     assert kept == [b"v1"]
 
