@@ -295,8 +295,10 @@ def status(
         document=lambda: {"state_file": str(where), "agent_running": alive, "agent": state},
         lines=lambda: status_to_text(state, where=str(where), alive=alive),
     )
+    if not alive:
+        return int(ExitCode.AGENT_NOT_RUNNING)
     failing = any(p.get("last_error") for p in (state or {}).get("peers", []))
-    return int(ExitCode.OK if alive and not failing else ExitCode.PEER_FAILED)
+    return int(ExitCode.PEER_FAILED if failing else ExitCode.OK)
 
 
 def _pid_alive(pid: object) -> bool:

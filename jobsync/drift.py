@@ -1,14 +1,12 @@
 """Drift between the source and a peer, and which side holds the newer version: pure values.
 
-A *version* is where a job's bytes came from: the node that first pushed them (origin), the
-epoch they were pushed in, and their write time on that node; a deletion is a version too
-(a tombstone). Versions order by epoch, then by time: a later epoch always wins, whatever the
-clocks say, and within one epoch there is one owner, whose own clock orders its writes. A copy
-edited by hand on a peer is not a version at all: it is drift to repair, never newer.
+Which version is newer, and what vouches for a peer copy, is decided in :mod:`jobsync.versions`;
+this module lists the files that differ and asks it for each.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -17,8 +15,14 @@ from jobsync.manifest import Manifest
 from jobsync.names import name_key
 from jobsync.scan import SourceFile
 from jobsync.transport.base import RemoteFile
-
-AFTER_EVERYTHING = 2**63  # a deletion at the owner, time unknown: after all it pushed
+from jobsync.versions import (
+    Newer,
+    copy_sha,
+    copy_version,
+    local_version,
+    owns_own_folder,
+    which_is_newer,
+)
 
 
 class Kind(str, Enum):
@@ -27,24 +31,7 @@ class Kind(str, Enum):
     MISSING = "missing"  # in the source, not on the peer
     EXTRA = "extra"  # on the peer, not in the source
     DIFFERS = "differs"  # on both, different content
-
-
-class Newer(str, Enum):
-    """Which side holds the newer version."""
-
-    SOURCE = "source"
-    PEER = "peer"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, order=True)
-class Version:
-    """Where some bytes (or a deletion) came from; ordered by epoch, then time."""
-
-    epoch: int
-    time_ns: int
-    origin: str = ""
-    deleted: bool = False
+    COLLISION = "collision"  # its name differs only in case from another job's: never pushed
 
 
 @dataclass(frozen=True)
@@ -59,51 +46,6 @@ class Drift:
     newer: Newer
 
 
-def source_version(
-    name: str, src: SourceFile | None, local: Manifest, *, node: str, epoch: int
-) -> Version | None:
-    """The version the source holds of ``name`` (``None`` when it cannot be known)."""
-    if src is not None:
-        entry = local.get(name)
-        if entry is not None and entry.sha256 == src.sha256:
-            return Version(entry.epoch, entry.mtime_ns, entry.origin)
-        return Version(epoch, src.mtime_ns, node)  # saved here since: this node's own edit
-    tomb = local.tombstone(name)
-    if tomb is not None:
-        return Version(tomb.epoch, tomb.deleted_ns, tomb.origin, deleted=True)
-    if local.epoch > epoch and name_key(local.owner) != name_key(node):
-        return None  # another node owns this folder now: its absence says nothing
-    return Version(epoch, AFTER_EVERYTHING, node, deleted=True)
-
-
-def peer_version(
-    name: str, peer_file: RemoteFile | None, peer_sha: str | None, manifest: Manifest
-) -> Version | None:
-    """The version a peer holds of ``name``; ``None`` for a hand edit or an unknown file."""
-    if peer_file is not None:
-        entry = manifest.get(name)
-        if entry is not None and entry.sha256 == peer_sha:
-            return Version(entry.epoch, entry.mtime_ns, entry.origin)
-        return None
-    tomb = manifest.tombstone(name)
-    if tomb is not None:
-        return Version(tomb.epoch, tomb.deleted_ns, tomb.origin, deleted=True)
-    return None
-
-
-def which_is_newer(source: Version | None, peer: Version | None) -> Newer:
-    """Compare two versions; an unknown peer version (a hand edit) never wins."""
-    if peer is None:
-        return Newer.SOURCE if source is not None else Newer.UNKNOWN
-    if source is None:
-        return Newer.PEER
-    if (peer.epoch, peer.time_ns) > (source.epoch, source.time_ns):
-        return Newer.PEER
-    if (peer.epoch, peer.time_ns) < (source.epoch, source.time_ns):
-        return Newer.SOURCE
-    return Newer.UNKNOWN
-
-
 def find_drift(
     source: Sequence[SourceFile],
     local: Manifest,
@@ -113,29 +55,33 @@ def find_drift(
     peer_hashes: Mapping[str, str | None],
     node: str,
     epoch: int,
+    collided: Sequence[SourceFile] = (),
 ) -> list[Drift]:
     """Every file that differs, with both SHA-256s, hand edits and which side is newer.
 
-    ``peer_hashes`` maps the name key of each peer file to its SHA-256 (``None``: unreadable);
-    a file missing from it is taken to be what its manifest entry says.
+    ``peer_hashes`` maps the name key of each peer file that was read to its SHA-256 (``None``:
+    unreadable); a file missing from it is what its manifest entry says if its size and write
+    time still match. ``collided`` are source files whose names differ only in case from
+    another's: each is reported as a collision, as is every peer file that shares its name key
+    with another peer file.
     """
+    owner = owns_own_folder(local, node=node, epoch=epoch, others=(manifest,))
+    drift = _collisions(collided, peer_files)
+    left_out = {name_key(d.file) for d in drift}
     by_key = {name_key(f.name): f for f in source}
     on_peer = {name_key(f.name): f for f in peer_files}
-    drift = []
-    for key in sorted(by_key.keys() | on_peer.keys()):
+    for key in sorted((by_key.keys() | on_peer.keys()) - left_out):
         src, peer_file = by_key.get(key), on_peer.get(key)
         name = (src or peer_file).name  # type: ignore[union-attr] # one of the two exists
         entry = manifest.get(name)
-        peer_sha = None
-        if peer_file is not None:
-            peer_sha = peer_hashes.get(key, entry.sha256 if entry else None)
+        peer_sha = None if peer_file is None else copy_sha(peer_file, entry, peer_hashes)
         if src is not None and peer_file is not None and src.sha256 == peer_sha:
             continue
         kind = Kind.MISSING if peer_file is None else Kind.EXTRA if src is None else Kind.DIFFERS
         edited = None if peer_file is None else entry is None or entry.sha256 != peer_sha
         newer = which_is_newer(
-            source_version(name, src, local, node=node, epoch=epoch),
-            peer_version(name, peer_file, peer_sha, manifest),
+            local_version(name, src, local, node=node, epoch=epoch, owner=owner),
+            copy_version(name, peer_file, peer_sha, manifest),
         )
         drift.append(
             Drift(
@@ -147,4 +93,22 @@ def find_drift(
                 newer=newer,
             )
         )
-    return drift
+    return sorted(drift, key=lambda d: (name_key(d.file), d.file))
+
+
+def _collisions(collided: Sequence[SourceFile], peer_files: Sequence[RemoteFile]) -> list[Drift]:
+    """A drift entry per name that shares its name key with another, in the source or the peer."""
+    sources = {f.name: f for f in collided}
+    counts = Counter(name_key(f.name) for f in peer_files)
+    doubled = {f.name for f in peer_files if counts[name_key(f.name)] > 1}
+    return [
+        Drift(
+            file=name,
+            kind=Kind.COLLISION,
+            source_sha256=sources[name].sha256 if name in sources else None,
+            peer_sha256=None,
+            edited_on_peer=None,
+            newer=Newer.UNKNOWN,
+        )
+        for name in sorted(sources.keys() | doubled)
+    ]

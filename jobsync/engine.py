@@ -54,6 +54,7 @@ from jobsync.retention import prune_kept
 from jobsync.scan import SourceFile, SourceScan, UnstableFileError, read_content, scan_source
 from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, open_peer
 from jobsync.transport.local import LocalPeer
+from jobsync.versions import local_version, manifest_claim
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +161,13 @@ def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, 
         return manifest_from_bytes(data), None
     except ManifestCorruptError as exc:
         return Manifest(), f"corrupt: {exc}"
+
+
+def set_manifest_aside(peer: Peer, stamp: str) -> str:
+    """Move a manifest that does not parse out of the way, keeping it; return where it went."""
+    aside = f"{STATE_DIR}/{stamp_name('manifest.json', stamp)}.corrupt"
+    peer.move_files([(MANIFEST, aside)])
+    return aside
 
 
 def is_not_found(error: PeerIOError) -> bool:
@@ -327,7 +335,7 @@ class PeerSync:
             return False
         if self._fenced(manifest):
             return True
-        keys = {name_key(n) for n in names}
+        keys = {name_key(n) for n in names} - self._scan.skipped_keys  # left as they are
         by_key = self._scan.by_key
         wanted = {k: by_key[k] for k in sorted(keys) if k in by_key}
         hashes = self._peer_hashes(peer, list(wanted.values()))
@@ -356,11 +364,9 @@ class PeerSync:
 
     def _names_will_do(self, peer: Peer) -> bool:
         """Whether a pass over some names only is safe: see :meth:`_push_names`."""
-        options, scan = self._options, self._scan
+        options = self._options
         if not self._clean or options.dry_run or options.hold or options.distrust:
             return False
-        if len(scan.by_key) != len(scan.files):
-            return False  # names that differ only in case: the full plan's business
         listed = manifest_listing(peer)
         # A manifest another jobsync wrote (a takeover?) is reread and fenced by a full pass.
         return listed is not None and (listed.size, listed.mtime_ns) == self._manifest_stamp
@@ -390,13 +396,16 @@ class PeerSync:
         if self._options.distrust:
             kept = {k: e for k, e in manifest.entries.items() if k not in self._options.distrust}
             manifest = replace(manifest, entries=kept)
+        # Another owner's records vouch for nothing this push replaces (see _foreign_owner);
+        # those of the files it leaves alone are carried over all the same.
+        planned = replace(manifest, entries={}) if self._foreign_owner(manifest) else manifest
         matcher = compile_pattern(self._config.pattern)
         listing = peer.list_files()
         if not dry:
             peer.make_dirs(TMP_DIR)
             self._clear_temps(peer, [f.name for f in listing if is_job_temp_name(f.name)])
         peer_jobs = [f for f in listing if matcher.fullmatch(f.name)]
-        unknown = files_to_read(self._scan.files, peer_jobs, manifest)
+        unknown = files_to_read(self._scan.files, peer_jobs, planned)
         contents = peer.read_files([f.name for f in unknown]) if unknown else {}
         hashes = {
             name_key(name): hashlib.sha256(data).hexdigest() if isinstance(data, bytes) else None
@@ -405,11 +414,12 @@ class PeerSync:
         plan = plan_peer(
             self._scan.files,
             peer_jobs,
-            manifest,
+            planned,
             peer_hashes=hashes,
             max_delete_ratio=self._config.max_delete_ratio,
             allow_mass_delete=self._options.allow_mass_delete,
             hold=self._options.hold,
+            leave=self._scan.skipped_keys,
         )
         failures = [
             FileFailure(
@@ -417,6 +427,13 @@ class PeerSync:
                 f"not replaced: it differs and cannot be read to keep a copy: {contents[f.name]!s}",
             )
             for f in plan.unreadable
+        ] + [
+            FileFailure(
+                name,
+                "left alone: another file on the peer has a name that differs only in case; "
+                "remove one of them by hand",
+            )
+            for name in plan.collisions
         ]
         refusals = [plan.refusal] if plan.refusal else []
         if plan.held:
@@ -451,12 +468,16 @@ class PeerSync:
             self._save_manifest(peer, manifest, entries, tombstones)
 
     def _fenced(self, manifest: Manifest) -> bool:
-        """Refuse the whole pass when this node, or this peer, names a newer owner."""
+        """Refuse the whole pass when this node, or this peer, names an owner that outranks it."""
         mine = self._fence.epoch()
         # A node whose claim was lost still owns what it owns: keep the peer's epoch then.
         same_owner = name_key(manifest.owner) == name_key(self._config.node)
         self._epoch = max(mine, manifest.epoch) if same_owner else mine
-        reason = self._fence.reason() or fence_reason(manifest, epoch=mine, node=self._config.node)
+        peer_reason = fence_reason(manifest, epoch=mine, node=self._config.node)
+        winner = manifest_claim(manifest)
+        if peer_reason is not None and winner is not None:
+            self._fence.saw(winner)  # fenced on every peer from now on, not only this one
+        reason = self._fence.reason() or peer_reason
         self._was_fenced = reason is not None
         if reason:
             self._result = replace(self._result, refused=reason)
@@ -476,6 +497,15 @@ class PeerSync:
         if not dry:
             self._pruned_at = time.monotonic()
 
+    def _foreign_owner(self, manifest: Manifest) -> bool:
+        """Whether the folder names another owner (one this node outranks, or it would be fenced).
+
+        What that owner wrote is not this node's to vouch for (it may have written while it
+        believed it owned the jobs, in a partition): every copy is read, and what is replaced
+        is kept in backup first.
+        """
+        return bool(manifest.owner) and name_key(manifest.owner) != name_key(self._config.node)
+
     def _clear_temps(self, peer: Peer, job_temps: list[str]) -> None:
         """Remove what a killed run was writing: job temps, and anything in ``.jobsync/tmp``."""
         stale = job_temps + [f"{TMP_DIR}/{f.name}" for f in peer.list_files(TMP_DIR)]
@@ -494,9 +524,9 @@ class PeerSync:
         manifest, problem = read_manifest(peer, listed=True)
         self._unsaved_since = None  # whatever memory held is superseded by the peer's own
         if problem is not None:
-            aside = f"{STATE_DIR}/{stamp_name('manifest.json', self._stamp())}.corrupt"
+            aside = None
             if not dry and problem.startswith("corrupt"):
-                peer.move_files([(MANIFEST, aside)])
+                aside = set_manifest_aside(peer, self._stamp())
             self._log.warning("manifest_not_trusted", reason=problem, kept_as=aside)
             return Manifest()
         self._manifest, self._manifest_stamp = manifest, (listed.size, listed.mtime_ns)
@@ -538,10 +568,9 @@ class PeerSync:
 
     def _version_of(self, src: SourceFile, local: Manifest) -> tuple[str, int]:
         """Origin and epoch of a source file's bytes: as recorded locally, else a local edit."""
-        entry = local.get(src.name)
-        if entry is not None and entry.sha256 == src.sha256:
-            return entry.origin, entry.epoch
-        return self._config.node, self._epoch
+        node, epoch = self._config.node, self._epoch
+        version = local_version(src.name, src, local, node=node, epoch=epoch, owner=True)
+        return (version.origin, version.epoch) if version is not None else (node, epoch)
 
     def _keep_backups(
         self, peer: Peer, plan: PeerPlan, contents: Mapping[str, bytes | PeerIOError], stamp: str
@@ -599,7 +628,7 @@ class PeerSync:
             batch, failures = self._load(chunk)
             writes = [
                 FileWrite(
-                    path=c.source.name,
+                    path=c.target,
                     temp=self._job_temp(),
                     data=data,
                     mtime_ns=c.source.mtime_ns,
@@ -616,7 +645,7 @@ class PeerSync:
                 copied.append(src.name)
                 origin, epoch = self._version_of(src, local)
                 entries[name_key(src.name)] = ManifestEntry(
-                    name=src.name,
+                    name=c.target,
                     sha256=src.sha256,
                     size=outcome.landed.size,
                     mtime_ns=outcome.landed.mtime_ns,

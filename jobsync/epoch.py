@@ -3,9 +3,11 @@
 Every ``jobsync takeover`` starts a new epoch, higher than any it can see, and records it in
 three places: the node's own claim (``.jobsync/epoch.json`` in its jobs folder, which pushes
 never touch), its local manifest, and every reachable peer's manifest. A node pushes in the
-epoch of its claim (0 before any takeover). A folder whose manifest names another owner in a
-higher epoch refuses that node's writes: the old services node, back after a failover, cannot
-overwrite the new one's jobs, whatever its clock says.
+epoch of its claim (0 before any takeover). A folder whose manifest names another owner whose
+claim outranks this node's (:mod:`jobsync.versions`: the higher epoch, then the name that sorts
+first) refuses that node's writes: the old services node, back after a failover, cannot
+overwrite the new one's jobs, whatever its clock says, and of two nodes that took over in the
+same epoch while they could not see each other, exactly one goes on.
 """
 
 from __future__ import annotations
@@ -15,22 +17,13 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from jobsync.manifest import Manifest, ManifestCorruptError, manifest_from_bytes
 from jobsync.names import MANIFEST, STATE_DIR, name_key
+from jobsync.versions import Claim, manifest_claim
 
 CLAIM = f"{STATE_DIR}/epoch.json"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A node's record of the epoch it started when it took over."""
-
-    node: str
-    epoch: int
-    since: str
 
 
 def read_claim(folder: Path) -> Claim | None:
@@ -78,19 +71,42 @@ def read_local_manifest(folder: Path) -> Manifest:
 
 def fence_reason(manifest: Manifest, *, epoch: int, node: str) -> str | None:
     """Why ``node`` at ``epoch`` must not write to a folder with this manifest, or ``None``."""
-    if manifest.epoch > epoch and name_key(manifest.owner) != name_key(node):
-        since = f" on {manifest.owner_since}" if manifest.owner_since else ""
+    winner = manifest_claim(manifest)
+    mine = Claim(node=node, epoch=epoch)
+    if winner is None or winner.same_node(mine) or not winner.outranks(mine):
+        return None
+    return outranked_reason(winner, mine)
+
+
+def outranked_reason(winner: Claim, mine: Claim) -> str:
+    """The message of a node whose claim ``mine`` lost to ``winner``: it names the winner."""
+    since = f" on {winner.since}" if winner.since else ""
+    advice = (
+        "nothing was changed (run jobsync takeover here first if this node is to be the "
+        "services node again)"
+    )
+    if winner.epoch > mine.epoch:
         return (
-            f"{manifest.owner} took over at epoch {manifest.epoch}{since}; this node is "
-            f"at epoch {epoch}: nothing was changed (run jobsync takeover here first if this "
-            "node is to be the services node again)"
+            f"{winner.node} took over at epoch {winner.epoch}{since}; this node is at epoch "
+            f"{mine.epoch}: {advice}"
         )
-    return None
+    rule = "at equal epochs the node whose name sorts first owns the jobs"
+    if winner.epoch == 0:
+        return (
+            f"{winner.node} owns the jobs at epoch 0 (no takeover yet), as this node "
+            f"({mine.node}) would; {rule}, so {winner.node} does: {advice}"
+        )
+    return (
+        f"{winner.node} took over at epoch {winner.epoch}{since}, as did this node ({mine.node}); "
+        f"{rule}, so {winner.node} does: {advice}"
+    )
 
 
 class LocalFence:
-    """A node's epoch, and whether its own jobs folder says another node took over.
+    """A node's epoch, and whether a claim that outranks its own says another node owns the jobs.
 
+    The claim can be in the node's own jobs folder (once the winner pushed there) or have been
+    seen on any peer during this run (:meth:`saw`): from then on the node is fenced everywhere.
     Re-reads the local manifest only when its size or write time changed, so the agent can ask
     before every pass.
     """
@@ -102,6 +118,7 @@ class LocalFence:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._manifest = Manifest()
+        self._seen: Claim | None = None
 
     def epoch(self) -> int:
         """The epoch this node pushes in."""
@@ -125,6 +142,18 @@ class LocalFence:
                 self._stamp = stamp
             return self._manifest
 
+    def saw(self, claim: Claim) -> None:
+        """Remember a claim seen on a peer that outranks this node's: fenced from now on."""
+        with self._lock:
+            if self._seen is None or claim.outranks(self._seen):
+                self._seen = claim
+
     def reason(self) -> str | None:
         """Why this node must not push at all, or ``None``."""
-        return fence_reason(self.manifest(), epoch=self.epoch(), node=self._node)
+        epoch = self.epoch()
+        local = fence_reason(self.manifest(), epoch=epoch, node=self._node)
+        with self._lock:
+            seen = self._seen
+        if local is not None or seen is None:
+            return local
+        return outranked_reason(seen, Claim(node=self._node, epoch=epoch))

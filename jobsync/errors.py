@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     PEER_FAILED = 3
     REFUSED = 4
+    AGENT_NOT_RUNNING = 5  # jobsync status: no agent runs with this configuration
 
 
 class JobsyncError(Exception):

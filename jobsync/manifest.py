@@ -132,6 +132,8 @@ def manifest_from_bytes(data: bytes) -> Manifest:
         raise ManifestCorruptError("malformed owner or epoch")
     entries = {name_key(name): _entry(name, raw) for name, raw in files.items()}
     tombstones = {name_key(name): _tombstone(name, raw) for name, raw in deleted.items()}
+    if len(entries) != len(files) or len(tombstones) != len(deleted):
+        raise ManifestCorruptError("records two files whose names differ only in case")
     node, updated, owner, owner_since = texts
     return Manifest(
         node=node,

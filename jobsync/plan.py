@@ -8,11 +8,14 @@ otherwise the engine reads it and hands the planner its SHA-256. From that:
 * a file whose peer content differs is copied; when that content is not what jobsync last wrote
   there (edited on the peer, or never recorded), it is backed up first;
 * a peer job file that is no longer in the source is moved to the peer's trash, unless that would
-  remove more than ``max_delete_ratio`` of the peer's jobs (the mass-delete guard).
+  remove more than ``max_delete_ratio`` of the peer's jobs (the mass-delete guard);
+* names the source did not push this time (skipped, or differing only in case from another
+  job's) and names two peer files share (a case-sensitive peer) are left as they are.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +24,7 @@ from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import name_key
 from jobsync.scan import SourceFile
 from jobsync.transport.base import RemoteFile
+from jobsync.versions import is_vouched
 
 
 class Reason(str, Enum):
@@ -38,6 +42,14 @@ class Copy:
     source: SourceFile
     reason: Reason
     backup_of: RemoteFile | None = None  # the peer file to keep before it is replaced
+    # The peer's name for the job when its case differs from the source's: the copy replaces
+    # that file in one step (under the source's case, a case-sensitive peer would keep both).
+    peer_name: str = ""
+
+    @property
+    def target(self) -> str:
+        """The name the copy is written under on the peer."""
+        return self.peer_name or self.source.name
 
 
 @dataclass(frozen=True)
@@ -50,19 +62,19 @@ class PeerPlan:
     unreadable: tuple[RemoteFile, ...] = ()  # differ, but could not be read to keep a copy
     refusal: str | None = None  # deletions held back by the mass-delete guard
     held: tuple[str, ...] = ()  # names left alone on request (the peer holds a newer version)
+    collisions: tuple[str, ...] = ()  # peer files whose names differ only in case: left alone
 
     @property
     def is_noop(self) -> bool:
         """Whether the peer already matches the source."""
-        return not (self.copies or self.deletes or self.unreadable or self.refusal or self.held)
-
-
-def is_vouched(peer_file: RemoteFile, entry: ManifestEntry | None) -> bool:
-    """Whether the manifest's record still describes this peer file (same size and write time)."""
-    return entry is not None and (entry.size, entry.mtime_ns) == (
-        peer_file.size,
-        peer_file.mtime_ns,
-    )
+        return not (
+            self.copies
+            or self.deletes
+            or self.unreadable
+            or self.refusal
+            or self.held
+            or self.collisions
+        )
 
 
 def files_to_read(
@@ -90,17 +102,23 @@ def plan_peer(
     max_delete_ratio: float,
     allow_mass_delete: bool = False,
     hold: frozenset[str] = frozenset(),
+    leave: frozenset[str] = frozenset(),
 ) -> PeerPlan:
     """Decide what the peer needs.
 
     ``peer_hashes`` maps the name key of each file returned by :func:`files_to_read` to its
-    SHA-256, or to ``None`` when it could not be read. Names whose key is in ``hold`` are
-    neither copied nor deleted.
+    SHA-256, or to ``None`` when it could not be read. Names whose key is in ``hold`` (reported
+    as held) or in ``leave`` (the source's skipped names) are neither copied nor deleted, nor
+    are names two peer files share (reported as collisions).
     """
+    counts = Counter(name_key(f.name) for f in peer_files)
+    collided = frozenset(key for key, count in counts.items() if count > 1)
+    collisions = tuple(sorted(f.name for f in peer_files if name_key(f.name) in collided))
     on_peer = {name_key(f.name): f for f in peer_files}
     names = [f.name for f in source] + [f.name for f in peer_files]
     held = sorted({name for name in names if name_key(name) in hold})
-    source = [f for f in source if name_key(f.name) not in hold]
+    untouched = hold | leave | collided
+    source = [f for f in source if name_key(f.name) not in untouched]
     copies: list[Copy] = []
     unchanged: list[SourceFile] = []
     unreadable: list[RemoteFile] = []
@@ -111,12 +129,13 @@ def plan_peer(
             copies.append(Copy(src, Reason.MISSING))
             continue
         entry = manifest.get(peer_file.name)
+        other_case = peer_file.name if peer_file.name != src.name else ""
         if is_vouched(peer_file, entry):
             assert entry is not None  # noqa: S101 - is_vouched checked it
             if entry.sha256 == src.sha256:
                 unchanged.append(src)
             else:
-                copies.append(Copy(src, Reason.CHANGED))
+                copies.append(Copy(src, Reason.CHANGED, peer_name=other_case))
             continue
         if key not in peer_hashes:
             raise ValueError(f"plan_peer needs the hash of {peer_file.name}: see files_to_read")
@@ -126,10 +145,12 @@ def plan_peer(
         elif peer_sha == src.sha256:
             unchanged.append(src)
         else:
-            copies.append(Copy(src, Reason.EDITED, backup_of=peer_file))
+            copies.append(Copy(src, Reason.EDITED, backup_of=peer_file, peer_name=other_case))
 
     in_source = {name_key(f.name) for f in source}
-    deletes = [f for key, f in sorted(on_peer.items()) if key not in in_source and key not in hold]
+    deletes = [
+        f for key, f in sorted(on_peer.items()) if key not in in_source and key not in untouched
+    ]
     refusal = None
     if deletes and not allow_mass_delete and len(deletes) > max_delete_ratio * len(peer_files):
         refusal = (
@@ -145,6 +166,7 @@ def plan_peer(
         unreadable=tuple(unreadable),
         refusal=refusal,
         held=tuple(held),
+        collisions=collisions,
     )
 
 

@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from jobsync.config import Config, PeerConfig
-from jobsync.drift import Drift, Newer, find_drift
+from jobsync.drift import Drift, Kind, find_drift
 from jobsync.engine import Opener, PeerSync, PushOptions, default_opener, read_manifest
 from jobsync.epoch import LocalFence
 from jobsync.errors import ExitCode, PeerError
 from jobsync.names import compile_pattern, name_key
-from jobsync.plan import is_vouched
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan, scan_source
+from jobsync.versions import Newer, is_vouched
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +41,9 @@ class PeerDrift:
         if not self.reachable:
             return ExitCode.PEER_FAILED
         if self.applied is not None:
-            return self.applied.exit_code
+            # A collision is never repaired: only renaming a job at the source settles it.
+            stuck = any(d.kind is Kind.COLLISION for d in self.drift)
+            return max(self.applied.exit_code, ExitCode.PEER_FAILED if stuck else ExitCode.OK)
         return ExitCode.DRIFT if self.drift else ExitCode.OK
 
 
@@ -135,6 +137,7 @@ def _reconcile_peer(
             peer_hashes=hashes,
             node=config.node,
             epoch=fence.epoch(),
+            collided=scan.collided,
         )
         applied = None
         if options.apply and drift:

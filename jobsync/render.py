@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from jobsync.drift import AFTER_EVERYTHING
+from jobsync.drift import Kind
 from jobsync.reconcile import ReconcileResult
 from jobsync.result import CheckResult, PeerResult, PushResult
 from jobsync.takeover import TakeoverResult
+from jobsync.versions import AFTER_EVERYTHING
 
 
 def push_to_json(result: PushResult) -> dict[str, Any]:
@@ -20,7 +21,10 @@ def push_to_json(result: PushResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "source": {
             "files": result.source_files,
-            "skipped": [{"file": s.name, "reason": s.reason} for s in result.skipped],
+            "skipped": [
+                {"file": s.name, "reason": s.reason, "case_collision": s.collision}
+                for s in result.skipped
+            ],
             "pruned": list(result.pruned_local),
         },
         "peers": [_peer_json(p) for p in result.peers],
@@ -62,7 +66,8 @@ def push_to_text(result: PushResult) -> list[str]:
             f"unchanged {peer.unchanged}, failed {len(peer.failed)}"
         )
         if peer.backed_up:
-            counts += f" (kept {len(peer.backed_up)} peer edit(s) in .jobsync/backup)"
+            kept = "would keep" if result.dry_run else "kept"
+            counts += f" ({kept} {len(peer.backed_up)} peer edit(s) in .jobsync/backup)"
         if peer.pruned:
             counts += f", {_pruned(len(peer.pruned), dry=result.dry_run)}"
         lines.append(
@@ -183,10 +188,15 @@ def reconcile_to_text(result: ReconcileResult) -> list[str]:
             continue
         lines.append(f"{peer.peer}: {len(peer.drift)} difference(s)")
         width = max(len(d.file) for d in peer.drift)
-        lines.append(f"  {'FILE':<{width}}  KIND     NEWER    EDITED ON PEER")
+        lines.append(f"  {'FILE':<{width}}  KIND       NEWER    EDITED ON PEER")
         for d in peer.drift:
             edited = {True: "yes", False: "no", None: "-"}[d.edited_on_peer]
-            lines.append(f"  {d.file:<{width}}  {d.kind.value:<7}  {d.newer.value:<7}  {edited}")
+            lines.append(f"  {d.file:<{width}}  {d.kind.value:<9}  {d.newer.value:<7}  {edited}")
+        if any(d.kind is Kind.COLLISION for d in peer.drift):
+            lines.append(
+                "  collision: names that differ only in case are never pushed; rename or "
+                "remove one of them"
+            )
         if peer.manifest_problem:
             lines.append(f"  manifest not trusted: {peer.manifest_problem}")
         if peer.applied is not None:
@@ -237,8 +247,24 @@ def takeover_to_json(result: TakeoverResult) -> dict[str, Any]:
         "failed": [{"file": f.file, "reason": f.reason} for f in result.failed],
         "unreachable": [{"name": n, "error": e} for n, e in result.unreachable],
         "recorded_on": list(result.recorded_on),
+        "reached": {
+            "nodes": list(result.reached),
+            "cluster": result.cluster,
+            "majority": result.majority,
+        },
         "refused": result.refused,
     }
+
+
+def _majority_line(result: TakeoverResult) -> str:
+    seen = f"{len(result.reached)} of {result.cluster} nodes (this one included)"
+    if result.majority:
+        return f"  reached {seen}: a majority"
+    return (
+        f"  WARNING: reached only {seen}, not a majority: a node that cannot see this one may "
+        "take over in the same epoch, and the node whose name sorts first then owns the jobs "
+        "(see docs/failover.md)"
+    )
 
 
 def takeover_to_text(result: TakeoverResult) -> list[str]:
@@ -267,6 +293,7 @@ def takeover_to_text(result: TakeoverResult) -> list[str]:
         lines.append("  every job here already is the newest version")
     lines.extend(f"  UNREACHABLE {name}: {error}" for name, error in result.unreachable)
     lines.extend(f"  FAILED {f.file}: {f.reason}" for f in result.failed)
+    lines.append(_majority_line(result))
     if result.recorded_on:
         lines.append(f"  epoch {result.epoch} recorded on: {', '.join(result.recorded_on)}")
     if result.refused:

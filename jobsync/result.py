@@ -64,8 +64,13 @@ class PushResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        """The highest code any peer gives: refusals outrank failures, failures outrank success."""
-        return max((p.exit_code for p in self.peers), default=ExitCode.OK)
+        """The highest code any peer gives: refusals outrank failures, failures outrank success.
+
+        Jobs whose names differ only in case were pushed nowhere: that is a failure too.
+        """
+        worst = max((p.exit_code for p in self.peers), default=ExitCode.OK)
+        collided = any(s.collision for s in self.skipped)
+        return max(worst, ExitCode.PEER_FAILED) if collided else worst
 
 
 @dataclass(frozen=True, kw_only=True)

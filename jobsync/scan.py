@@ -4,6 +4,10 @@ A job is read only while it holds still: its size and write time must be the sam
 after the read, else it is read again, and skipped with a warning if it keeps changing. An
 entry that cannot be read is skipped with a warning; only a missing source folder is fatal,
 because an empty scan would otherwise look like "every job was deleted".
+
+Names that differ only in case (``Report.jobs`` and ``report.jobs``, possible on Linux or in a
+case-sensitive Windows folder) cannot both live on a Windows peer: each of them is set aside as
+a collision, never pushed, and its peer copies are left as they are until one is renamed.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +53,7 @@ class SkippedFile:
 
     name: str
     reason: str
+    collision: bool = False  # its name differs only in case from another job's
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,12 @@ class SourceScan:
     folder: Path
     files: tuple[SourceFile, ...]
     skipped: tuple[SkippedFile, ...] = ()
+    collided: tuple[SourceFile, ...] = ()  # read, but set aside: see split_collisions
+
+    @cached_property
+    def skipped_keys(self) -> frozenset[str]:
+        """Name keys of every job not pushed this time: their peer copies are left alone."""
+        return frozenset(name_key(s.name) for s in self.skipped)
 
     @property
     def by_name(self) -> dict[str, SourceFile]:
@@ -68,7 +79,7 @@ class SourceScan:
     def by_key(self) -> dict[str, SourceFile]:
         """The files keyed by name key (built once per scan: the agent looks names up often).
 
-        When two names differ only in case, one of them is missing here: compare lengths.
+        Names that differ only in case are in ``collided``, never in ``files``.
         """
         return {name_key(f.name): f for f in self.files}
 
@@ -105,9 +116,36 @@ def scan_source(
             files.append(outcome)
         elif outcome is not None:
             skipped.append(outcome)
-    for skip in skipped:
+    kept, collided, collisions = split_collisions(files)
+    for skip in [*skipped, *collisions]:
         log.warning("source_file_skipped", file=skip.name, reason=skip.reason)
-    return SourceScan(folder=folder, files=tuple(files), skipped=tuple(skipped))
+    return SourceScan(folder=folder, files=kept, skipped=(*skipped, *collisions), collided=collided)
+
+
+def split_collisions(
+    files: Sequence[SourceFile],
+) -> tuple[tuple[SourceFile, ...], tuple[SourceFile, ...], tuple[SkippedFile, ...]]:
+    """Set aside every file whose name differs only in case from another's.
+
+    Returns the files to push, the files set aside, and a skip record for each set aside.
+    """
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(name_key(f.name), []).append(f.name)
+    kept = tuple(f for f in files if len(groups[name_key(f.name)]) == 1)
+    collided = tuple(f for f in files if len(groups[name_key(f.name)]) > 1)
+    skips = tuple(
+        SkippedFile(
+            f.name,
+            "its name differs only in case from "
+            + ", ".join(n for n in groups[name_key(f.name)] if n != f.name)
+            + ": a Windows peer can hold only one of them, so neither is pushed "
+            "(rename or remove one)",
+            collision=True,
+        )
+        for f in collided
+    )
+    return kept, collided, skips
 
 
 def read_job(

@@ -1,76 +1,58 @@
 """``jobsync takeover``: make this node current before its scheduler starts, and fence the old one.
 
 1. Read the local jobs folder (with the manifest the previous owner's pushes left in it) and
-   every reachable peer's manifest and listing.
-2. For each job choose the authoritative version: the highest epoch, then the latest write by
-   its origin; a deletion recorded by the owner (a tombstone) is a version too, so a job the
-   previous owner deleted stays deleted. Copies edited by hand are never authoritative.
+   every reachable peer's manifest and listing, hashing the recorded copies whose size or write
+   time changed since they were recorded.
+2. For each job choose the authoritative version (:mod:`jobsync.takeover_plan`); a deletion
+   recorded by the owner (a tombstone) is a version too, so a job the previous owner deleted
+   stays deleted. Copies edited by hand are never authoritative.
 3. Pull those versions into the local folder atomically, verified against the SHA-256 their
-   manifest records; local files that get replaced are kept in the local ``.jobsync/backup/``,
-   local files that get deleted in ``.jobsync/trash/``.
+   manifest records; local files that get replaced (whatever the case of their names) are kept
+   in the local ``.jobsync/backup/``, local files that get deleted in ``.jobsync/trash/``.
 4. Start a new epoch, higher than any seen, and record it locally and on every reachable peer:
-   from then on the old owner's pushes are refused.
+   from then on the old owner's pushes are refused. A manifest that does not parse is set aside
+   (kept) before the new one is written.
+
+It says how many of the cluster's nodes it reached: a takeover that did not reach a majority
+can lose to another one made at the same time on the other side of a partition.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
+import itertools
+import secrets
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+import structlog
+
 from jobsync.config import Config, PeerConfig
-from jobsync.drift import Version
-from jobsync.engine import Opener, default_opener, read_manifest, write_manifest
-from jobsync.epoch import Claim, read_claim, read_local_manifest, write_claim
+from jobsync.engine import Opener, default_opener, read_manifest, set_manifest_aside, write_manifest
+from jobsync.epoch import read_claim, write_claim
 from jobsync.errors import ExitCode, PeerError
-from jobsync.manifest import Manifest, ManifestEntry, Tombstone
+from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import (
     BACKUP_DIR,
     MANIFEST,
     TMP_DIR,
     TRASH_DIR,
     compile_pattern,
+    is_job_temp_name,
+    job_temp_name,
     name_key,
     stamp_name,
 )
-from jobsync.plan import is_vouched
 from jobsync.result import FileFailure
 from jobsync.scan import SourceFile, SourceScan, scan_source
-from jobsync.transport import FileWrite, Peer, RemoteFile
+from jobsync.takeover_plan import Action, Choice, PeerView, plan_takeover, to_read
+from jobsync.transport import FileWrite, Peer
 from jobsync.transport.local import LocalPeer
+from jobsync.versions import Claim
 
-LOCAL = "local"
-
-
-@dataclass(frozen=True)
-class PeerView:
-    """What takeover reads from one peer."""
-
-    files: tuple[RemoteFile, ...]
-    manifest: Manifest
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The authoritative version of one job and where it is."""
-
-    file: str
-    version: Version
-    where: str  # "local" or a peer name
-    entry: ManifestEntry | None = None  # for a present version held by a peer
-    tombstone: Tombstone | None = None  # for a deletion
-
-
-@dataclass(frozen=True)
-class Action:
-    """One change takeover makes to the local folder."""
-
-    file: str
-    kind: str  # "pull" or "delete"
-    choice: Choice
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +69,13 @@ class TakeoverResult:
     recorded_on: tuple[str, ...] = ()
     refused: str | None = None
     dry_run: bool = False
+    reached: tuple[str, ...] = ()  # the nodes it saw, this one first
+    cluster: int = 1  # the nodes of the cluster (this one and its configured peers)
+
+    @property
+    def majority(self) -> bool:
+        """Whether it reached more than half of the cluster's nodes."""
+        return 2 * len(self.reached) > self.cluster
 
     @property
     def exit_code(self) -> ExitCode:
@@ -98,71 +87,14 @@ class TakeoverResult:
         return ExitCode.OK
 
 
-def local_candidate(
-    name: str, src: SourceFile | None, local: Manifest, *, node: str, epoch: int
-) -> Choice | None:
-    """The local folder's version of ``name``: as recorded, a local edit, or a tombstone."""
-    if src is not None:
-        entry = local.get(name)
-        if entry is not None and entry.sha256 == src.sha256:
-            return Choice(name, Version(entry.epoch, entry.mtime_ns, entry.origin), LOCAL, entry)
-        return Choice(name, Version(epoch, src.mtime_ns, node), LOCAL)
-    tomb = local.tombstone(name)
-    if tomb is not None:
-        version = Version(tomb.epoch, tomb.deleted_ns, tomb.origin, deleted=True)
-        return Choice(name, version, LOCAL, tombstone=tomb)
-    return None
+@dataclass(frozen=True)
+class _Reached:
+    """The peers takeover could read."""
 
-
-def peer_candidate(name: str, where: str, view: PeerView) -> Choice | None:
-    """A peer's version of ``name``: a vouched-for copy or a tombstone; hand edits are none."""
-    listed = next((f for f in view.files if name_key(f.name) == name_key(name)), None)
-    entry = view.manifest.get(name)
-    if listed is not None:
-        if entry is not None and is_vouched(listed, entry):
-            return Choice(name, Version(entry.epoch, entry.mtime_ns, entry.origin), where, entry)
-        return None
-    tomb = view.manifest.tombstone(name)
-    if tomb is not None:
-        version = Version(tomb.epoch, tomb.deleted_ns, tomb.origin, deleted=True)
-        return Choice(name, version, where, tombstone=tomb)
-    return None
-
-
-def plan_takeover(
-    source: Sequence[SourceFile],
-    local: Manifest,
-    views: Mapping[str, PeerView],
-    *,
-    node: str,
-    epoch: int,
-) -> tuple[list[Choice], list[Action]]:
-    """Choose the authoritative version of every job; the actions bring the local folder there."""
-    by_key = {name_key(f.name): f for f in source}
-    names: dict[str, str] = {name_key(f.name): f.name for f in source}
-    for manifest in [local, *(v.manifest for v in views.values())]:
-        names.update({k: t.name for k, t in manifest.tombstones.items()})
-    for view in views.values():
-        names.update({name_key(f.name): f.name for f in view.files})
-    choices, actions = [], []
-    for key in sorted(names):
-        name, src = names[key], by_key.get(key)
-        mine = local_candidate(name, src, local, node=node, epoch=epoch)
-        others = [peer_candidate(name, where, view) for where, view in sorted(views.items())]
-        candidates = [c for c in [mine, *others] if c is not None]
-        if not candidates:
-            continue
-        # max() keeps the first of equals: the local version wins a tie, so a tie changes nothing.
-        best = max(candidates, key=lambda c: (c.version.epoch, c.version.time_ns))
-        choices.append(best)
-        if best.where == LOCAL:
-            continue
-        if best.version.deleted:
-            if src is not None:
-                actions.append(Action(src.name, "delete", best))
-        elif best.entry is not None and (src is None or src.sha256 != best.entry.sha256):
-            actions.append(Action(best.entry.name, "pull", best))
-    return choices, actions
+    peers: dict[str, Peer]
+    views: dict[str, PeerView]
+    corrupt: frozenset[str]  # peers whose manifest did not parse
+    unreachable: list[tuple[str, str]]
 
 
 def takeover(
@@ -173,75 +105,100 @@ def takeover(
     opener: Opener = default_opener,
 ) -> TakeoverResult:
     """Make this node the owner: adopt the newest version of every job, then fence the rest."""
-    local = read_local_manifest(config.source)
+    here = LocalPeer(config.node, config.source)
+    local, local_problem = read_manifest(here)
     claim = read_claim(config.source)
     mine = claim.epoch if claim and name_key(claim.node) == name_key(config.node) else 0
     scan = scan_source(config.source, config.pattern)
-    peers, views, unreachable = _open_all(config, opener)
+    reached = _open_all(config, opener)
     try:
         seen = [local.highest_epoch, claim.epoch if claim else 0]
-        seen += [v.manifest.highest_epoch for v in views.values()]
+        seen += [v.manifest.highest_epoch for v in reached.views.values()]
         new_epoch = max(seen) + 1
-        choices, actions = plan_takeover(scan.files, local, views, node=config.node, epoch=mine)
+        choices, actions = plan_takeover(
+            scan.files,
+            local,
+            reached.views,
+            node=config.node,
+            epoch=mine,
+            leave=scan.skipped_keys,
+        )
+        cluster = {name_key(config.node)} | {name_key(p.name) for p in config.peers}
         result = TakeoverResult(
             node=config.node,
             epoch=new_epoch,
             previous_owner=local.owner,
             previous_epoch=local.epoch,
             actions=tuple(actions),
-            unreachable=tuple(unreachable),
+            failed=tuple(FileFailure(s.name, f"left alone: {s.reason}") for s in scan.skipped),
+            unreachable=tuple(reached.unreachable),
             dry_run=dry_run,
+            reached=(config.node, *sorted(reached.views)),
+            cluster=len(cluster),
         )
-        if require_all and unreachable:
-            names = ", ".join(name for name, _ in unreachable)
+        if not result.majority:
+            log.warning("takeover_without_majority", reached=len(result.reached), of=len(cluster))
+        if require_all and reached.unreachable:
+            names = ", ".join(name for name, _ in reached.unreachable)
             refusal = f"--require-all: cannot see {names}; nothing was changed"
             return replace(result, refused=refusal)
         if dry_run:
             return result
-        failed = _apply(config, actions, peers)
-        _record_locally(config, scan_source(config.source, config.pattern), choices, new_epoch)
-        recorded, record_failures = _record_on_peers(config, peers, views, new_epoch)
+        stamp = _stamp()
+        if local_problem is not None and local_problem.startswith("corrupt"):
+            kept_as = set_manifest_aside(here, stamp)
+            log.warning("manifest_not_trusted", reason=local_problem, kept_as=kept_as)
+        failed = _apply(here, scan, actions, reached.peers, stamp)
+        _record_locally(config, here, choices, local, epoch=new_epoch)
+        recorded, record_failures = _record_on_peers(config, reached, new_epoch, stamp)
         return replace(
             result,
-            failed=tuple(failed + record_failures),
+            failed=result.failed + tuple(failed + record_failures),
             recorded_on=tuple(recorded),
         )
     finally:
-        for peer in peers.values():
+        for peer in reached.peers.values():
             peer.close()
 
 
-def _open_all(
-    config: Config, opener: Opener
-) -> tuple[dict[str, Peer], dict[str, PeerView], list[tuple[str, str]]]:
+def _open_all(config: Config, opener: Opener) -> _Reached:
     matcher = compile_pattern(config.pattern)
 
-    def visit(peer_config: PeerConfig) -> tuple[str, Peer | None, PeerView | str]:
+    def visit(peer_config: PeerConfig) -> tuple[str, Peer | None, PeerView | str, bool]:
         try:
             peer = opener(peer_config, config.timeout_seconds)
         except PeerError as exc:
-            return peer_config.name, None, str(exc)
+            return peer_config.name, None, str(exc), False
         try:
             files = tuple(f for f in peer.list_files() if matcher.fullmatch(f.name))
-            manifest, _problem = read_manifest(peer)
+            manifest, problem = read_manifest(peer)
+            changed = to_read(files, manifest)
+            contents = peer.read_files([f.name for f in changed]) if changed else {}
         except PeerError as exc:
             peer.close()
-            return peer_config.name, None, str(exc)
-        return peer_config.name, peer, PeerView(files, manifest)
+            return peer_config.name, None, str(exc), False
+        hashes = {
+            name_key(n): hashlib.sha256(d).hexdigest() if isinstance(d, bytes) else None
+            for n, d in contents.items()
+        }
+        corrupt = problem is not None and problem.startswith("corrupt")
+        return peer_config.name, peer, PeerView(files, manifest, hashes), corrupt
 
     targets = config.target_peers
     with ThreadPoolExecutor(
         max_workers=max(1, len(targets)), thread_name_prefix="takeover"
     ) as pool:
         visits = list(pool.map(visit, targets))
-    peers = {name: peer for name, peer, _ in visits if peer is not None}
-    views = {name: view for name, _, view in visits if isinstance(view, PeerView)}
-    unreachable = [(name, view) for name, _, view in visits if isinstance(view, str)]
-    return peers, views, unreachable
+    return _Reached(
+        peers={name: peer for name, peer, _, _ in visits if peer is not None},
+        views={name: view for name, _, view, _ in visits if isinstance(view, PeerView)},
+        corrupt=frozenset(name for name, _, _, corrupt in visits if corrupt),
+        unreachable=[(name, view) for name, _, view, _ in visits if isinstance(view, str)],
+    )
 
 
-def _manifest_temp() -> str:
-    return f"{TMP_DIR}/takeover-manifest-{time.time_ns()}.tmp"
+def _temp(stamp: str, what: str) -> str:
+    return f"{TMP_DIR}/takeover-{stamp}-{what}.tmp"
 
 
 def _stamp() -> str:
@@ -249,74 +206,99 @@ def _stamp() -> str:
 
 
 def _apply(
-    config: Config, actions: Sequence[Action], peers: Mapping[str, Peer]
+    here: LocalPeer,
+    scan: SourceScan,
+    actions: Sequence[Action],
+    peers: Mapping[str, Peer],
+    stamp: str,
 ) -> list[FileFailure]:
-    """Pull the chosen versions and delete what the owner deleted, keeping what is replaced."""
-    local = LocalPeer(config.node, config.source)
-    local.make_dirs(TMP_DIR)
-    stamp, failures = _stamp(), []
+    """Pull the chosen versions and delete what the owner deleted, keeping what is replaced.
+
+    The scan says which jobs are there; the one listing here finds the temp files a killed
+    run left beside the jobs. Pulled jobs are written beside the jobs too, so they carry the
+    jobs folder's permissions.
+    """
+    here.make_dirs(TMP_DIR)
+    stale = [f.name for f in here.list_files() if is_job_temp_name(f.name)]
+    if stale:
+        here.remove_files(stale)
+    run = secrets.token_hex(4)
+    temps = (job_temp_name(run, count) for count in itertools.count(1))
+    present = scan.by_name
+    failures: list[FileFailure] = []
     pulls = [a for a in actions if a.kind == "pull"]
     deletes = [a for a in actions if a.kind == "delete"]
     for where in sorted({a.choice.where for a in pulls}):
         group = [a for a in pulls if a.choice.where == where]
-        contents = peers[where].read_files([a.file for a in group])
+        contents = peers[where].read_files([a.choice.listed for a in group])
         for action in group:
-            entry, data = action.choice.entry, contents[action.file]
-            assert entry is not None  # noqa: S101 - a pull always comes from a present version
-            if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != entry.sha256:
+            data = contents[action.choice.listed]
+            if (
+                not isinstance(data, bytes)
+                or hashlib.sha256(data).hexdigest() != action.choice.sha256
+            ):
                 reason = data if not isinstance(data, bytes) else "content changed since listing"
                 failures.append(FileFailure(action.file, f"not pulled from {where}: {reason}"))
                 continue
-            failures += _replace_locally(local, action.file, data, entry.mtime_ns, stamp)
+            old = present.get(action.replaces)
+            failures += _replace_locally(here, action, data, old, stamp, temp=next(temps))
     if deletes:
-        local.make_dirs(TRASH_DIR)
+        here.make_dirs(TRASH_DIR)
         moves = [(a.file, f"{TRASH_DIR}/{stamp_name(a.file, stamp)}") for a in deletes]
-        for src, error in local.move_files(moves).items():
+        for src, error in here.move_files(moves).items():
             if error is not None:
                 failures.append(FileFailure(src, str(error)))
     return failures
 
 
 def _replace_locally(
-    local: LocalPeer, name: str, data: bytes, mtime_ns: int, stamp: str
+    here: LocalPeer, action: Action, data: bytes, old: SourceFile | None, stamp: str, *, temp: str
 ) -> list[FileFailure]:
-    existing = {f.name: f for f in local.list_files()}
-    if name in existing:
-        old = local.read_files([name])[name]
-        if not isinstance(old, bytes):
-            return [FileFailure(name, f"not replaced: cannot keep the local copy: {old}")]
-        local.make_dirs(BACKUP_DIR)
-        backup = FileWrite(
-            path=f"{BACKUP_DIR}/{stamp_name(name, stamp)}",
-            temp=f"{TMP_DIR}/takeover-{stamp}-{name_key(name)}.backup",
-            data=old,
-            mtime_ns=existing[name].mtime_ns,
-        )
-        (kept,) = local.write_files([backup])
-        if kept.error is not None:
-            return [FileFailure(name, f"not replaced: cannot keep the local copy: {kept.error}")]
-    write = FileWrite(
-        path=name,
-        temp=f"{TMP_DIR}/takeover-{stamp}-{name_key(name)}.tmp",
-        data=data,
-        mtime_ns=mtime_ns,
-    )
-    (outcome,) = local.write_files([write])
+    """Write a pulled version, keeping the local file it replaces (whatever its case) first."""
+    name = action.file
+    entry = action.choice.entry
+    assert entry is not None  # noqa: S101 - a pull always comes from a recorded version
+    if old is not None:
+        here.make_dirs(BACKUP_DIR)
+        kept_as = f"{BACKUP_DIR}/{stamp_name(old.name, stamp)}"
+        if old.name == name:  # replaced in one step below: keep a copy first
+            kept = _copy_aside(here, old, kept_as, _temp(stamp, f"{name_key(name)}.backup"))
+        else:  # another case: a case-sensitive folder would keep both, so move it out of the way
+            kept = here.move_files([(old.name, kept_as)])[old.name]
+        if kept is not None:
+            return [FileFailure(old.name, f"not replaced: cannot keep the local copy: {kept}")]
+    write = FileWrite(path=name, temp=temp, data=data, mtime_ns=entry.mtime_ns)
+    (outcome,) = here.write_files([write])
     return [] if outcome.error is None else [FileFailure(name, str(outcome.error))]
 
 
+def _copy_aside(here: LocalPeer, old: SourceFile, kept_as: str, temp: str) -> PeerError | None:
+    content = here.read_files([old.name])[old.name]
+    if not isinstance(content, bytes):
+        return content
+    write = FileWrite(path=kept_as, temp=temp, data=content, mtime_ns=old.mtime_ns)
+    (outcome,) = here.write_files([write])
+    return outcome.error
+
+
 def _record_locally(
-    config: Config, scan: SourceScan, choices: Sequence[Choice], epoch: int
+    config: Config,
+    here: LocalPeer,
+    choices: Sequence[Choice],
+    old: Manifest,
+    *,
+    epoch: int,
 ) -> None:
-    """Write the claim and a local manifest describing the versions now held here."""
+    """Write the claim, and a local manifest describing the versions now held here."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    scan = scan_source(config.source, config.pattern)
     chosen = {name_key(c.file): c for c in choices}
-    entries, tombstones = {}, {}
+    # Files left alone (unreadable, or a case collision) keep what was known of them.
+    entries = {k: e for k, e in old.entries.items() if k in scan.skipped_keys}
     for src in scan.files:
         choice = chosen.get(name_key(src.name))
-        entry = choice.entry if choice else None
-        if entry is not None and entry.sha256 == src.sha256:
-            origin, version_epoch = entry.origin, entry.epoch
+        if choice is not None and not choice.version.deleted and choice.sha256 == src.sha256:
+            origin, version_epoch = choice.version.origin, choice.version.epoch
         else:
             origin, version_epoch = config.node, epoch  # known only here: this node's version
         entries[name_key(src.name)] = ManifestEntry(
@@ -328,10 +310,11 @@ def _record_locally(
             written=now,
             epoch=version_epoch,
         )
-    present = set(entries)
-    for choice in choices:
-        if choice.tombstone is not None and name_key(choice.file) not in present:
-            tombstones[name_key(choice.file)] = choice.tombstone
+    tombstones = {
+        name_key(c.file): c.tombstone
+        for c in choices
+        if c.tombstone is not None and name_key(c.file) not in entries
+    }
     manifest = Manifest(
         node=config.node,
         updated=now,
@@ -342,33 +325,28 @@ def _record_locally(
         tombstones=tombstones,
     )
     write_claim(config.source, Claim(node=config.node, epoch=epoch, since=now))
-    local = LocalPeer(config.node, config.source)
-    local.make_dirs(TMP_DIR)
-    outcome = write_manifest(local, manifest, temp=_manifest_temp())
+    here.make_dirs(TMP_DIR)
+    outcome = write_manifest(here, manifest, temp=_temp(_stamp(), "manifest"))
     if outcome.error is not None:
         raise outcome.error
 
 
 def _record_on_peers(
-    config: Config, peers: Mapping[str, Peer], views: Mapping[str, PeerView], epoch: int
+    config: Config, reached: _Reached, epoch: int, stamp: str
 ) -> tuple[list[str], list[FileFailure]]:
     """Write the new epoch and owner into every reachable peer's manifest."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     recorded, failures = [], []
-    for name, peer in sorted(peers.items()):
-        old = views[name].manifest
-        manifest = Manifest(
-            node=config.node,
-            updated=now,
-            entries=old.entries,
-            epoch=epoch,
-            owner=config.node,
-            owner_since=now,
-            tombstones=old.tombstones,
+    for name, peer in sorted(reached.peers.items()):
+        old = reached.views[name].manifest
+        manifest = replace(
+            old, node=config.node, updated=now, epoch=epoch, owner=config.node, owner_since=now
         )
         try:
+            if name in reached.corrupt:
+                set_manifest_aside(peer, stamp)
             peer.make_dirs(TMP_DIR)
-            outcome = write_manifest(peer, manifest, temp=_manifest_temp())
+            outcome = write_manifest(peer, manifest, temp=_temp(_stamp(), "manifest"))
         except PeerError as exc:
             failures.append(FileFailure(MANIFEST, f"epoch not recorded on {name}: {exc}"))
             continue

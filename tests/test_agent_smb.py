@@ -263,10 +263,10 @@ def test_active_node_by_dns_pushes(smb_cluster: Cluster, make_agent: MakeAgent) 
 def test_status_reports_no_agent_then_the_running_agent(
     smb_cluster: Cluster, make_agent: MakeAgent
 ) -> None:
-    """`jobsync status` says plainly when no agent has run, then shows the running agent."""
+    """`jobsync status` says plainly when no agent runs (exit 5), and shows the running agent."""
     smb_cluster.write_job("a.jobs", b"a")
     before = smb_cluster.run("status")
-    assert before.code == 3
+    assert before.code == 5
     assert "no agent has run" in before.out
 
     agent = make_agent()
@@ -278,6 +278,10 @@ def test_status_reports_no_agent_then_the_running_agent(
     assert doc["agent"]["role"] == "active"
     assert [p["pending"] for p in doc["agent"]["peers"]] == [0, 0]
     assert "running" in smb_cluster.run("status").out
+    assert agent.terminate()[0] == 0
+    stopped = smb_cluster.run("status")
+    assert stopped.code == 5
+    assert "NOT RUNNING" in stopped.out
 
 
 def test_agent_deletes_nothing_when_the_source_folder_disappears(

@@ -108,6 +108,25 @@ def test_source_index_reuses_unchanged_files_and_refuses_a_vanished_folder(tmp_p
     assert [f.name for f in index.snapshot().files] == ["a.jobs"]
 
 
+def test_source_index_sets_names_that_differ_only_in_case_aside(tmp_path: Path) -> None:
+    """Names an event adds or removes are checked for case collisions too, not only rescans."""
+    (tmp_path / "report.jobs").write_bytes(b"one")
+    index = SourceIndex(tmp_path, "*.jobs")
+    index.rescan()
+    (tmp_path / "Report.jobs").write_bytes(b"two")
+    index.refresh(["Report.jobs"])
+    snapshot = index.snapshot()
+    assert snapshot.files == ()
+    assert sorted(f.name for f in snapshot.collided) == ["Report.jobs", "report.jobs"]
+    assert snapshot.skipped_keys == {"report.jobs"}
+    assert index.rescan().changed is False  # a rescan finds what the events left
+
+    (tmp_path / "Report.jobs").unlink()
+    index.refresh(["Report.jobs"])
+    assert [f.name for f in index.snapshot().files] == ["report.jobs"]
+    assert index.snapshot().skipped == ()
+
+
 def test_watcher_overflow_warning_triggers_a_rescan(tmp_path: Path) -> None:
     """Watchdog reports lost events only as a log warning; the watcher turns it into trouble."""
     troubles: list[str] = []

@@ -121,9 +121,28 @@ CASES = [
     ),
     Case(
         "missing-password-variable",
-        _variant('name = "node2"', 'name = "node2"\nusername = "u"\npassword_env = "NOT_SET_HERE"'),
+        _raw(ONE_PEER + "path = '\\\\h\\s\\jobs'\nusername = 'u'\npassword_env = 'NOT_SET_HERE'\n"),
         2,
         "NOT_SET_HERE, which is not set",
+    ),
+    Case(
+        "username-without-password",
+        _raw(ONE_PEER + "path = '\\\\h\\s\\jobs'\nusername = 'u'\n"),
+        2,
+        "peer p: username is set but no password source",
+    ),
+    Case("empty-mode", _variant("[[peers]]", '[active]\nmode = ""\n[[peers]]'), 2, "mode must not"),
+    Case(
+        "port-zero",
+        _raw(ONE_PEER + "path = '\\\\h\\s\\jobs'\nport = 0\n"),
+        2,
+        "peer p: port must be between 1 and 65535, not 0",
+    ),
+    Case(
+        "unc-stops-at-the-share",
+        _raw(ONE_PEER + "path = '\\\\h\\integrify$'\n"),
+        2,
+        "path '\\\\h\\integrify$' stops at the share",
     ),
     Case("empty-peer-list", _raw("source = '/tmp'\n"), 2, "no [[peers]]"),
     Case(

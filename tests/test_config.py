@@ -24,6 +24,10 @@ password_env = "JOBSYNC_PASSWORD"
 [[peers]]
 name = "node3"
 path = "/mnt/node3/jobs"
+[[peers]]
+name = "node4"
+path = '\\node4\jobs$'
+share_root = true
 encrypt = false
 """
 
@@ -53,13 +57,17 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert node2.password.value == "pw-from-env"
     assert node2.encrypt is True
     assert config.peers[2].local_path == Path("/mnt/node3/jobs")
-    assert config.peers[2].encrypt is False
+    node4 = config.peers[3]
+    assert node4.unc is not None
+    assert (node4.unc.share, node4.unc.folder) == ("jobs$", "")
+    assert node4.encrypt is False
+    assert node4.username is None
 
 
 def test_the_node_itself_is_not_a_target(tmp_path: Path) -> None:
     """One file can be deployed on every node: the peer named like the node is skipped."""
     config = _load(tmp_path, GOOD)
-    assert [p.name for p in config.target_peers] == ["node2", "node3"]
+    assert [p.name for p in config.target_peers] == ["node2", "node3", "node4"]
 
 
 def test_password_never_shows_in_repr(tmp_path: Path) -> None:
@@ -126,7 +134,7 @@ BAD = [
     (
         "UNC without share",
         GOOD.replace(r"'\\node2\integrify$\app\scheduler\lib\cronic\jobs'", r"'\\node2'"),
-        "names no share",
+        r"path '\\node2' names no share",
     ),
     ("relative local peer", GOOD.replace('"/mnt/node3/jobs"', '"mnt/node3"'), "must be absolute"),
     (
@@ -158,6 +166,194 @@ def test_bad_config_is_one_line_naming_the_problem(
     assert str(tmp_path / "jobsync.toml") in message
     assert "hunter22" not in message
     assert error.value.exit_code == 2
+
+
+def _top(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+def _node2(extra: str, *, drop: str = "") -> str:
+    """GOOD with node2's table changed: ``extra`` lines added, the line ``drop`` removed."""
+    text = GOOD.replace("port = 4455\n", f"port = 4455\n{extra}\n", 1)
+    return text.replace(f"{drop}\n", "", 1) if drop else text
+
+
+NODE2_PATH = r"'\\node2\integrify$\app\scheduler\lib\cronic\jobs'"
+
+# Every value that used to be guessed, or that the rest of its table makes meaningless: refused
+# with exit 2 and one line naming the file, where (the table or the peer) and the key. (A table
+# of cases: its rows look alike on purpose.)
+REFUSED = [
+    ("node empty", _top('node = "node1"', 'node = ""'), "", "node must not be empty"),
+    ("node blank", _top('node = "node1"', 'node = "  "'), "", "node must not be empty"),
+    (
+        "source empty",
+        _top("source = '/srv/integrify/app/scheduler/lib/cronic/jobs'", "source = ''"),
+        "",
+        "source must not be empty",
+    ),
+    ("pattern empty", 'pattern = ""\n' + GOOD, "", "pattern must not be empty"),
+    ("timeout zero", "timeout_seconds = 0\n" + GOOD, "", "timeout_seconds must be a positive"),
+    ("timeout inf", "timeout_seconds = inf\n" + GOOD, "", "timeout_seconds must be a positive"),
+    ("ratio nan", "max_delete_ratio = nan\n" + GOOD, "", "max_delete_ratio must be between"),
+    ("state_dir empty", 'state_dir = ""\n' + GOOD, "", "state_dir must not be empty"),
+    ("peers empty", 'node = "a"\nsource = "/x"\npeers = []\n', "", "no [[peers]]"),
+    ("debounce negative", GOOD + "[watch]\ndebounce_ms = -1\n", "[watch]", "debounce_ms"),
+    ("rescan zero", GOOD + "[watch]\nrescan_seconds = 0\n", "[watch]", "rescan_seconds"),
+    ("retry zero", GOOD + "[watch]\nretry_max_seconds = 0\n", "[watch]", "retry_max_seconds"),
+    ("mode empty", GOOD + '[active]\nmode = ""\n', "[active]", "mode must not be empty"),
+    ("mode missing", GOOD + "[active]\ncheck_seconds = 5\n", "[active]", "mode is required"),
+    ("mode unknown", GOOD + '[active]\nmode = "dsn"\n', "[active]", "mode must be one of"),
+    ("dns without host", GOOD + '[active]\nmode = "dns"\n', "[active]", "needs services_host"),
+    (
+        "services_host empty",
+        GOOD + '[active]\nmode = "dns"\nservices_host = ""\n',
+        "[active]",
+        "services_host must not be empty",
+    ),
+    (
+        "services_host without dns",
+        GOOD + '[active]\nmode = "always"\nservices_host = "svc"\n',
+        "[active]",
+        'services_host is only used with mode = "dns"',
+    ),
+    (
+        "services empty",
+        GOOD + '[active]\nmode = "services"\nservices = []\n',
+        "[active]",
+        "services must be a list",
+    ),
+    (
+        "service name empty",
+        GOOD + '[active]\nmode = "services"\nservices = [""]\n',
+        "[active]",
+        "none of them empty",
+    ),
+    (
+        "services without services mode",
+        GOOD + '[active]\nmode = "dns"\nservices_host = "x"\nservices = ["S"]\n',
+        "[active]",
+        'services is only used with mode = "services"',
+    ),
+    ("check zero", GOOD + '[active]\nmode = "always"\ncheck_seconds = 0\n', "[active]", "check"),
+    (
+        "confirmations zero",
+        GOOD + '[active]\nmode = "always"\nconfirmations = 0\n',
+        "[active]",
+        "confirmations must be a whole number, 1 or more",
+    ),
+    ("listen empty", GOOD + '[health]\nlisten = ""\n', "[health]", "listen must be HOST:PORT"),
+    ("listen port 0", GOOD + '[health]\nlisten = "127.0.0.1:0"\n', "[health]", "listen must"),
+    ("listen no host", GOOD + '[health]\nlisten = ":9477"\n', "[health]", "listen must"),
+    ("max lag zero", GOOD + "[health]\nmax_lag_seconds = 0\n", "[health]", "max_lag_seconds"),
+    ("service id empty", GOOD + '[service]\nid = ""\n', "[service]", "id must not be empty"),
+    ("service name empty", GOOD + '[service]\nname = ""\n', "[service]", "name must not be"),
+    (
+        "description empty",
+        GOOD + '[service]\ndescription = ""\n',
+        "[service]",
+        "description must not be empty",
+    ),
+    ("python empty", GOOD + '[service]\npython = ""\n', "[service]", "python must not be empty"),
+    ("account empty", GOOD + "[service]\naccount = ''\n", "[service]", "account must not be"),
+    ("log_dir empty", GOOD + '[service]\nlog_dir = ""\n', "[service]", "log_dir must not be"),
+    ("task empty", GOOD + '[schedule]\ntask_name = ""\n', "[schedule]", "task_name must not"),
+    (
+        "boot delay zero",
+        GOOD + "[schedule]\nboot_delay_minutes = 0\n",
+        "[schedule]",
+        "boot_delay_minutes must be a whole number, 1 or more",
+    ),
+    (
+        "time limit zero",
+        GOOD + "[schedule]\ntime_limit_minutes = 0\n",
+        "[schedule]",
+        "time_limit_minutes",
+    ),
+    ("task account empty", GOOD + "[schedule]\naccount = ''\n", "[schedule]", "account must"),
+    ("peer name empty", GOOD.replace('name = "node2"', 'name = ""'), "peers[1]", "name must not"),
+    (
+        "peer path empty",
+        GOOD.replace(NODE2_PATH, "''"),
+        "peer node2",
+        "path must not be empty",
+    ),
+    ("port zero", GOOD.replace("4455", "0"), "peer node2", "port must be between 1 and 65535"),
+    ("username empty", GOOD.replace("'CORP\\svc-jobsync'", '""'), "peer node2", "username must"),
+    (
+        "username without password source",
+        _node2("", drop='password_env = "JOBSYNC_PASSWORD"'),
+        "peer node2",
+        "username is set but no password source",
+    ),
+    (
+        "password_env empty",
+        GOOD.replace('password_env = "JOBSYNC_PASSWORD"', 'password_env = ""'),
+        "peer node2",
+        "password_env and password_keyring must not be empty",
+    ),
+    (
+        "two password sources",
+        _node2('password_keyring = "jobsync"'),
+        "peer node2",
+        "two sources for one password",
+    ),
+    (
+        "share root without the key",
+        GOOD.replace(NODE2_PATH, r"'\\node2\integrify$'"),
+        "peer node2",
+        r"path '\\node2\integrify$' stops at the share",
+    ),
+    (
+        "share_root with a folder",
+        _node2("share_root = true"),
+        "peer node2",
+        "share_root = true, but path",
+    ),
+    (
+        "smb keys on a local folder",
+        GOOD.replace('path = "/mnt/node3/jobs"', 'path = "/mnt/node3/jobs"\nport = 445'),
+        "peer node3",
+        "port: only for SMB peers",
+    ),
+    (
+        "encrypt on a local folder",
+        GOOD.replace('path = "/mnt/node3/jobs"', 'path = "/mnt/node3/jobs"\nencrypt = false'),
+        "peer node3",
+        "encrypt: only for SMB peers",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "where", "expected"), REFUSED, ids=[c[0] for c in REFUSED]
+)
+def test_no_value_is_guessed(
+    tmp_path: Path, case: str, text: str, where: str, expected: str
+) -> None:
+    """Empty, zero and incomplete values are refused: one line, the file, where, the key."""
+    with pytest.raises(ConfigError) as error:
+        _load(tmp_path, text)
+    message = str(error.value)
+    assert expected in message, case
+    assert message.startswith(f"{tmp_path / 'jobsync.toml'}: {where}"), message
+    assert "\n" not in message
+    assert error.value.exit_code == 2
+
+
+def test_a_windows_path_in_double_quotes_gets_advice(tmp_path: Path) -> None:
+    """TOML's complaint about a backslash comes with the fix: single quotes (literal strings)."""
+    text = GOOD.replace(NODE2_PATH, '"\\\\node2\\integrify$\\app"')
+    assert '"\\\\node2\\integrify' in text
+    with pytest.raises(ConfigError, match="write Windows paths in single quotes"):
+        _load(tmp_path, text)
+
+
+def test_an_explicit_share_root_is_accepted(tmp_path: Path) -> None:
+    """share_root = true lets a peer's jobs folder be the root of its share."""
+    config = _load(tmp_path, GOOD)
+    assert str(config.peers[3].unc) == "\\\\node4\\jobs$"
 
 
 def test_password_variable_may_be_unset_for_the_node_itself(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from jobsync.engine import (
 )
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerFileNotFoundError, PeerIOError, PeerUnreachableError
+from jobsync.manifest import Manifest
 from jobsync.scan import SourceScan, UnstableFileError, read_stable, scan_source
 from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome
 from jobsync.transport.local import LocalPeer
@@ -436,3 +437,28 @@ def test_a_deferred_manifest_never_overwrites_a_takeover(local_cluster: Cluster)
     result = sync.sync(peer, scan, names={"a.jobs"})
     assert result.refused is not None
     assert "node9 took over at epoch 7" in result.refused
+
+
+def test_a_node_that_sees_a_winning_claim_is_fenced_on_every_peer(local_cluster: Cluster) -> None:
+    """Once one peer names an owner whose claim outranks this node's, no other peer is written.
+
+    node0 took over at epoch 1 and could record it on node2 only; node1 (epoch 0) is refused on
+    node2, and then on node3 too, although node3's manifest says nothing of node0.
+    """
+    local_cluster.write_job("a.jobs", b"a")
+    config = _config(local_cluster)
+    node2, node3 = config.target_peers
+    peer2, peer3 = default_opener(node2, 5), default_opener(node3, 5)
+    peer2.make_dirs(".jobsync/tmp")
+    write_manifest(peer2, Manifest(owner="node0", epoch=1), temp=".jobsync/tmp/m.tmp")
+    fence = LocalFence(config.source, config.node)
+    scan = scan_source(config.source, config.pattern)
+
+    on2 = PeerSync(node2, config=config, options=PushOptions(), fence=fence).sync(peer2, scan)
+    on3 = PeerSync(node3, config=config, options=PushOptions(), fence=fence).sync(peer3, scan)
+
+    assert on2.refused is not None
+    assert on2.refused.startswith("node0 took over at epoch 1")
+    assert on3.refused == on2.refused
+    assert not (local_cluster.disk("node3") / "a.jobs").exists()
+    assert not (local_cluster.disk("node3") / ".jobsync").exists()

@@ -174,16 +174,22 @@ def test_apply_refuses_to_replace_a_newer_version_unless_forced(
 ) -> None:
     """A newer version on a peer is left alone by --apply (exit 4) unless --force.
 
-    With --force it is replaced, and kept in the peer's backup.
+    B took over while C was down, so C still holds A's last version, newer than B's. With
+    --force it is replaced, and kept in the peer's backup.
     """
     a, b, c = nodes["A"], nodes["B"], nodes["C"]
     a.write("x.jobs", b"old")
     assert jobsync(capsys, a, "push").code == 0
     a.write("x.jobs", b"newer, only on C")
     assert jobsync(capsys, a, "push", "--peer", "C").code == 0
+    a.samba.stop()
+    c.samba.stop()
+    assert jobsync(capsys, b, "takeover").code == 3
+    c.samba.start()
 
     held = jobsync(capsys, b, "reconcile", "--apply", "--peer", "C")
-    assert held.code == 4
+    assert held.code == 4, held
+    assert "left alone, the peer holds a newer version: x.jobs" in held.out
     assert c.jobs() == {"x.jobs": b"newer, only on C"}
 
     forced = jobsync(capsys, b, "reconcile", "--apply", "--force", "--peer", "C")
@@ -192,3 +198,61 @@ def test_apply_refuses_to_replace_a_newer_version_unless_forced(
     assert [p.read_bytes() for p in (c.folder / ".jobsync" / "backup").iterdir()] == [
         b"newer, only on C"
     ]
+
+
+def _everything(node: Node) -> set[bytes]:
+    """The content of every file in a node's folder, jobsync's own included."""
+    return {p.read_bytes() for p in node.folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("first", ["B", "C"])
+def test_a_partitioned_double_takeover_settles_on_one_owner(
+    nodes: Cluster3, capsys: pytest.CaptureFixture[str], first: str
+) -> None:
+    """B and C both take over in epoch 1, each while it cannot see the other.
+
+    Once they see each other, B (whose name sorts first) owns the jobs whatever order the
+    pushes run in: C is fenced in every round, with a message naming B; every folder ends as
+    B's, and stays so round after round; reconcile is clean; what C wrote is kept.
+    """
+    a, b, c = nodes["A"], nodes["B"], nodes["C"]
+    a.write("x.jobs", b"x")
+    a.write("y.jobs", b"y")
+    assert jobsync(capsys, a, "push").code == 0
+    a.samba.stop()  # the services node dies
+
+    c.samba.stop()  # B cannot see C
+    took_b = jobsync(capsys, b, "takeover")
+    assert took_b.code == 3, took_b
+    assert "reached only 1 of 3 nodes (this one included), not a majority" in took_b.out
+    b.write("x.jobs", b"x from B")
+    c.samba.start()
+    b.samba.stop()  # C cannot see B
+    took_c = jobsync(capsys, c, "takeover", "--json")
+    assert took_c.code == 3, took_c
+    assert took_c.json()["epoch"] == b.manifest()["epoch"] == 1
+    assert took_c.json()["reached"] == {"nodes": ["C"], "cluster": 3, "majority": False}
+    c.write("y.jobs", b"y from C")
+    c.write("z.jobs", b"z, made on C")
+    b.samba.start()
+    a.samba.start()  # healed: A is back too, as a plain peer
+
+    order = [b, c] if first == "B" else [c, b]
+    settled: dict[str, list[tuple[str, int]]] = {}
+    for round_number in range(3):
+        for node in order:
+            run = jobsync(capsys, node, "push")
+            if node is b:
+                assert run.code == 0, (round_number, run)
+            else:
+                assert run.code == 4, (round_number, run)
+                assert "so B does" in run.out + run.err
+        assert a.jobs() == b.jobs() == c.jobs() == {"x.jobs": b"x from B", "y.jobs": b"y"}
+        now = {n.name: n.snapshot() for n in (a, b, c)}
+        if round_number == 0:
+            settled = now
+        assert now == settled, round_number  # repeated pushes change nothing
+
+    assert jobsync(capsys, b, "reconcile").code == 0
+    assert {b"y from C", b"z, made on C"} <= _everything(c)
+    assert c.manifest()["owner"] == a.manifest()["owner"] == "B"

@@ -58,6 +58,12 @@ def test_manifest_round_trips() -> None:
         _doc({"a.jobs": {"sha256": SHA, "size": True, "mtime_ns": 1}}),
         _doc({"a.jobs": {"sha256": SHA, "size": 1, "mtime_ns": "1"}}),
         _doc({"a.jobs": "not an object"}),
+        _doc(
+            {  # names that differ only in case: one record would silently hide the other
+                "Report.jobs": {"sha256": SHA, "size": 1, "mtime_ns": 1},
+                "report.jobs": {"sha256": SHA, "size": 1, "mtime_ns": 1},
+            }
+        ),
     ],
 )
 def test_corrupt_or_hostile_manifests_are_refused(data: bytes) -> None:

@@ -249,3 +249,26 @@ def test_names_plan_hands_anything_unusual_to_the_full_plan() -> None:
     assert _plan_names(["a.jobs"], new_a, manifest, {"a.jobs": b"new"}) is None  # recorded: a
     assert _plan_names(["a.jobs", "b.jobs"], [], manifest, {}) is None  # 2 of 2 > 0.5
     assert _plan_names(["a.jobs", "b.jobs"], [], manifest, {}, ratio=1.0) is not None
+
+
+def test_skipped_names_and_names_a_peer_doubles_are_left_alone() -> None:
+    """Names the source skipped are neither copied nor deleted; doubled peer names are reported.
+
+    A case-sensitive peer can hold REPORT.jobs and report.jobs; planning one of them would hide
+    the other, so both are left as they are.
+    """
+    source = [_src("a.jobs", b"a2"), _src("report.jobs", b"r2")]
+    peer = [_peer("a.jobs", b"a"), _peer("REPORT.jobs", b"R"), _peer("report.jobs", b"r")]
+    manifest = _manifest(("a.jobs", b"a", 1000), ("report.jobs", b"r", 1000))
+    plan = plan_peer(
+        source,
+        peer,
+        manifest,
+        peer_hashes={},
+        max_delete_ratio=1.0,
+        leave=frozenset({"a.jobs"}),
+    )
+    assert plan.copies == ()
+    assert plan.deletes == ()
+    assert plan.collisions == ("REPORT.jobs", "report.jobs")
+    assert not plan.is_noop

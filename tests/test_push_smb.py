@@ -141,6 +141,7 @@ def test_dry_run_changes_nothing(smb_cluster: Cluster) -> None:
     smb_cluster.write_job("a.jobs", b"a2")
     (smb_cluster.source / "b.jobs").unlink()
     smb_cluster.write_job("c.jobs", b"c")
+    (smb_cluster.disk("node2") / "a.jobs").write_bytes(b"edited on node2")
     snapshot = {
         name: sorted((str(p), p.stat().st_mtime_ns) for p in disk.rglob("*"))
         for name, _, disk in smb_cluster.peers
@@ -158,6 +159,10 @@ def test_dry_run_changes_nothing(smb_cluster: Cluster) -> None:
         for name, _, disk in smb_cluster.peers
     }
     assert after == snapshot
+    text = smb_cluster.run("push", "--dry-run")
+    assert "(would keep 1 peer edit(s) in .jobsync/backup)" in text.out
+    assert "(kept" not in text.out
+    assert smb_cluster.run("reconcile").code == 1  # still as it was
 
 
 def test_peer_never_shows_a_partial_job(smb_cluster: Cluster) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from jobsync.drift import Kind, Newer, Version, find_drift, which_is_newer
+from jobsync.drift import Kind, find_drift
 from jobsync.manifest import Manifest, ManifestEntry, Tombstone
 from jobsync.scan import SourceFile
-from jobsync.takeover import PeerView, plan_takeover
+from jobsync.takeover_plan import PeerView, plan_takeover
 from jobsync.transport.base import RemoteFile
+from jobsync.versions import Newer, Version, which_is_newer
 
 
 def _sha(data: bytes) -> str:

@@ -15,7 +15,14 @@ from pathlib import Path
 import structlog
 
 from jobsync.names import compile_pattern
-from jobsync.scan import SkippedFile, SourceFile, SourceScan, read_job, scan_source
+from jobsync.scan import (
+    SkippedFile,
+    SourceFile,
+    SourceScan,
+    read_job,
+    scan_source,
+    split_collisions,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +46,7 @@ class SourceIndex:
         self._lock = threading.Lock()
         self._files: dict[str, SourceFile] = {}
         self._skipped: dict[str, SkippedFile] = {}
+        self._collided: frozenset[str] = frozenset()
         self._snapshot = SourceScan(folder=folder, files=())
         self.version = 0
 
@@ -56,10 +64,11 @@ class SourceIndex:
             scan = scan_source(
                 self._folder, self._pattern, previous=self._files, keep_content=False
             )
-            files = {f.name: f for f in scan.files}
+            files = {f.name: f for f in (*scan.files, *scan.collided)}
             changed = files != self._files
             self._files = files
-            self._skipped = {s.name: s for s in scan.skipped}
+            self._skipped = {s.name: s for s in scan.skipped if not s.collision}
+            self._collided = frozenset(f.name for f in scan.collided)  # the scan warned of them
             if changed:
                 self._publish()
             return Refresh(changed=changed)
@@ -86,8 +95,18 @@ class SourceIndex:
         return Refresh(changed=changed, unstable=frozenset(unstable))
 
     def _publish(self) -> None:
-        files = tuple(self._files[name] for name in sorted(self._files))
+        # Collisions are worked out again from every file read, as events add and remove names.
+        files, collided, collisions = split_collisions(
+            [self._files[name] for name in sorted(self._files)]
+        )
+        for skip in collisions:
+            if skip.name not in self._collided:  # a rescan has already said so of the others
+                log.warning("source_file_skipped", file=skip.name, reason=skip.reason)
+        self._collided = frozenset(skip.name for skip in collisions)
         self._snapshot = SourceScan(
-            folder=self._folder, files=files, skipped=tuple(self._skipped.values())
+            folder=self._folder,
+            files=files,
+            skipped=(*self._skipped.values(), *collisions),
+            collided=collided,
         )
         self.version += 1

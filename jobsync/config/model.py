@@ -1,0 +1,145 @@
+"""The configuration as typed, frozen values: what the rest of jobsync reads.
+
+Each ``[table]`` of ``jobsync.toml`` is one dataclass here, with its documented defaults, and
+one parser in :mod:`jobsync.config.sections` (peers in :mod:`jobsync.config.peers`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobsync.credentials import Secret
+from jobsync.names import name_key
+
+DEFAULT_PATTERN = "*.jobs"
+DEFAULT_TIMEOUT_SECONDS = 15.0
+DEFAULT_MAX_DELETE_RATIO = 0.5
+DEFAULT_SMB_PORT = 445
+ACTIVE_MODES = ("always", "dns", "services")
+
+
+@dataclass(frozen=True)
+class UncPath:
+    r"""A peer folder reached over SMB: ``\\host\share\folder``."""
+
+    host: str
+    share: str
+    folder: str  # backslash-separated path inside the share; "" for the share's root
+
+    def __str__(self) -> str:
+        """The path as Windows writes it."""
+        tail = f"\\{self.folder}" if self.folder else ""
+        return f"\\\\{self.host}\\{self.share}{tail}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerConfig:
+    """One node that receives copies of the jobs folder."""
+
+    name: str
+    path: str
+    unc: UncPath | None
+    local_path: Path | None
+    port: int = DEFAULT_SMB_PORT
+    username: str | None = None
+    password: Secret | None = None
+    encrypt: bool = True
+
+    @property
+    def location(self) -> str:
+        """Where the peer's jobs folder is, as the operator wrote it."""
+        return self.path
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchConfig:
+    """``[watch]``: how the agent follows the source folder."""
+
+    debounce_ms: int = 500
+    rescan_seconds: float = 60.0
+    retry_max_seconds: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActiveConfig:
+    """``[active]``: how the agent knows this node is the services node."""
+
+    mode: str = "always"
+    services_host: str | None = None
+    services: tuple[str, ...] = ()
+    check_seconds: float = 10.0
+    confirmations: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthConfig:
+    """``[health]``: the agent's HTTP endpoint; off when ``listen`` is absent."""
+
+    listen: tuple[str, int] | None = None
+    max_lag_seconds: float = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    """``[service]``: the Windows service that runs the agent (through WinSW)."""
+
+    id: str = "jobsync"
+    name: str = "jobsync"
+    description: str = "Replicates Integrify's scheduled jobs to the other nodes (jobsync watch)."
+    account: str | None = None  # a gMSA (CORP\\name$) or a domain account; none: LocalSystem
+    python: str | None = None  # the python.exe to run; default: the one running jobsync
+    stop_timeout_seconds: float = 15.0
+    log_dir: Path | None = None  # default: "logs" beside the config file
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """``[schedule]``: the scheduled task that runs ``jobsync push`` as a fallback."""
+
+    task_name: str = "jobsync push"
+    interval_minutes: int = 5
+    boot_delay_minutes: int = 2
+    time_limit_minutes: int = 30
+    account: str | None = None  # default: the service's account
+
+
+DEFAULT_KEEP_DAYS = 365  # a job that runs once a year is missed within a year
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionConfig:
+    """``[retention]``: days kept copies stay in ``trash/`` and ``backup/`` (0: for ever)."""
+
+    trash_days: int = DEFAULT_KEEP_DAYS
+    backup_days: int = DEFAULT_KEEP_DAYS
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration of one node."""
+
+    path: Path
+    node: str
+    source: Path
+    pattern: str = DEFAULT_PATTERN
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_delete_ratio: float = DEFAULT_MAX_DELETE_RATIO
+    peers: tuple[PeerConfig, ...] = ()
+    state_dir: Path = Path("state")
+    watch: WatchConfig = WatchConfig()
+    active: ActiveConfig = ActiveConfig()
+    health: HealthConfig = HealthConfig()
+    service: ServiceConfig = ServiceConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+    @property
+    def target_peers(self) -> tuple[PeerConfig, ...]:
+        """The peers this node pushes to: every peer but the node itself."""
+        me = name_key(self.node)
+        return tuple(p for p in self.peers if name_key(p.name) != me)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value the config holds, for log redaction."""
+        return tuple(p.password.value for p in self.peers if p.password is not None)
