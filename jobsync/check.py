@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from jobsync.config import Config, PeerConfig
-from jobsync.engine import Opener, default_opener
 from jobsync.errors import PeerError
 from jobsync.names import TMP_DIR, job_temp_name
 from jobsync.result import CheckResult
-from jobsync.transport import FileWrite, Peer
+from jobsync.transport import FileWrite, Opener, Peer, default_opener
 
 
 def check(

@@ -132,9 +132,9 @@ def push(
     log_file: LogFileOption = None,
 ) -> int:
     """Copy every changed job to the peers, atomically and verified."""
-    from jobsync.engine import PushOptions  # noqa: PLC0415 - keeps `--help` fast
-    from jobsync.engine import push as run_push  # noqa: PLC0415
     from jobsync.render import push_to_json, push_to_text  # noqa: PLC0415
+    from jobsync.sync import PushOptions  # noqa: PLC0415 - keeps `--help` fast
+    from jobsync.sync import push as run_push  # noqa: PLC0415
 
     config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
     peers = _select(config, peer)

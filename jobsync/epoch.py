@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobsync.manifest import Manifest, ManifestCorruptError, manifest_from_bytes
@@ -76,6 +77,27 @@ def fence_reason(manifest: Manifest, *, epoch: int, node: str) -> str | None:
     if winner is None or winner.same_node(mine) or not winner.outranks(mine):
         return None
     return outranked_reason(winner, mine)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a peer's manifest says about a node about to write there."""
+
+    epoch: int  # the epoch the node writes in there (its own; a lost claim keeps the peer's)
+    reason: str | None  # why the node must not write there, naming the winner; None: it may
+    winner: Claim | None  # the claim that outranks the node's, to be fenced by everywhere
+
+
+def fence_verdict(manifest: Manifest, *, epoch: int, node: str) -> Verdict:
+    """Whether ``node``, pushing in ``epoch``, may write to a folder with this manifest."""
+    # A node whose claim was lost still owns what it owns: keep the peer's epoch then.
+    same_owner = name_key(manifest.owner) == name_key(node)
+    reason = fence_reason(manifest, epoch=epoch, node=node)
+    return Verdict(
+        epoch=max(epoch, manifest.epoch) if same_owner else epoch,
+        reason=reason,
+        winner=manifest_claim(manifest) if reason is not None else None,
+    )
 
 
 def outranked_reason(winner: Claim, mine: Claim) -> str:

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 from jobsync.config import Config, PeerConfig
 from jobsync.drift import Drift, Kind, find_drift
-from jobsync.engine import Opener, PeerSync, PushOptions, default_opener, read_manifest
 from jobsync.epoch import LocalFence
 from jobsync.errors import ExitCode, PeerError
 from jobsync.names import compile_pattern, name_key
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan, scan_source
+from jobsync.sync import PeerSync, PushOptions
+from jobsync.transport import Opener, default_opener
+from jobsync.transport.manifests import read_manifest
 from jobsync.versions import Newer, is_vouched
 
 

@@ -30,7 +30,6 @@ from datetime import datetime, timezone
 import structlog
 
 from jobsync.config import Config, PeerConfig
-from jobsync.engine import Opener, default_opener, read_manifest, set_manifest_aside, write_manifest
 from jobsync.epoch import read_claim, write_claim
 from jobsync.errors import ExitCode, PeerError
 from jobsync.manifest import Manifest, ManifestEntry
@@ -48,8 +47,9 @@ from jobsync.names import (
 from jobsync.result import FileFailure
 from jobsync.scan import SourceFile, SourceScan, scan_source
 from jobsync.takeover_plan import Action, Choice, PeerView, plan_takeover, to_read
-from jobsync.transport import FileWrite, Peer
+from jobsync.transport import FileWrite, Opener, Peer, default_opener
 from jobsync.transport.local import LocalPeer
+from jobsync.transport.manifests import read_manifest, set_manifest_aside, write_manifest
 from jobsync.versions import Claim
 
 log = structlog.get_logger(__name__)

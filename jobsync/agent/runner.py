@@ -28,14 +28,14 @@ from jobsync.agent.view import iso as _iso
 from jobsync.agent.watcher import Debouncer, SourceWatcher
 from jobsync.agent.worker import PeerWorker
 from jobsync.config import Config
-from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
 from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError, SourceError
 from jobsync.lock import WorkLock
 from jobsync.logs import Redactor
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan
-from jobsync.transport import check_installation
+from jobsync.sync import PeerSync, PushOptions
+from jobsync.transport import Opener, check_installation, default_opener
 
 log = structlog.get_logger(__name__)
 

@@ -24,11 +24,11 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from jobsync.agent.memory import release_freed_memory
-from jobsync.engine import Opener, PeerSync
 from jobsync.errors import JobsyncError
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan
-from jobsync.transport import Peer
+from jobsync.sync import PeerSync
+from jobsync.transport import Opener, Peer
 
 log = structlog.get_logger(__name__)
 

@@ -178,7 +178,7 @@ def _parse_peers(
         if name_key(peer.name) in seen:
             raise ConfigError(f"{path}: peers[{index}]: duplicate peer name {shown(peer.name)}")
         seen.add(name_key(peer.name))
-        if peer.local_path is not None and same_folder(peer.local_path, source):
+        if isinstance(peer.target, Path) and same_folder(peer.target, source):
             raise ConfigError(f"{path}: peer {peer.name}: path is the source folder itself")
         peers.append(peer)
     return tuple(peers)
