@@ -168,6 +168,7 @@ def check(
     """Validate the config and prove each peer can take a push."""
     from jobsync.check import check as run_check  # noqa: PLC0415
     from jobsync.render import check_to_json, check_to_text  # noqa: PLC0415
+    from jobsync.result import worst  # noqa: PLC0415
 
     config = _setup(config_path, verbose=verbose, log_json=log_json, log_file=log_file)
     results = run_check(config, peers=_select(config, peer))
@@ -176,7 +177,7 @@ def check(
         document=lambda: check_to_json(results),
         lines=lambda: check_to_text(results),
     )
-    return int(ExitCode.OK if all(r.ok for r in results) else ExitCode.PEER_FAILED)
+    return int(worst(r.exit_code for r in results))
 
 
 @app.command()
@@ -285,19 +286,24 @@ def status(
     """Show what the agent last reported: role, peers, pending changes, last errors."""
     from jobsync.agent.state import read_state, state_path  # noqa: PLC0415
     from jobsync.render import status_to_text  # noqa: PLC0415
+    from jobsync.result import state_document, view_from_document  # noqa: PLC0415
 
     config = _setup(config_path, verbose=verbose, log_json=False, log_file=None)
     where = state_path(config.state_dir)
-    state = read_state(where)
-    alive = bool(state and state.get("running") and _pid_alive(state.get("pid")))
+    view = view_from_document(read_state(where))
+    alive = view is not None and view.running and _pid_alive(view.pid)
     _emit(
         as_json=as_json,
-        document=lambda: {"state_file": str(where), "agent_running": alive, "agent": state},
-        lines=lambda: status_to_text(state, where=str(where), alive=alive),
+        document=lambda: {
+            "state_file": str(where),
+            "agent_running": alive,
+            "agent": None if view is None else state_document(view),
+        },
+        lines=lambda: status_to_text(view, where=str(where), alive=alive),
     )
     if not alive:
         return int(ExitCode.AGENT_NOT_RUNNING)
-    failing = any(p.get("last_error") for p in (state or {}).get("peers", []))
+    failing = view is not None and any(p.last_error for p in view.peers)
     return int(ExitCode.PEER_FAILED if failing else ExitCode.OK)
 
 

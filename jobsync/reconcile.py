@@ -14,59 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from jobsync.config import Config, PeerConfig
-from jobsync.drift import Drift, Kind, find_drift
+from jobsync.drift import find_drift
 from jobsync.epoch import LocalFence
-from jobsync.errors import ExitCode, PeerError
+from jobsync.errors import PeerError
 from jobsync.names import compile_pattern, name_key
-from jobsync.result import PeerResult
+from jobsync.result import PeerDrift, ReconcileResult
 from jobsync.scan import SourceScan, scan_source
 from jobsync.sync import PeerSync, PushOptions
 from jobsync.transport import Opener, default_opener
 from jobsync.transport.manifests import read_manifest
 from jobsync.versions import Newer, is_vouched
-
-
-@dataclass(frozen=True, kw_only=True)
-class PeerDrift:
-    """The drift found on one peer, and what ``--apply`` did about it."""
-
-    peer: str
-    reachable: bool
-    error: str | None = None
-    drift: tuple[Drift, ...] = ()
-    manifest_problem: str | None = None
-    applied: PeerResult | None = None
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """The code this peer alone would give."""
-        if not self.reachable:
-            return ExitCode.PEER_FAILED
-        if self.applied is not None:
-            # A collision is never repaired: only renaming a job at the source settles it.
-            stuck = any(d.kind is Kind.COLLISION for d in self.drift)
-            return max(self.applied.exit_code, ExitCode.PEER_FAILED if stuck else ExitCode.OK)
-        return ExitCode.DRIFT if self.drift else ExitCode.OK
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReconcileResult:
-    """Drift on every peer."""
-
-    node: str
-    source_files: int
-    peers: tuple[PeerDrift, ...]
-    applied: bool = False
-
-    @property
-    def in_sync(self) -> bool:
-        """Every peer reachable and none drifted (before any repair)."""
-        return all(p.reachable and not p.drift for p in self.peers)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """The highest code of any peer."""
-        return max((p.exit_code for p in self.peers), default=ExitCode.OK)
 
 
 @dataclass(frozen=True, kw_only=True)

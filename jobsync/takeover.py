@@ -31,7 +31,7 @@ import structlog
 
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import read_claim, write_claim
-from jobsync.errors import ExitCode, PeerError
+from jobsync.errors import PeerError
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import (
     BACKUP_DIR,
@@ -44,7 +44,7 @@ from jobsync.names import (
     name_key,
     stamp_name,
 )
-from jobsync.result import FileFailure
+from jobsync.result import FileFailure, TakeoverResult
 from jobsync.scan import SourceFile, SourceScan, scan_source
 from jobsync.takeover_plan import Action, Choice, PeerView, plan_takeover, to_read
 from jobsync.transport import FileWrite, Opener, Peer, default_opener
@@ -53,38 +53,6 @@ from jobsync.transport.manifests import read_manifest, set_manifest_aside, write
 from jobsync.versions import Claim
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TakeoverResult:
-    """What a takeover saw and did."""
-
-    node: str
-    epoch: int
-    previous_owner: str
-    previous_epoch: int
-    actions: tuple[Action, ...] = ()
-    failed: tuple[FileFailure, ...] = ()
-    unreachable: tuple[tuple[str, str], ...] = ()
-    recorded_on: tuple[str, ...] = ()
-    refused: str | None = None
-    dry_run: bool = False
-    reached: tuple[str, ...] = ()  # the nodes it saw, this one first
-    cluster: int = 1  # the nodes of the cluster (this one and its configured peers)
-
-    @property
-    def majority(self) -> bool:
-        """Whether it reached more than half of the cluster's nodes."""
-        return 2 * len(self.reached) > self.cluster
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """0 when it is safe to start the services, 3 when something was not seen, 4 refused."""
-        if self.refused:
-            return ExitCode.REFUSED
-        if self.unreachable or self.failed:
-            return ExitCode.PEER_FAILED
-        return ExitCode.OK
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from jobsync.agent.events import EventRing
 from jobsync.agent.page import render_page
 from jobsync.agent.role import RoleDetector
 from jobsync.agent.runner import Agent
-from jobsync.agent.view import AgentView, PeerView
 from jobsync.config import load_config
 from jobsync.logs import Redactor
 from jobsync.names import STAMP_FORMAT, stamp_name
+from jobsync.result import AgentView, PeerView
 
 MakeAgent = Callable[..., AgentProcess]
 OLD_STAMP = (datetime.now(timezone.utc) - timedelta(days=400)).strftime(STAMP_FORMAT)

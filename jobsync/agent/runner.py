@@ -23,8 +23,6 @@ from jobsync.agent.role import RoleDetector, RoleTracker
 from jobsync.agent.source_index import SourceIndex
 from jobsync.agent.state import state_path, write_state
 from jobsync.agent.tally import PeerTally
-from jobsync.agent.view import AgentView, state_document
-from jobsync.agent.view import iso as _iso
 from jobsync.agent.watcher import Debouncer, SourceWatcher
 from jobsync.agent.worker import PeerWorker
 from jobsync.config import Config
@@ -32,7 +30,8 @@ from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError, SourceError
 from jobsync.lock import WorkLock
 from jobsync.logs import Redactor
-from jobsync.result import PeerResult
+from jobsync.result import AgentView, PeerResult, state_document
+from jobsync.result import iso as _iso
 from jobsync.scan import SourceScan
 from jobsync.sync import PeerSync, PushOptions
 from jobsync.transport import Opener, check_installation, default_opener
