@@ -150,8 +150,8 @@ def test_agent_restarts_a_dead_watcher_and_keeps_replicating(local_cluster: Clus
     runner = threading.Thread(target=agent.run, name="agent-under-test")
     runner.start()
     try:
-        wait_for(lambda: agent._watcher.alive, what="agent start")
-        agent._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
+        wait_for(lambda: agent._feed._watcher.alive, what="agent start")
+        agent._feed._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
         wait_for(lambda: agent.metrics.watcher_restarts._value.get() == 1, what="restart")
         local_cluster.write_job("after.jobs", b"after the restart")
         wait_for(

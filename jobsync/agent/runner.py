@@ -1,8 +1,10 @@
-"""The agent: watcher, debouncer, one worker per peer, rescans, role checks, health and state.
+"""The agent: the source followed, one worker per peer, rescans, role checks, health and state.
 
 The main thread only keeps time: it rescans every ``rescan_seconds`` (at once when the watcher
-reports trouble), checks the role every ``check_seconds``, restarts a dead watcher and writes
-the state file. Everything that touches a peer happens on that peer's worker.
+reports trouble), checks the role every ``check_seconds``, restarts a dead watcher or worker
+and writes the state file. Everything that touches a peer happens on that peer's worker
+(:mod:`~jobsync.agent.crew`); the source is followed by :mod:`~jobsync.agent.source_feed`, and
+what the agent knows is kept in its :mod:`~jobsync.agent.ledger`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ from jobsync.agent.local_retention import LocalPruner
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
 from jobsync.agent.role import RoleDetector, RoleTracker
-from jobsync.agent.source_index import SourceIndex
-from jobsync.agent.watcher import Debouncer, SourceWatcher
+from jobsync.agent.source_feed import SourceFeed
 from jobsync.agent.worker import workers_for
 from jobsync.config import Config
 from jobsync.epoch import LocalFence
-from jobsync.errors import SourceError
 from jobsync.lock import WorkLock
 from jobsync.logs import Redactor
 from jobsync.result import AgentView, PeerResult
@@ -51,10 +51,17 @@ class Agent:
         check_installation(config.target_peers)
         self.config = config
         self.stopping = threading.Event()
-        self.index = SourceIndex(config.source, config.pattern)
         self.metrics = AgentMetrics()
         self.events = EventRing()
         self.fence = LocalFence(config.source, config.node)
+        self._feed = SourceFeed(
+            config,
+            metrics=self.metrics,
+            events=self.events,
+            changed=self._wake_workers,
+            trouble=self.request_rescan,
+        )
+        self.index = self._feed.index
         self.ledger = Ledger(
             config,
             metrics=self.metrics,
@@ -68,20 +75,12 @@ class Agent:
         self._wakeup = threading.Event()
         self._rescan_reason: str | None = None
         self._rescans = 0
-        self._source_error: str | None = None
         self._detector = detector or RoleDetector(config.active)
         self._tracker: RoleTracker | None = None
         self._crew = Crew(
             workers_for(config, self, fence=self.fence, opener=opener),
             metrics=self.metrics,
             events=self.events,
-        )
-        self._debouncer = Debouncer(config.watch.debounce_ms / 1000, self._on_settled)
-        self._watcher = SourceWatcher(
-            config.source,
-            matches=self.index.matches,
-            on_name=self._debouncer.touch,
-            on_trouble=self.request_rescan,
         )
         self._health = health_server(
             config, health=self.health, metrics=self.metrics.render, page=self.page
@@ -96,7 +95,7 @@ class Agent:
 
     def snapshot(self) -> SourceScan:
         """The newest view of the source."""
-        return self.index.snapshot()
+        return self._feed.snapshot()
 
     def report(self, result: PeerResult, *, synced: SourceScan | None) -> None:
         """Record one pass of a worker."""
@@ -122,6 +121,21 @@ class Agent:
             stopping=self.stopping.is_set(),
         )
 
+    def view(self, *, running: bool = True) -> AgentView:
+        """What the agent holds now, as one value (no peer is asked anything)."""
+        tracker = self._tracker
+        role = (
+            Role("starting")
+            if tracker is None
+            else Role("active" if tracker.active else "standby", tracker.reason)
+        )
+        running = running and not self.stopping.is_set()
+        return self.ledger.view(role, running=running, source_error=self._feed.error)
+
+    def page(self) -> bytes:
+        """The status page (``GET /``)."""
+        return render_page(self.view(), hide=self._redactor.text)
+
     # -- the main loop ------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -138,29 +152,26 @@ class Agent:
 
     def _run(self) -> None:
         self.index.rescan()
-        self._tracker = RoleTracker(
+        tracker = RoleTracker(
             self._detector.probe(), confirmations=self.config.active.confirmations
         )
-        self.metrics.active.set(1 if self.active else 0)
-        self.metrics.source_files.set(len(self.snapshot().files))
+        self._tracker = tracker
+        role, jobs = ("active" if tracker.active else "standby"), len(self.snapshot().files)
+        self.metrics.active.set(1 if tracker.active else 0)
+        self.metrics.source_files.set(jobs)
         self.metrics.epoch.set(self.fence.epoch())
-        self.events.add(
-            "start",
-            f"agent started, {'active' if self.active else 'standby'} ({self._tracker.reason}), "
-            f"{len(self.snapshot().files)} jobs",
-        )
+        self.events.add("start", f"agent started, {role} ({tracker.reason}), {jobs} jobs")
         log.info(
             "agent_started",
             node=self.config.node,
-            role="active" if self.active else "standby",
-            reason=self._tracker.reason,
+            role=role,
+            reason=tracker.reason,
             peers=self._crew.names,
-            jobs=len(self.snapshot().files),
+            jobs=jobs,
         )
         if self._health is not None:
             self._health.start()
-        self._debouncer.start()
-        self._start_watcher()
+        self._feed.start()
         self._crew.start()
         self._wake_workers()  # the start is a full push
         self._local_pruner.prune_if_due(active=self.active)
@@ -184,7 +195,8 @@ class Agent:
                 break
             now = time.monotonic()
             if now >= next_watcher_check:
-                self._check_watcher()
+                if self._feed.check_watcher():
+                    self.request_rescan("watcher restarted")
                 self._crew.revive(self.stopping)
                 next_watcher_check = now + WATCHER_CHECK_SECONDS
             reason, self._rescan_reason = self._rescan_reason, None
@@ -196,122 +208,46 @@ class Agent:
                 next_role = now + self.config.active.check_seconds
 
     def _rescan(self, reason: str) -> None:
-        self.metrics.rescans.inc()
-        try:
-            refresh = self.index.rescan()
-        except SourceError as exc:
-            self._source_problem(str(exc))
-            return
-        self._source_problem(None)
-        self.metrics.source_files.set(len(self.snapshot().files))
+        changed = self._feed.rescan(reason)
+        if changed is None:
+            return  # the source cannot be read: nothing is pushed, nothing deleted
         self._rescans += 1
         # Events may have been lost: every peer may lack something. Even with no change at the
         # source, a full pass now and then repairs peers that drifted.
-        eventful = refresh.changed or reason != "periodic"
+        eventful = changed or reason != "periodic"
         due = self._crew.names if eventful else self._crew.due(self._rescans)
         self._wake_workers(only=due)
-        if eventful:
-            found = "found changes" if refresh.changed else "found no change"
-            self.events.add("rescan", f"rescanned the source ({reason}): {found}")
         self.metrics.epoch.set(self.fence.epoch())
         self._local_pruner.prune_if_due(active=self.active)
-        log.debug(
-            "source_rescanned",
-            reason=reason,
-            changed=refresh.changed,
-            peers_checked=due,
-        )
-
-    def _on_settled(self, names: set[str]) -> None:
-        """Names that have been quiet for the debounce window: read them and wake the workers."""
-        try:
-            refresh = self.index.refresh(names)
-        except SourceError as exc:
-            self._source_problem(str(exc))
-            return
-        for name in refresh.unstable:
-            self._debouncer.touch(name)  # still being written: look again after another window
-        if refresh.changed:
-            self.metrics.source_files.set(len(self.snapshot().files))
-            log.debug("source_changed", files=sorted(names))
-            self._wake_workers(names)
-
-    def _source_problem(self, problem: str | None) -> None:
-        if problem != self._source_error:
-            if problem:
-                log.error("source_unavailable", error=problem, action="nothing will be deleted")
-                self.events.add("source", f"source folder unavailable: {problem}")
-            else:
-                log.info("source_available")
-                self.events.add("rescan", "source folder available again")
-        self._source_error = problem
+        log.debug("source_rescanned", reason=reason, changed=changed, peers_checked=due)
 
     def _check_role(self) -> None:
         tracker = self._tracker
-        if tracker is None:
+        if tracker is None or not tracker.observe(self._detector.probe()):
             return
-        if tracker.observe(self._detector.probe()):
-            role = "active" if tracker.active else "standby"
-            log.warning("role_changed", role=role, reason=tracker.reason)
-            self.events.add("role", f"became {role}: {tracker.reason}")
-            self.metrics.active.set(1 if tracker.active else 0)
-            if tracker.active:
-                self._wake_workers()  # becoming active starts with a full push
-            self._save_state()
-
-    def _start_watcher(self) -> None:
-        try:
-            self._watcher.start()
-        except OSError as exc:
-            # One line for the operator: the reason says it all, a traceback would not help.
-            log.error(  # noqa: TRY400
-                "watcher_failed", error=str(exc), action="relying on rescans until it starts"
-            )
-
-    def _check_watcher(self) -> None:
-        if self._watcher.alive:
-            return
-        self.metrics.watcher_restarts.inc()
-        log.warning("watcher_restarted")
-        self.events.add("restart", "the folder watcher had stopped and was restarted")
-        self._watcher.stop()
-        self._start_watcher()
-        self.request_rescan("watcher restarted")
+        role = "active" if tracker.active else "standby"
+        log.warning("role_changed", role=role, reason=tracker.reason)
+        self.events.add("role", f"became {role}: {tracker.reason}")
+        self.metrics.active.set(1 if tracker.active else 0)
+        if tracker.active:
+            self._wake_workers()  # becoming active starts with a full push
+        self._save_state()
 
     def _wake_workers(
         self, names: set[str] | None = None, *, only: list[str] | None = None
     ) -> None:
         """Ask the workers (``only`` these peers) for a pass over ``names``, or everything."""
-        if self.active and not self._source_error:
+        if self.active and not self._feed.error:
             self._crew.wake(names, only=only)
 
     def _shutdown(self) -> None:
         self.stopping.set()
-        self._watcher.stop()
-        self._debouncer.stop()
+        self._feed.stop()
         self._crew.stop()
         if self._health is not None:
             self._health.stop()
         self._save_state(running=False)
         log.info("agent_stopped")
-
-    # -- state --------------------------------------------------------------------------------
-
-    def view(self, *, running: bool = True) -> AgentView:
-        """What the agent holds now, as one value (no peer is asked anything)."""
-        tracker = self._tracker
-        role = (
-            Role("starting")
-            if tracker is None
-            else Role("active" if tracker.active else "standby", tracker.reason)
-        )
-        return self.ledger.view(
-            role, running=running and not self.stopping.is_set(), source_error=self._source_error
-        )
-
-    def page(self) -> bytes:
-        """The status page (``GET /``)."""
-        return render_page(self.view(), hide=self._redactor.text)
 
     def _save_state(self, *, running: bool = True) -> None:
         self.ledger.save(lambda: self.view(running=running))
