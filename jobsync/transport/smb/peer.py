@@ -29,7 +29,8 @@ from jobsync.errors import (
 )
 from jobsync.transport.base import FileWrite, RemoteFile, WriteOutcome, checked_parts
 from jobsync.transport.smb import pipeline, wire
-from jobsync.transport.smb.channel import Channel, ChannelClosedError, SessionLostError
+from jobsync.transport.smb.channel import Channel, SessionLostError
+from jobsync.transport.smb.framing import ChannelClosedError
 from jobsync.transport.smb.logon import Connector
 from jobsync.transport.smb.operations import FileOps, Sizes
 from jobsync.transport.smb.pipeline import Operation
