@@ -12,14 +12,12 @@ same epoch while they could not see each other, exactly one goes on.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobsync.files import replace_atomically
 from jobsync.manifest import Manifest, ManifestCorruptError, manifest_from_bytes
 from jobsync.names import MANIFEST, STATE_DIR, name_key
 from jobsync.versions import Claim, manifest_claim
@@ -41,19 +39,8 @@ def read_claim(folder: Path) -> Claim | None:
 
 def write_claim(folder: Path, claim: Claim) -> None:
     """Record a claim atomically."""
-    target = folder / CLAIM
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".epoch-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"node": claim.node, "epoch": claim.epoch, "since": claim.since}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).replace(target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temp).unlink()
-        raise
+    document = {"node": claim.node, "epoch": claim.epoch, "since": claim.since}
+    replace_atomically(folder / CLAIM, json.dumps(document).encode("utf-8"))
 
 
 def node_epoch(folder: Path, node: str) -> int:

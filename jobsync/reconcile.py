@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from jobsync.config import Config, PeerConfig
 from jobsync.drift import find_drift
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerError
+from jobsync.fanout import each_peer
 from jobsync.names import compile_pattern, name_key
 from jobsync.result import PeerDrift, ReconcileResult
 from jobsync.scan import SourceScan, scan_source
@@ -45,20 +45,15 @@ def reconcile(
     """Compare the source with every peer, concurrently; repair with ``options.apply``."""
     fence = LocalFence(config.source, config.node)
     scan = scan_source(config.source, config.pattern)
-    with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="reconcile") as pool:
-        futures = [
-            pool.submit(
-                _reconcile_peer,
-                peer,
-                config=config,
-                scan=scan,
-                fence=fence,
-                options=options,
-                opener=opener,
-            )
-            for peer in peers
-        ]
-        results = tuple(f.result() for f in futures)
+    results = tuple(
+        each_peer(
+            peers,
+            lambda peer: _reconcile_peer(
+                peer, config=config, scan=scan, fence=fence, options=options, opener=opener
+            ),
+            name="reconcile",
+        )
+    )
     return ReconcileResult(
         node=config.node, source_files=len(scan.files), peers=results, applied=options.apply
     )

@@ -23,7 +23,6 @@ import hashlib
 import itertools
 import secrets
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -32,6 +31,7 @@ import structlog
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import read_claim, write_claim
 from jobsync.errors import PeerError
+from jobsync.fanout import each_peer
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import (
     BACKUP_DIR,
@@ -152,11 +152,7 @@ def _open_all(config: Config, opener: Opener) -> _Reached:
         corrupt = problem is not None and problem.startswith("corrupt")
         return peer_config.name, peer, PeerView(files, manifest, hashes), corrupt
 
-    targets = config.target_peers
-    with ThreadPoolExecutor(
-        max_workers=max(1, len(targets)), thread_name_prefix="takeover"
-    ) as pool:
-        visits = list(pool.map(visit, targets))
+    visits = each_peer(config.target_peers, visit, name="takeover")
     return _Reached(
         peers={name: peer for name, peer, _, _ in visits if peer is not None},
         views={name: view for name, _, view, _ in visits if isinstance(view, PeerView)},

@@ -48,7 +48,6 @@ class SourceIndex:
         self._skipped: dict[str, SkippedFile] = {}
         self._collided: frozenset[str] = frozenset()
         self._snapshot = SourceScan(folder=folder, files=())
-        self.version = 0
 
     def matches(self, name: str) -> bool:
         """Whether ``name`` is a job name."""
@@ -109,4 +108,3 @@ class SourceIndex:
             skipped=(*self._skipped.values(), *collisions),
             collided=collided,
         )
-        self.version += 1

@@ -181,11 +181,6 @@ class SourceWatcher:
             return False
         return all(emitter.is_alive() for emitter in observer.emitters)
 
-    def restart(self) -> None:
-        """Replace a dead or stuck observer with a new one."""
-        self.stop()
-        self.start()
-
     def stop(self) -> None:
         """Stop observing and wait for the observer's threads."""
         logging.getLogger("watchdog").removeHandler(self._alarm)
