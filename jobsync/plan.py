@@ -22,7 +22,7 @@ from enum import Enum
 
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import name_key
-from jobsync.scan import SourceFile
+from jobsync.source import SourceFile
 from jobsync.transport.base import RemoteFile
 from jobsync.versions import is_vouched
 

@@ -26,12 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-import structlog
-
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import read_claim, write_claim
 from jobsync.errors import PeerError
 from jobsync.fanout import each_peer
+from jobsync.logs import get_logger
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import (
     BACKUP_DIR,
@@ -52,7 +51,7 @@ from jobsync.transport.local import LocalPeer
 from jobsync.transport.manifests import read_manifest, set_manifest_aside, write_manifest
 from jobsync.versions import Claim
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from jobsync.agent.page import render_page
 from jobsync.agent.role import RoleDetector
 from jobsync.agent.runner import Agent
 from jobsync.config import load_config
-from jobsync.logs import Redactor
 from jobsync.names import STAMP_FORMAT, stamp_name
+from jobsync.redact import Redactor
 from jobsync.result import AgentView, PeerView
 
 MakeAgent = Callable[..., AgentProcess]

@@ -6,13 +6,12 @@ import threading
 import time
 from collections.abc import Collection
 
-import structlog
-
 from jobsync.agent.events import EventRing
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.worker import PeerWorker
+from jobsync.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # A rescan that finds the source as the events left it re-checks each peer only every this
 # many rescans (a check lists the whole peer folder), the peers in turn so that one rescan

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from jobsync.config import Config
 from jobsync.errors import ConfigError
+from jobsync.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Health = Callable[[], tuple[bool, dict[str, object]]]
 

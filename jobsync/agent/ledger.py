@@ -13,18 +13,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
-
 from jobsync.agent.events import EventRing
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.state import state_path, write_state
 from jobsync.agent.tally import PeerTally
 from jobsync.config import Config
 from jobsync.epoch import LocalFence
+from jobsync.logs import get_logger
 from jobsync.result import AgentView, PeerResult, iso, state_document
 from jobsync.scan import SourceScan
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

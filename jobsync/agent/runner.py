@@ -12,8 +12,6 @@ from __future__ import annotations
 import threading
 import time
 
-import structlog
-
 from jobsync.agent.crew import Crew
 from jobsync.agent.events import EventRing
 from jobsync.agent.health import health_server
@@ -27,12 +25,13 @@ from jobsync.agent.worker import workers_for
 from jobsync.config import Config
 from jobsync.epoch import LocalFence
 from jobsync.lock import WorkLock
-from jobsync.logs import Redactor
+from jobsync.logs import get_logger
+from jobsync.redact import Redactor
 from jobsync.result import AgentView, PeerResult
 from jobsync.scan import SourceScan
 from jobsync.transport import Opener, check_installation, default_opener
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 WATCHER_CHECK_SECONDS = 2.0
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import structlog
-
 from jobsync.agent.events import EventRing
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.source_index import SourceIndex
 from jobsync.agent.watcher import Debouncer, SourceWatcher
 from jobsync.config import Config
 from jobsync.errors import SourceError
+from jobsync.logs import get_logger
 from jobsync.scan import SourceScan
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class SourceFeed:

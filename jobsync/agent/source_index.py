@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
+from jobsync.logs import get_logger
 from jobsync.names import compile_pattern
 from jobsync.scan import (
     SkippedFile,
@@ -24,7 +23,7 @@ from jobsync.scan import (
     split_collisions,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

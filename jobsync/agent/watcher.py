@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import structlog
 from watchdog.events import (
     DirDeletedEvent,
     DirMovedEvent,
@@ -29,7 +28,9 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-log = structlog.get_logger(__name__)
+from jobsync.logs import get_logger
+
+log = get_logger(__name__)
 
 # Opening or reading a file must not count: jobsync reads every job it sends.
 WATCHED_EVENTS: list[type[FileSystemEvent]] = [

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from jobsync.agent.local_retention import PRUNE_EVERY_SECONDS
@@ -28,12 +27,13 @@ from jobsync.agent.memory import release_freed_memory
 from jobsync.config import Config
 from jobsync.epoch import LocalFence
 from jobsync.errors import JobsyncError
+from jobsync.logs import get_logger
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan
 from jobsync.sync import PeerSync, PushOptions
 from jobsync.transport import Opener, Peer
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MANIFEST_QUIET_SECONDS = 1.0
 MANIFEST_MAX_DEFER_SECONDS = 5.0

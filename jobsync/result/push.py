@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from jobsync.errors import ExitCode
 from jobsync.result.codes import worst
-from jobsync.scan import SkippedFile
+from jobsync.source import SkippedFile
 
 
 @dataclass(frozen=True)

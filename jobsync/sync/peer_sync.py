@@ -14,11 +14,10 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
-import structlog
-
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_verdict
 from jobsync.errors import PeerError, PeerSessionLostError
+from jobsync.logs import get_logger
 from jobsync.manifest import Manifest
 from jobsync.names import name_key
 from jobsync.result import PeerResult
@@ -31,7 +30,7 @@ from jobsync.sync.records import Records, next_manifest
 from jobsync.sync.tally import Tally
 from jobsync.transport import Opener, Peer
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class PeerSync:
@@ -75,8 +74,12 @@ class PeerSync:
         """Since when (``time.monotonic()``) the peer's manifest lags behind, if it does."""
         return self._cache.unsaved_since
 
-    def run_once(self, scan: SourceScan, opener: Opener) -> PeerResult:
-        """Connect, sync, disconnect; never raises for a peer problem."""
+    def run_once(self, scan: Callable[[], SourceScan], opener: Opener) -> PeerResult:
+        """Connect, then sync with ``scan()`` (which may still be reading), then disconnect.
+
+        Never raises for a peer problem; what ``scan`` raises (the source folder vanished) is
+        raised before anything on the peer changes.
+        """
         started = time.monotonic()
         try:
             peer = opener(self.peer_config, self._config.timeout_seconds)
@@ -85,7 +88,7 @@ class PeerSync:
             failed = PeerResult(peer=self.peer_config.name, error=str(exc))
             return self._finish(replace(failed, seconds=time.monotonic() - started), "all")
         try:
-            return self.sync(peer, scan)
+            return self.sync(peer, scan())
         finally:
             peer.close()
 

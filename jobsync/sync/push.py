@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-
-import structlog
 
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence
 from jobsync.errors import SafetyRefusalError
 from jobsync.fanout import each_peer
-from jobsync.result import PushResult
+from jobsync.logs import get_logger
+from jobsync.result import PeerResult, PushResult
 from jobsync.retention import prune_kept
 from jobsync.scan import scan_source
 from jobsync.sync.context import Progress, PushOptions, utc_now
@@ -20,7 +20,7 @@ from jobsync.sync.peer_sync import PeerSync
 from jobsync.transport import Opener, default_opener
 from jobsync.transport.local import LocalPeer
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def push(
@@ -38,21 +38,27 @@ def push(
     fenced = fence.reason()
     if fenced:
         raise SafetyRefusalError(f"push refused: {fenced}")
-    scan = scan_source(config.source, config.pattern)
+    if not config.source.is_dir():
+        scan_source(config.source, config.pattern)  # raises the SourceError that says why
+    # The source is read while the peers are connected and logged on: both take a while.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan") as reader:
+        reading = reader.submit(scan_source, config.source, config.pattern)
+
+        def one(peer: PeerConfig) -> PeerResult:
+            sync = PeerSync(
+                peer,
+                config=config,
+                options=options,
+                fence=fence,
+                now=now,
+                progress=progress,
+                prune_every=0.0,
+            )
+            return sync.run_once(reading.result, opener)
+
+        results = tuple(each_peer(peers, one, name="push"))
+        scan = reading.result()
     log.debug("source_scanned", files=len(scan.files), skipped=len(scan.skipped))
-
-    def one(peer: PeerConfig) -> PeerSync:
-        return PeerSync(
-            peer,
-            config=config,
-            options=options,
-            fence=fence,
-            now=now,
-            progress=progress,
-            prune_every=0.0,
-        )
-
-    results = tuple(each_peer(peers, lambda p: one(p).run_once(scan, opener), name="push"))
     local = LocalPeer(config.node, config.source)
     pruned_local = prune_kept(local, config.retention, now=now(), dry_run=options.dry_run)
     result = PushResult(

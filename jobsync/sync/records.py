@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from jobsync.manifest import Manifest, ManifestEntry, Tombstone
 from jobsync.names import name_key
 from jobsync.plan import PeerPlan
-from jobsync.scan import SourceFile
+from jobsync.source import SourceFile
 from jobsync.transport import RemoteFile
 from jobsync.versions import local_version
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
-from jobsync.config import Config
 from jobsync.files import replace_atomically
+
+if TYPE_CHECKING:
+    from jobsync.config import Config
 
 LOCAL_SYSTEM = "LocalSystem"
 
