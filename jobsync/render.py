@@ -79,9 +79,7 @@ def push_to_text(result: PushResult) -> list[str]:
         lines.append(
             f"{peer.peer:<{width}}  {peer.status.upper():<7}  {counts}  ({peer.seconds:.2f} s)"
         )
-        lines.extend(f"{'':<{width}}    {f.file}: {f.reason}" for f in peer.failed)
-        if peer.refused:
-            lines.append(f"{'':<{width}}    refused: {peer.refused}")
+        lines.extend(_problems(peer, indent=" " * (width + 4)))
     lines.extend(f"skipped source file {s.name}: {s.reason}" for s in result.skipped)
     if result.pruned_local:
         lines.append(f"source folder: {_pruned(len(result.pruned_local), dry=result.dry_run)}")
@@ -217,9 +215,17 @@ def push_to_text_peer(peer: PeerResult) -> list[str]:
     lines = [summary]
     if peer.error:
         lines.append(f"apply failed: {peer.error}")
-    lines.extend(f"  {f.file}: {f.reason}" for f in peer.failed)
+    lines.extend(_problems(peer, indent="  ", refused_indent=""))
+    return lines
+
+
+def _problems(peer: PeerResult, *, indent: str, refused_indent: str | None = None) -> list[str]:
+    """A peer's failed files, one line each, then what it refused."""
+    lines = [f"{indent}{f.file}: {f.reason}" for f in peer.failed]
     if peer.refused:
-        lines.append(f"refused: {peer.refused}")
+        lines.append(
+            f"{indent if refused_indent is None else refused_indent}refused: {peer.refused}"
+        )
     return lines
 
 

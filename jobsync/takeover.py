@@ -264,6 +264,8 @@ def _record_locally(
             origin, version_epoch = choice.version.origin, choice.version.epoch
         else:
             origin, version_epoch = config.node, epoch  # known only here: this node's version
+        # The local copy's own record (its size and time as read here); a push records a
+        # peer's copy as it landed there (sync/records.py).
         entries[name_key(src.name)] = ManifestEntry(
             name=src.name,
             sha256=src.sha256,

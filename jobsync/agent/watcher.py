@@ -115,7 +115,8 @@ class _Handler(FileSystemEventHandler):
         on_name: Callable[[str], None],
         on_trouble: Callable[[str], None],
     ) -> None:
-        # watchdog reports paths under the folder exactly as it was scheduled.
+        # The callbacks are the SourceWatcher's own, handed down as they came (hence the same
+        # parameters). watchdog reports paths under the folder exactly as it was scheduled.
         self._folder = os.path.normcase(str(folder))
         self._matches = matches
         self._on_name = on_name
