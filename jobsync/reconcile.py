@@ -2,7 +2,7 @@
 
 Reporting reads only: listings, manifests, and the content of files the manifest cannot vouch
 for (every file with ``--deep``). ``--apply`` then makes each peer match the source through the
-same engine as a push (trash, backups, mass-delete guard, fencing), except files where the peer
+same steps as a push (trash, backups, mass-delete guard, fencing), except files where the peer
 holds the newer version, which are left alone unless ``--force`` (and then kept in backup).
 """
 

@@ -95,7 +95,7 @@ def test_source_index_reuses_unchanged_files_and_refuses_a_vanished_folder(tmp_p
     assert index.snapshot() is first
     (tmp_path / "a.jobs").write_bytes(b"a2")
     assert index.refresh(["a.jobs"]).changed
-    # The index keeps hashes, not contents (the engine reads a job again when it sends it).
+    # The index keeps hashes, not contents (a pass reads a job again when it sends it).
     assert index.snapshot().files[0].sha256 == hashlib.sha256(b"a2").hexdigest()
     assert index.snapshot().files[0].content is None
 

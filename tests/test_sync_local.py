@@ -1,4 +1,4 @@
-"""The push engine over local folders, plus injected transport failures."""
+"""Pushing to local folders (sync/), plus injected transport failures."""
 
 from __future__ import annotations
 
