@@ -91,36 +91,43 @@ class Bench:
         print(f"{what}: {shown}", flush=True)
 
 
+def smbclient(bench: Bench, peer: SambaPeer, commands: str) -> str:
+    """Run Samba's own client on one peer's share, encrypted as jobsync is; its output."""
+    auth = bench.base / "smbclient.auth"
+    if not auth.exists():
+        peer0 = bench.peers[0]
+        auth.write_text(f"username = {peer0.user}\npassword = {peer0.password}\n")
+        auth.chmod(0o600)
+    done = subprocess.run(
+        [
+            "smbclient",
+            "//127.0.0.1/jobs",
+            "-p",
+            str(peer.port),
+            "-A",
+            str(auth),
+            "--client-protection=encrypt",
+            "-c",
+            commands,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"smbclient failed: {done.stderr[-500:]}")
+    return done.stdout
+
+
 def mput(bench: Bench, files: int, source: Path | None = None) -> float:
     """Seconds `smbclient -c 'mput *.jobs'` from ``source`` takes to every peer, in turn.
 
     ``files`` is how many jobs the peers' `mput` folder must hold afterwards.
     """
-    auth = bench.base / "smbclient.auth"
-    peer0 = bench.peers[0]
-    auth.write_text(f"username = {peer0.user}\npassword = {peer0.password}\n")
-    auth.chmod(0o600)
     started = time.perf_counter()
     for peer in bench.peers:
         peer.mkdir("mput")
-        done = subprocess.run(
-            [
-                "smbclient",
-                "//127.0.0.1/jobs",
-                "-p",
-                str(peer.port),
-                "-A",
-                str(auth),
-                "--client-protection=encrypt",
-                "-c",
-                f"prompt OFF; lcd {source or bench.source}; cd mput; mput *.jobs",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"smbclient failed: {done.stderr[-500:]}")
+        smbclient(bench, peer, f"prompt OFF; lcd {source or bench.source}; cd mput; mput *.jobs")
     seconds = time.perf_counter() - started
     landed = len(list((bench.peers[-1].share_path / "mput").glob("*.jobs")))
     if landed != files:
@@ -330,6 +337,19 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def list_every_peer(bench: Bench, files: int) -> float:
+    """Seconds `smbclient -c 'ls'` of every peer's jobs takes, one after another.
+
+    The least a scheduled script could do to see that nothing changed: log on and list.
+    """
+    started = time.perf_counter()
+    for peer in bench.peers:
+        listing = smbclient(bench, peer, "cd jobs; ls *.jobs")
+        if listing.count(".jobs") < files:
+            raise SystemExit(f"smbclient listed fewer than {files} jobs")
+    return time.perf_counter() - started
+
+
 def run_push_part(bench: Bench, *, files: int, large: int) -> None:
     """Full push against mput, then no-op push and reconcile at both folder sizes."""
     n, k = files, len(bench.peers)
@@ -362,7 +382,14 @@ def run_push_part(bench: Bench, *, files: int, large: int) -> None:
                 mput_s=round(baseline, 2),
                 ratio_jobsync_over_mput=round(seconds / baseline, 2),
             )
-        bench.record(f"no-op push, {size} jobs, {k} peers", seconds=round(bench.jobsync("push"), 2))
+        noop = bench.jobsync("push")
+        ls = list_every_peer(bench, size)
+        bench.record(
+            f"no-op push, {size} jobs, {k} peers",
+            seconds=round(noop, 2),
+            smbclient_ls_s=round(ls, 2),
+            ratio_jobsync_over_ls=round(noop / ls, 2),
+        )
         bench.record(
             f"reconcile, {size} jobs, {k} peers", seconds=round(bench.jobsync("reconcile"), 2)
         )

@@ -10,22 +10,20 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from jobsync.config import Config, PeerConfig
-from jobsync.engine import Opener, default_opener
 from jobsync.errors import PeerError
+from jobsync.fanout import each_peer
 from jobsync.names import TMP_DIR, job_temp_name
 from jobsync.result import CheckResult
-from jobsync.transport import FileWrite, Peer
+from jobsync.transport import FileWrite, Opener, Peer, default_opener
 
 
 def check(
     config: Config, *, peers: Sequence[PeerConfig], opener: Opener = default_opener
 ) -> list[CheckResult]:
     """Probe every peer concurrently."""
-    with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="check") as pool:
-        return list(pool.map(lambda p: check_peer(p, config=config, opener=opener), peers))
+    return each_peer(peers, lambda p: check_peer(p, config=config, opener=opener), name="check")
 
 
 def check_peer(peer: PeerConfig, *, config: Config, opener: Opener = default_opener) -> CheckResult:

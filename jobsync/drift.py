@@ -13,7 +13,7 @@ from enum import Enum
 
 from jobsync.manifest import Manifest
 from jobsync.names import name_key
-from jobsync.scan import SourceFile
+from jobsync.source import SourceFile
 from jobsync.transport.base import RemoteFile
 from jobsync.versions import (
     Newer,

@@ -12,13 +12,12 @@ same epoch while they could not see each other, exactly one goes on.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from jobsync.files import replace_atomically
 from jobsync.manifest import Manifest, ManifestCorruptError, manifest_from_bytes
 from jobsync.names import MANIFEST, STATE_DIR, name_key
 from jobsync.versions import Claim, manifest_claim
@@ -40,19 +39,8 @@ def read_claim(folder: Path) -> Claim | None:
 
 def write_claim(folder: Path, claim: Claim) -> None:
     """Record a claim atomically."""
-    target = folder / CLAIM
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".epoch-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"node": claim.node, "epoch": claim.epoch, "since": claim.since}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).replace(target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temp).unlink()
-        raise
+    document = {"node": claim.node, "epoch": claim.epoch, "since": claim.since}
+    replace_atomically(folder / CLAIM, json.dumps(document).encode("utf-8"))
 
 
 def node_epoch(folder: Path, node: str) -> int:
@@ -76,6 +64,27 @@ def fence_reason(manifest: Manifest, *, epoch: int, node: str) -> str | None:
     if winner is None or winner.same_node(mine) or not winner.outranks(mine):
         return None
     return outranked_reason(winner, mine)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a peer's manifest says about a node about to write there."""
+
+    epoch: int  # the epoch the node writes in there (its own; a lost claim keeps the peer's)
+    reason: str | None  # why the node must not write there, naming the winner; None: it may
+    winner: Claim | None  # the claim that outranks the node's, to be fenced by everywhere
+
+
+def fence_verdict(manifest: Manifest, *, epoch: int, node: str) -> Verdict:
+    """Whether ``node``, pushing in ``epoch``, may write to a folder with this manifest."""
+    # A node whose claim was lost still owns what it owns: keep the peer's epoch then.
+    same_owner = name_key(manifest.owner) == name_key(node)
+    reason = fence_reason(manifest, epoch=epoch, node=node)
+    return Verdict(
+        epoch=max(epoch, manifest.epoch) if same_owner else epoch,
+        reason=reason,
+        winner=manifest_claim(manifest) if reason is not None else None,
+    )
 
 
 def outranked_reason(winner: Claim, mine: Claim) -> str:

@@ -19,49 +19,35 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from jobsync.redact import REDACTOR, printable
+
+
+def _without_rich() -> bool:
+    """Hide rich while structlog loads; whether it was hidden (see below)."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return False
+    sys.modules["rich"] = None  # type: ignore[assignment] # `import rich` now fails at once
+    return True
+
+
+# structlog's dev module imports rich's traceback machinery when rich is installed (tens of
+# milliseconds at every start), for tracebacks jobsync never renders with it (see _plain).
+# Every module of jobsync takes its logger from here, so structlog is first loaded here.
+_HIDDEN = _without_rich()
+try:
+    import structlog
+    from structlog.typing import EventDict, Processor, WrappedLogger
+finally:
+    if _HIDDEN:
+        del sys.modules["rich"]
+
+
+def get_logger(name: str) -> Any:  # noqa: ANN401 - structlog's loggers are untyped proxies
+    """The logger of module ``name``."""
+    return structlog.get_logger(name)
+
 
 LIBRARY_LOGGERS = ("smbprotocol", "smbclient", "spnego")
-MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
-
-
-class Redactor:
-    """A processor that replaces every registered secret with ``***``."""
-
-    def __init__(self) -> None:
-        """Start with no secrets."""
-        self._secrets: tuple[str, ...] = ()
-
-    def add(self, secrets: Iterable[str]) -> None:
-        """Register more secrets, longest first so overlapping ones are hidden whole."""
-        merged = {*self._secrets, *(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)}
-        self._secrets = tuple(sorted(merged, key=len, reverse=True))
-
-    def text(self, value: str) -> str:
-        """``value`` with every secret hidden."""
-        for secret in self._secrets:
-            value = value.replace(secret, "***")
-        return value
-
-    def __call__(self, _logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
-        """Hide secrets in every string value of the event."""
-        if not self._secrets:
-            return event
-        for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = self.text(value)
-            elif not isinstance(value, (int, float, bool)) and value is not None:
-                event[key] = self.text(str(value))
-        return event
-
-
-REDACTOR = Redactor()
-
-
-def printable(text: str) -> str:
-    r"""``text`` safe to print: bytes a file name held that are not UTF-8 show as ``\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _printable_values(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
@@ -163,8 +149,3 @@ def _private(path: Path) -> None:
         path.chmod(0o600)
     except OSError:
         logging.getLogger(__name__).warning("cannot restrict permissions of %s", path)
-
-
-def secrets_hidden(value: str) -> str:
-    """Text for the user: every registered secret hidden, every character printable."""
-    return printable(REDACTOR.text(value))

@@ -2,7 +2,7 @@
 
 The planner compares the source scan with a peer's listing and manifest. A peer file is known
 without reading it when its size and write time still match what the manifest recorded;
-otherwise the engine reads it and hands the planner its SHA-256. From that:
+otherwise the pass reads it and hands the planner its SHA-256. From that:
 
 * a source file missing on the peer is copied;
 * a file whose peer content differs is copied; when that content is not what jobsync last wrote
@@ -22,7 +22,7 @@ from enum import Enum
 
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import name_key
-from jobsync.scan import SourceFile
+from jobsync.source import SourceFile
 from jobsync.transport.base import RemoteFile
 from jobsync.versions import is_vouched
 

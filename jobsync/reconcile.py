@@ -2,7 +2,7 @@
 
 Reporting reads only: listings, manifests, and the content of files the manifest cannot vouch
 for (every file with ``--deep``). ``--apply`` then makes each peer match the source through the
-same engine as a push (trash, backups, mass-delete guard, fencing), except files where the peer
+same steps as a push (trash, backups, mass-delete guard, fencing), except files where the peer
 holds the newer version, which are left alone unless ``--force`` (and then kept in backup).
 """
 
@@ -10,61 +10,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from jobsync.config import Config, PeerConfig
-from jobsync.drift import Drift, Kind, find_drift
-from jobsync.engine import Opener, PeerSync, PushOptions, default_opener, read_manifest
+from jobsync.drift import find_drift
 from jobsync.epoch import LocalFence
-from jobsync.errors import ExitCode, PeerError
+from jobsync.errors import PeerError
+from jobsync.fanout import each_peer
 from jobsync.names import compile_pattern, name_key
-from jobsync.result import PeerResult
+from jobsync.result import PeerDrift, ReconcileResult
 from jobsync.scan import SourceScan, scan_source
+from jobsync.sync import PeerSync, PushOptions
+from jobsync.transport import Opener, default_opener
+from jobsync.transport.manifests import read_manifest
 from jobsync.versions import Newer, is_vouched
-
-
-@dataclass(frozen=True, kw_only=True)
-class PeerDrift:
-    """The drift found on one peer, and what ``--apply`` did about it."""
-
-    peer: str
-    reachable: bool
-    error: str | None = None
-    drift: tuple[Drift, ...] = ()
-    manifest_problem: str | None = None
-    applied: PeerResult | None = None
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """The code this peer alone would give."""
-        if not self.reachable:
-            return ExitCode.PEER_FAILED
-        if self.applied is not None:
-            # A collision is never repaired: only renaming a job at the source settles it.
-            stuck = any(d.kind is Kind.COLLISION for d in self.drift)
-            return max(self.applied.exit_code, ExitCode.PEER_FAILED if stuck else ExitCode.OK)
-        return ExitCode.DRIFT if self.drift else ExitCode.OK
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReconcileResult:
-    """Drift on every peer."""
-
-    node: str
-    source_files: int
-    peers: tuple[PeerDrift, ...]
-    applied: bool = False
-
-    @property
-    def in_sync(self) -> bool:
-        """Every peer reachable and none drifted (before any repair)."""
-        return all(p.reachable and not p.drift for p in self.peers)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """The highest code of any peer."""
-        return max((p.exit_code for p in self.peers), default=ExitCode.OK)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,20 +45,15 @@ def reconcile(
     """Compare the source with every peer, concurrently; repair with ``options.apply``."""
     fence = LocalFence(config.source, config.node)
     scan = scan_source(config.source, config.pattern)
-    with ThreadPoolExecutor(max_workers=max(1, len(peers)), thread_name_prefix="reconcile") as pool:
-        futures = [
-            pool.submit(
-                _reconcile_peer,
-                peer,
-                config=config,
-                scan=scan,
-                fence=fence,
-                options=options,
-                opener=opener,
-            )
-            for peer in peers
-        ]
-        results = tuple(f.result() for f in futures)
+    results = tuple(
+        each_peer(
+            peers,
+            lambda peer: _reconcile_peer(
+                peer, config=config, scan=scan, fence=fence, options=options, opener=opener
+            ),
+            name="reconcile",
+        )
+    )
     return ReconcileResult(
         node=config.node, source_files=len(scan.files), peers=results, applied=options.apply
     )

@@ -5,11 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from jobsync.drift import Kind
-from jobsync.reconcile import ReconcileResult
-from jobsync.result import CheckResult, PeerResult, PushResult
-from jobsync.takeover import TakeoverResult
-from jobsync.versions import AFTER_EVERYTHING
+from jobsync.result import (
+    AgentView,
+    CheckResult,
+    Kind,
+    PeerResult,
+    PushResult,
+    ReconcileResult,
+    TakeoverResult,
+    iso,
+)
+from jobsync.result.takeover import AFTER_EVERYTHING
 
 
 def push_to_json(result: PushResult) -> dict[str, Any]:
@@ -73,9 +79,7 @@ def push_to_text(result: PushResult) -> list[str]:
         lines.append(
             f"{peer.peer:<{width}}  {peer.status.upper():<7}  {counts}  ({peer.seconds:.2f} s)"
         )
-        lines.extend(f"{'':<{width}}    {f.file}: {f.reason}" for f in peer.failed)
-        if peer.refused:
-            lines.append(f"{'':<{width}}    refused: {peer.refused}")
+        lines.extend(_problems(peer, indent=" " * (width + 4)))
     lines.extend(f"skipped source file {s.name}: {s.reason}" for s in result.skipped)
     if result.pruned_local:
         lines.append(f"source folder: {_pruned(len(result.pruned_local), dry=result.dry_run)}")
@@ -112,30 +116,27 @@ def check_to_text(results: list[CheckResult]) -> list[str]:
     return [f"{r.peer:<{width}}  {'OK    ' if r.ok else 'FAILED'}  {r.detail}" for r in results]
 
 
-def status_to_text(state: dict[str, Any] | None, *, where: str, alive: bool) -> list[str]:
+def status_to_text(view: AgentView | None, *, where: str, alive: bool) -> list[str]:
     """The agent's last state for people."""
-    if state is None:
+    if view is None:
         return [f"no agent has run with this configuration (no state at {where})"]
     running = "running" if alive else "NOT RUNNING"
-    pid = state.get("pid")
     head = (
-        f"agent on {state.get('node')}: {running} (pid {pid}), {state.get('role')} "
-        f"({state.get('role_reason')}), state of {state.get('updated')}"
+        f"agent on {view.node}: {running} (pid {view.pid}), {view.role} "
+        f"({view.role_reason}), state of {iso(view.at)}"
     )
-    source = state.get("source") or {}
-    problem = f"; PROBLEM: {source['error']}" if source.get("error") else ""
-    lines = [head, f"source: {source.get('files')} jobs in {source.get('folder')}{problem}"]
-    peers = state.get("peers") or []
-    width = max((len(str(p.get("name"))) for p in peers), default=0)
-    for peer in peers:
-        failing = bool(peer.get("last_error"))
+    problem = f"; PROBLEM: {view.source_error}" if view.source_error else ""
+    lines = [head, f"source: {view.source_files} jobs in {view.source_folder}{problem}"]
+    width = max((len(p.name) for p in view.peers), default=0)
+    for peer in view.peers:
+        failing = bool(peer.last_error)
         line = (
-            f"{peer.get('name')!s:<{width}}  {'FAILING' if failing else 'ok':<7}  "
-            f"last success {peer.get('last_success') or 'never'}, pending {peer.get('pending')}, "
-            f"pushed {peer.get('pushed')}, deleted {peer.get('deleted')}"
+            f"{peer.name:<{width}}  {'FAILING' if failing else 'ok':<7}  "
+            f"last success {iso(peer.last_success) or 'never'}, pending {peer.pending}, "
+            f"pushed {peer.pushed}, deleted {peer.deleted}"
         )
         if failing:
-            line += f"; last error: {peer.get('last_error')}"
+            line += f"; last error: {peer.last_error}"
         lines.append(line)
     return lines
 
@@ -214,9 +215,17 @@ def push_to_text_peer(peer: PeerResult) -> list[str]:
     lines = [summary]
     if peer.error:
         lines.append(f"apply failed: {peer.error}")
-    lines.extend(f"  {f.file}: {f.reason}" for f in peer.failed)
+    lines.extend(_problems(peer, indent="  ", refused_indent=""))
+    return lines
+
+
+def _problems(peer: PeerResult, *, indent: str, refused_indent: str | None = None) -> list[str]:
+    """A peer's failed files, one line each, then what it refused."""
+    lines = [f"{indent}{f.file}: {f.reason}" for f in peer.failed]
     if peer.refused:
-        lines.append(f"refused: {peer.refused}")
+        lines.append(
+            f"{indent if refused_indent is None else refused_indent}refused: {peer.refused}"
+        )
     return lines
 
 

@@ -13,14 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-
 from jobsync.config import RetentionConfig
 from jobsync.errors import PeerError
+from jobsync.logs import get_logger
 from jobsync.names import BACKUP_DIR, TRASH_DIR, kept_at
 from jobsync.transport import Peer, RemoteFile
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DAY_SECONDS = 86_400
 KEPT_FOLDERS = (("trash", TRASH_DIR), ("backup", BACKUP_DIR))

@@ -17,71 +17,35 @@ import os
 import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
-import structlog
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from jobsync.errors import SourceError
+from jobsync.logs import get_logger
 from jobsync.names import compile_pattern, name_key, windows_name_problem
+from jobsync.source import SkippedFile, SourceFile, SourceScan
 
-log = structlog.get_logger(__name__)
+__all__ = [
+    "SkippedFile",
+    "SourceError",
+    "SourceFile",
+    "SourceScan",
+    "UnstableFileError",
+    "read_content",
+    "read_job",
+    "read_stable",
+    "scan_source",
+    "split_collisions",
+]
+
+log = get_logger(__name__)
 
 READ_ATTEMPTS = 4
 RETRY_PAUSE_SECONDS = 0.05
 LOCKED_ATTEMPTS = 5  # about 0.75 s in all before the file is left to the next pass
+LOCKED_FIRST_WAIT = 0.05
 _LOCKED_WINERRORS = (32, 33)  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION
-
-
-@dataclass(frozen=True, slots=True)  # slots: the agent keeps one per job
-class SourceFile:
-    """One job file as read from the source folder."""
-
-    name: str
-    size: int
-    mtime_ns: int
-    sha256: str
-    # None when not kept (the agent reads a job again when it sends it, and checks the hash).
-    content: bytes | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A job file that was not read this time, and why."""
-
-    name: str
-    reason: str
-    collision: bool = False  # its name differs only in case from another job's
-
-
-@dataclass(frozen=True)
-class SourceScan:
-    """Everything read from the source folder in one pass."""
-
-    folder: Path
-    files: tuple[SourceFile, ...]
-    skipped: tuple[SkippedFile, ...] = ()
-    collided: tuple[SourceFile, ...] = ()  # read, but set aside: see split_collisions
-
-    @cached_property
-    def skipped_keys(self) -> frozenset[str]:
-        """Name keys of every job not pushed this time: their peer copies are left alone."""
-        return frozenset(name_key(s.name) for s in self.skipped)
-
-    @property
-    def by_name(self) -> dict[str, SourceFile]:
-        """The files keyed by their exact name."""
-        return {f.name: f for f in self.files}
-
-    @cached_property
-    def by_key(self) -> dict[str, SourceFile]:
-        """The files keyed by name key (built once per scan: the agent looks names up often).
-
-        Names that differ only in case are in ``collided``, never in ``files``.
-        """
-        return {name_key(f.name): f for f in self.files}
 
 
 class UnstableFileError(Exception):
@@ -198,9 +162,17 @@ def _read_unlocked(
     path: Path, *, pause: Callable[[float], None], keep_content: bool = True
 ) -> SourceFile:
     """Read a stable file, retrying briefly while another program holds it."""
+    try:
+        return read_stable(path, pause=pause, keep_content=keep_content)
+    except OSError as exc:
+        if not _is_locked(exc):
+            raise
+    # Held by a writer or a scanner: try again with backoff, 0.05 s, then 0.1, 0.2 and 0.4. The
+    # first try is the one above, outside tenacity, which costs more than a read on this path.
+    pause(LOCKED_FIRST_WAIT)
     retrying = Retrying(
-        stop=stop_after_attempt(LOCKED_ATTEMPTS),
-        wait=wait_exponential(multiplier=0.05, max=0.5),
+        stop=stop_after_attempt(LOCKED_ATTEMPTS - 1),
+        wait=wait_exponential(multiplier=2 * LOCKED_FIRST_WAIT, max=0.5),
         retry=retry_if_exception(_is_locked),
         sleep=pause,
         reraise=True,

@@ -23,16 +23,14 @@ import hashlib
 import itertools
 import secrets
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-import structlog
-
 from jobsync.config import Config, PeerConfig
-from jobsync.engine import Opener, default_opener, read_manifest, set_manifest_aside, write_manifest
 from jobsync.epoch import read_claim, write_claim
-from jobsync.errors import ExitCode, PeerError
+from jobsync.errors import PeerError
+from jobsync.fanout import each_peer
+from jobsync.logs import get_logger
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import (
     BACKUP_DIR,
@@ -45,46 +43,15 @@ from jobsync.names import (
     name_key,
     stamp_name,
 )
-from jobsync.result import FileFailure
+from jobsync.result import FileFailure, TakeoverResult
 from jobsync.scan import SourceFile, SourceScan, scan_source
 from jobsync.takeover_plan import Action, Choice, PeerView, plan_takeover, to_read
-from jobsync.transport import FileWrite, Peer
+from jobsync.transport import FileWrite, Opener, Peer, default_opener
 from jobsync.transport.local import LocalPeer
+from jobsync.transport.manifests import read_manifest, set_manifest_aside, write_manifest
 from jobsync.versions import Claim
 
-log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TakeoverResult:
-    """What a takeover saw and did."""
-
-    node: str
-    epoch: int
-    previous_owner: str
-    previous_epoch: int
-    actions: tuple[Action, ...] = ()
-    failed: tuple[FileFailure, ...] = ()
-    unreachable: tuple[tuple[str, str], ...] = ()
-    recorded_on: tuple[str, ...] = ()
-    refused: str | None = None
-    dry_run: bool = False
-    reached: tuple[str, ...] = ()  # the nodes it saw, this one first
-    cluster: int = 1  # the nodes of the cluster (this one and its configured peers)
-
-    @property
-    def majority(self) -> bool:
-        """Whether it reached more than half of the cluster's nodes."""
-        return 2 * len(self.reached) > self.cluster
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """0 when it is safe to start the services, 3 when something was not seen, 4 refused."""
-        if self.refused:
-            return ExitCode.REFUSED
-        if self.unreachable or self.failed:
-            return ExitCode.PEER_FAILED
-        return ExitCode.OK
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,11 +151,7 @@ def _open_all(config: Config, opener: Opener) -> _Reached:
         corrupt = problem is not None and problem.startswith("corrupt")
         return peer_config.name, peer, PeerView(files, manifest, hashes), corrupt
 
-    targets = config.target_peers
-    with ThreadPoolExecutor(
-        max_workers=max(1, len(targets)), thread_name_prefix="takeover"
-    ) as pool:
-        visits = list(pool.map(visit, targets))
+    visits = each_peer(config.target_peers, visit, name="takeover")
     return _Reached(
         peers={name: peer for name, peer, _, _ in visits if peer is not None},
         views={name: view for name, _, view, _ in visits if isinstance(view, PeerView)},
@@ -301,6 +264,8 @@ def _record_locally(
             origin, version_epoch = choice.version.origin, choice.version.epoch
         else:
             origin, version_epoch = config.node, epoch  # known only here: this node's version
+        # The local copy's own record (its size and time as read here); a push records a
+        # peer's copy as it landed there (sync/records.py).
         entries[name_key(src.name)] = ManifestEntry(
             name=src.name,
             sha256=src.sha256,

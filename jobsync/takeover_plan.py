@@ -14,7 +14,7 @@ from functools import cached_property
 
 from jobsync.manifest import Manifest, ManifestEntry, Tombstone
 from jobsync.names import name_key
-from jobsync.scan import SourceFile
+from jobsync.source import SourceFile
 from jobsync.transport.base import RemoteFile
 from jobsync.versions import (
     Version,

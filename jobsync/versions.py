@@ -24,7 +24,7 @@ from enum import Enum
 
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import name_key
-from jobsync.scan import SourceFile
+from jobsync.source import SourceFile
 from jobsync.transport.base import RemoteFile
 
 AFTER_EVERYTHING = 2**63  # a deletion at the owner, time unknown: after all it pushed

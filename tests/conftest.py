@@ -250,8 +250,7 @@ def peer_config(samba: SambaPeer, *parts: str, encrypt: bool = True) -> PeerConf
     return PeerConfig(
         name="node2",
         path=unc,
-        unc=parse_unc(unc),
-        local_path=None,
+        target=parse_unc(unc),
         port=samba.port,
         username=samba.user,
         password=Secret(samba.password),

@@ -35,7 +35,7 @@ def _running(cluster: Cluster) -> Iterator[Agent]:
 
 
 def _last_error(agent: Agent, name: str) -> str | None:
-    return agent._status[name].last_error
+    return next(p for p in agent.view().peers if p.name == name).last_error
 
 
 @pytest.mark.smb
@@ -70,7 +70,7 @@ def test_a_malformed_reply_fails_one_pass_and_the_worker_carries_on(
             return all(jobs_on(disk) == {"a.jobs": b"a"} for _, _, disk in smb_cluster.peers)
 
         wait_for(replicated, what="replication after the fault")
-        assert all(w.alive for w in agent._workers)
+        assert all(w.alive for w in agent._crew._workers)
     assert any("jobsync failed internally (error: unpack_from requires" in e for e in errors)
 
 
@@ -96,13 +96,13 @@ def test_a_worker_whose_thread_died_is_reported_and_started_again(
     monkeypatch.setattr(agent_runner, "WATCHER_CHECK_SECONDS", 3600.0)  # the test checks itself
     local_cluster.extra = "[watch]\ndebounce_ms = 50\n"
     with _running(local_cluster) as agent:
-        worker = next(w for w in agent._workers if w.name == "node2")
+        worker = next(w for w in agent._crew._workers if w.name == "node2")
         wait_for(lambda: killed.is_set() and not worker.alive, what="the worker's death")
         healthy, body = agent.health()
         assert not healthy
         assert "peer node2: its worker is not running" in body["reasons"]
 
-        agent._check_workers()  # what the runner does every few seconds
+        agent._crew.revive(agent.stopping)  # what the runner does every few seconds
 
         assert worker.alive
         assert agent.metrics.worker_restarts.labels("node2")._value.get() == 1

@@ -95,7 +95,7 @@ def test_source_index_reuses_unchanged_files_and_refuses_a_vanished_folder(tmp_p
     assert index.snapshot() is first
     (tmp_path / "a.jobs").write_bytes(b"a2")
     assert index.refresh(["a.jobs"]).changed
-    # The index keeps hashes, not contents (the engine reads a job again when it sends it).
+    # The index keeps hashes, not contents (a pass reads a job again when it sends it).
     assert index.snapshot().files[0].sha256 == hashlib.sha256(b"a2").hexdigest()
     assert index.snapshot().files[0].content is None
 
@@ -150,8 +150,8 @@ def test_agent_restarts_a_dead_watcher_and_keeps_replicating(local_cluster: Clus
     runner = threading.Thread(target=agent.run, name="agent-under-test")
     runner.start()
     try:
-        wait_for(lambda: agent._watcher.alive, what="agent start")
-        agent._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
+        wait_for(lambda: agent._feed._watcher.alive, what="agent start")
+        agent._feed._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
         wait_for(lambda: agent.metrics.watcher_restarts._value.get() == 1, what="restart")
         local_cluster.write_job("after.jobs", b"after the restart")
         wait_for(

@@ -10,6 +10,7 @@ import pytest
 from conftest import peer_config
 from samba import SambaPeer
 
+from jobsync.config import UncPath
 from jobsync.errors import PeerError, PeerFileNotFoundError, PeerSecurityError
 from jobsync.transport.base import FileWrite
 from jobsync.transport.smb import peer as smb_peer
@@ -17,7 +18,9 @@ from jobsync.transport.smb.peer import SmbPeer
 
 
 def _connect(samba: SambaPeer, *, encrypt: bool = True) -> SmbPeer:
-    return SmbPeer(peer_config(samba, encrypt=encrypt), timeout=10.0)
+    config = peer_config(samba, encrypt=encrypt)
+    assert isinstance(config.target, UncPath)
+    return SmbPeer(config, config.target, timeout=10.0)
 
 
 def _round_trip(peer: SmbPeer, folder: Path) -> None:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from jobsync.transport.smb import statuses, wire
-from jobsync.transport.smb.channel import Channel, ChannelClosedError, SessionLostError
+from jobsync.transport.smb.channel import Channel, SessionLostError
+from jobsync.transport.smb.framing import ChannelClosedError
 from jobsync.transport.smb.security import AES_128_GCM, AES_CMAC, IntegrityError, Sealer, Signer
 from jobsync.transport.smb.session import Session
 from jobsync.transport.smb.wire import MalformedReplyError
@@ -36,7 +37,14 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     server.close()
 
 
-def _channel(sock: socket.socket, *, sealed: bool = True, signed: bool = False) -> Channel:
+def _channel(
+    sock: socket.socket,
+    *,
+    sealed: bool = True,
+    signed: bool = False,
+    timeout: float = 2.0,
+    pending_limit: float = 60.0,
+) -> Channel:
     session = Session(
         session_id=7,
         tree_id=1,
@@ -48,7 +56,15 @@ def _channel(sock: socket.socket, *, sealed: bool = True, signed: bool = False) 
         dfs=False,
         multi_credit=True,
     )
-    return Channel(sock, session, next_id=5, granted=20, credits_wanted=16, timeout=2.0)
+    return Channel(
+        sock,
+        session,
+        next_id=5,
+        granted=20,
+        credits_wanted=16,
+        timeout=timeout,
+        pending_limit=pending_limit,
+    )
 
 
 def _server_sealer() -> Sealer:
@@ -152,8 +168,7 @@ def test_silence_times_out_and_a_closed_socket_is_reported(
 ) -> None:
     """A silent server costs the timeout, no more; a closed one is reported as such."""
     client, server = pair
-    channel = _channel(client)
-    channel._timeout = 0.2  # a short wait keeps the test quick
+    channel = _channel(client, timeout=0.2)  # a short wait keeps the test quick
     (message_id,) = channel.send([wire.echo()], related=False)
     with pytest.raises(TimeoutError):
         channel.receive(message_id)
@@ -177,8 +192,7 @@ def test_a_request_pending_past_the_limit_is_cancelled(
     (STATUS_CANCELLED), and only it: the connection goes on.
     """
     client, server = pair
-    channel = _channel(client)
-    channel._timeout, channel._pending_limit = 0.2, 0.5
+    channel = _channel(client, timeout=0.2, pending_limit=0.5)
     sealer = _server_sealer()
     seen: list[bytes] = []
 
@@ -217,8 +231,7 @@ def test_a_server_that_freezes_while_a_request_is_pending_is_found_in_two_timeou
 ) -> None:
     """Pending requests may wait long, but an unanswered ECHO still shows a frozen server."""
     client, server = pair
-    channel = _channel(client)
-    channel._timeout, channel._pending_limit = 0.2, 60.0
+    channel = _channel(client, timeout=0.2, pending_limit=60.0)
     (message_id,) = channel.send([wire.echo()], related=False)
     _request(server)
     interim = _reply(message_id, status=statuses.STATUS_PENDING, flags=_ASYNC_FLAG)

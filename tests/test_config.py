@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import Config, find_config_path, load_config, parse_unc
+from jobsync.config import Config, UncPath, find_config_path, load_config, parse_unc
 from jobsync.errors import ConfigError
 
 GOOD = r"""
@@ -46,8 +46,8 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert config.timeout_seconds == 15
     assert config.max_delete_ratio == 0.5
     node2 = config.peers[1]
-    assert node2.unc is not None
-    assert (node2.unc.host, node2.unc.share, node2.unc.folder) == (
+    assert isinstance(node2.target, UncPath)
+    assert (node2.target.host, node2.target.share, node2.target.folder) == (
         "node2",
         "integrify$",
         r"app\scheduler\lib\cronic\jobs",
@@ -56,10 +56,10 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert node2.password is not None
     assert node2.password.value == "pw-from-env"
     assert node2.encrypt is True
-    assert config.peers[2].local_path == Path("/mnt/node3/jobs")
+    assert config.peers[2].target == Path("/mnt/node3/jobs")
     node4 = config.peers[3]
-    assert node4.unc is not None
-    assert (node4.unc.share, node4.unc.folder) == ("jobs$", "")
+    assert isinstance(node4.target, UncPath)
+    assert (node4.target.share, node4.target.folder) == ("jobs$", "")
     assert node4.encrypt is False
     assert node4.username is None
 
@@ -353,7 +353,7 @@ def test_a_windows_path_in_double_quotes_gets_advice(tmp_path: Path) -> None:
 def test_an_explicit_share_root_is_accepted(tmp_path: Path) -> None:
     """share_root = true lets a peer's jobs folder be the root of its share."""
     config = _load(tmp_path, GOOD)
-    assert str(config.peers[3].unc) == "\\\\node4\\jobs$"
+    assert str(config.peers[3].target) == "\\\\node4\\jobs$"
 
 
 def test_password_variable_may_be_unset_for_the_node_itself(tmp_path: Path) -> None:

@@ -91,3 +91,36 @@ def test_the_version_is_the_changelogs_latest_release() -> None:
         [sys.executable, "-m", "jobsync", "version"], capture_output=True, text=True, check=True
     )
     assert printed.stdout.strip() == f"jobsync {jobsync.__version__}"
+
+
+def _tests_named_in(text: str) -> list[tuple[str, str | None]]:
+    """Each `test_file.py::test_name` (or `::test_name` after one) a table cell names, in order."""
+    named: list[tuple[str, str | None]] = []
+    for line in text.splitlines():
+        current = None
+        for file, test in re.findall(r"`(test_\w+\.py)?(?:::(\w+))?[^`]*`", line):
+            current = file or current
+            if current:
+                named.append((current, test or None))
+    return named
+
+
+def test_every_test_the_guarantees_name_exists() -> None:
+    """docs/guarantees.md points each promise at its tests; a renamed test must not leave it bare."""
+    named = _tests_named_in((ROOT / "docs" / "guarantees.md").read_text(encoding="utf-8"))
+    assert len(named) > 50, "the table names its tests"
+    missing = []
+    for file, test in named:
+        source = ROOT / "tests" / file
+        if not source.exists():
+            missing.append(file)
+        elif test and not re.search(rf"^\s*def {test}\(", source.read_text(encoding="utf-8"), re.M):
+            missing.append(f"{file}::{test}")
+    assert missing == []
+
+
+def test_the_guarantees_check_finds_a_missing_test() -> None:
+    assert _tests_named_in("| x | `test_plan.py::test_a`, `::test_b` |") == [
+        ("test_plan.py", "test_a"),
+        ("test_plan.py", "test_b"),
+    ]

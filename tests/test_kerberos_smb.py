@@ -103,4 +103,4 @@ def test_an_expired_session_logs_on_again_without_a_failed_pass(
     assert early == 0  # nothing expired before its time
     assert renewed_after >= expires
     assert failed._value.get() == 0
-    assert agent._status["dc1"].last_error is None
+    assert agent.view().peers[0].last_error is None

@@ -10,13 +10,13 @@ import pytest
 from conftest import Cluster
 
 from jobsync.config import DEFAULT_KEEP_DAYS, RetentionConfig, load_config
-from jobsync.engine import PeerSync, PushOptions, default_opener
 from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError
 from jobsync.names import STAMP_FORMAT, kept_at, stamp_name
 from jobsync.retention import expired
 from jobsync.scan import scan_source
-from jobsync.transport import RemoteFile
+from jobsync.sync import PeerSync, PushOptions
+from jobsync.transport import RemoteFile, default_opener
 
 NOW = datetime.now(timezone.utc)
 OLD = stamp_name("old.jobs", (NOW - timedelta(days=400)).strftime(STAMP_FORMAT))

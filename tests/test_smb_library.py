@@ -78,8 +78,8 @@ def test_a_real_logon_is_handed_over_and_the_receive_thread_ends(
     samba = smb_peer_factory()
     samba.mkdir("jobs")
     config = peer_config(samba)
-    assert config.unc is not None
-    connector = Connector(config, config.unc, timeout=10, pending_limit=60, credits_wanted=512)
+    assert isinstance(config.target, UncPath)
+    connector = Connector(config, config.target, timeout=10, pending_limit=60, credits_wanted=512)
     channel = connector.connect()
     try:
         assert channel.credits > 1
@@ -92,8 +92,7 @@ _UNC = UncPath(host="srv", share="integrify$", folder="jobs")
 _CONFIG = PeerConfig(
     name="node2",
     path=str(_UNC),
-    unc=_UNC,
-    local_path=None,
+    target=_UNC,
     port=445,
     username="svc",
     password=None,

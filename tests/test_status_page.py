@@ -23,10 +23,10 @@ from jobsync.agent.events import EventRing
 from jobsync.agent.page import render_page
 from jobsync.agent.role import RoleDetector
 from jobsync.agent.runner import Agent
-from jobsync.agent.view import AgentView, PeerView
 from jobsync.config import load_config
-from jobsync.logs import Redactor
 from jobsync.names import STAMP_FORMAT, stamp_name
+from jobsync.redact import Redactor
+from jobsync.result import AgentView, PeerView
 
 MakeAgent = Callable[..., AgentProcess]
 OLD_STAMP = (datetime.now(timezone.utc) - timedelta(days=400)).strftime(STAMP_FORMAT)
@@ -284,10 +284,10 @@ def test_role_changes_restarts_and_rescans_become_events(local_cluster: Cluster)
     runner = threading.Thread(target=agent.run, name="agent-under-test")
     runner.start()
     try:
-        wait_for(lambda: agent._watcher.alive, what="agent start")
+        wait_for(lambda: agent._feed._watcher.alive, what="agent start")
         points_here.clear()
         wait_for(lambda: not agent.active, what="the move to standby")
-        agent._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
+        agent._feed._watcher._observer.stop()  # type: ignore[union-attr] # the observer dies
         wait_for(lambda: agent.metrics.watcher_restarts._value.get() == 1, what="restart")
         wait_for(lambda: "rescanned" in _text(agent.page()), what="the rescan")
         text = _text(agent.page())

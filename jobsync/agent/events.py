@@ -12,30 +12,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from jobsync.result import PeerResult
+from jobsync.result import Event, PeerResult
 
 RING_SIZE = 200
 MERGE_WINDOW = 20  # a repeat of one of the last this many events updates it instead
 NAMES_SHOWN = 3  # a pass that touched more jobs names the first few and counts the rest
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing the agent did or saw; ``count`` > 1 when it happened again since ``first``."""
-
-    at: float  # Unix time of the latest occurrence
-    kind: str  # pass, trash, backup, failure, role, rescan, restart, source, retention
-    text: str
-    peer: str | None = None
-    count: int = 1
-    first: float = 0.0
-
-    @property
-    def problem(self) -> bool:
-        """Whether an operator should look at it."""
-        return self.kind in ("failure", "source", "restart")
 
 
 class EventRing:

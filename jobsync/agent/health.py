@@ -9,12 +9,15 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
-log = structlog.get_logger(__name__)
+from jobsync.config import Config
+from jobsync.errors import ConfigError
+from jobsync.logs import get_logger
 
-Health = Callable[[], tuple[bool, dict[str, Any]]]
+log = get_logger(__name__)
+
+Health = Callable[[], tuple[bool, dict[str, object]]]
 
 # The page needs nothing from elsewhere, and the browser is told so.
 PAGE_HEADERS = {
@@ -92,3 +95,18 @@ class HealthServer:
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
+
+
+def health_server(
+    config: Config, *, health: Health, metrics: Callable[[], bytes], page: Callable[[], bytes]
+) -> HealthServer | None:
+    """The server ``[health] listen`` asks for (``None`` without one); ConfigError if it can't."""
+    if not config.health.listen:
+        return None
+    host, port = config.health.listen
+    try:
+        return HealthServer(config.health.listen, health=health, metrics=metrics, page=page)
+    except OSError as exc:
+        raise ConfigError(
+            f"{config.path}: [health] listen: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None

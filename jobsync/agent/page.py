@@ -12,8 +12,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from jobsync import __version__
-from jobsync.agent.events import Event
-from jobsync.agent.view import AgentView, PeerView
+from jobsync.result import AgentView, Event, PeerView
 
 REFRESH_SECONDS = 5
 EVENTS_SHOWN = 50

@@ -1,50 +1,39 @@
-"""The agent: watcher, debouncer, one worker per peer, rescans, role checks, health and state.
+"""The agent: the source followed, one worker per peer, rescans, role checks, health and state.
 
 The main thread only keeps time: it rescans every ``rescan_seconds`` (at once when the watcher
-reports trouble), checks the role every ``check_seconds``, restarts a dead watcher and writes
-the state file. Everything that touches a peer happens on that peer's worker.
+reports trouble), checks the role every ``check_seconds``, restarts a dead watcher or worker
+and writes the state file. Everything that touches a peer happens on that peer's worker
+(:mod:`~jobsync.agent.crew`); the source is followed by :mod:`~jobsync.agent.source_feed`, and
+what the agent knows is kept in its :mod:`~jobsync.agent.ledger`.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from typing import Any
 
-import structlog
-
+from jobsync.agent.crew import Crew
 from jobsync.agent.events import EventRing
-from jobsync.agent.health import HealthServer
-from jobsync.agent.local_retention import PRUNE_EVERY_SECONDS, LocalPruner
+from jobsync.agent.health import health_server
+from jobsync.agent.ledger import Ledger, Role, health_of
+from jobsync.agent.local_retention import LocalPruner
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
 from jobsync.agent.role import RoleDetector, RoleTracker
-from jobsync.agent.source_index import SourceIndex
-from jobsync.agent.state import state_path, write_state
-from jobsync.agent.tally import PeerTally
-from jobsync.agent.view import AgentView, state_document
-from jobsync.agent.view import iso as _iso
-from jobsync.agent.watcher import Debouncer, SourceWatcher
-from jobsync.agent.worker import PeerWorker
+from jobsync.agent.source_feed import SourceFeed
+from jobsync.agent.worker import workers_for
 from jobsync.config import Config
-from jobsync.engine import Opener, PeerSync, PushOptions, default_opener
 from jobsync.epoch import LocalFence
-from jobsync.errors import ConfigError, SourceError
 from jobsync.lock import WorkLock
-from jobsync.logs import Redactor
-from jobsync.result import PeerResult
+from jobsync.logs import get_logger
+from jobsync.redact import Redactor
+from jobsync.result import AgentView, PeerResult
 from jobsync.scan import SourceScan
-from jobsync.transport import check_installation
+from jobsync.transport import Opener, check_installation, default_opener
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 WATCHER_CHECK_SECONDS = 2.0
-# A rescan that finds the source as the events left it re-checks each peer only every this
-# many rescans (a check lists the whole peer folder), the peers in turn so that one rescan
-# lists few of them; changes, watcher trouble and role changes check every peer at once.
-PEER_CHECK_EVERY_RESCANS = 5
-STOP_GRACE_SECONDS = 5.0  # then connections are cut, so shutdown stays well under 10 s
 
 
 class Agent:
@@ -61,66 +50,40 @@ class Agent:
         check_installation(config.target_peers)
         self.config = config
         self.stopping = threading.Event()
-        self.index = SourceIndex(config.source, config.pattern)
         self.metrics = AgentMetrics()
         self.events = EventRing()
+        self.fence = LocalFence(config.source, config.node)
+        self._feed = SourceFeed(
+            config,
+            metrics=self.metrics,
+            events=self.events,
+            changed=self._wake_workers,
+            trouble=self.request_rescan,
+        )
+        self.index = self._feed.index
+        self.ledger = Ledger(
+            config,
+            metrics=self.metrics,
+            events=self.events,
+            fence=self.fence,
+            snapshot=self.snapshot,
+        )
         self._local_pruner = LocalPruner(config, metrics=self.metrics, events=self.events)
         self._redactor = Redactor()
         self._redactor.add(config.secrets())
         self._wakeup = threading.Event()
-        self._lock = threading.Lock()
-        self._save_lock = threading.Lock()  # state files are written in the order views are taken
         self._rescan_reason: str | None = None
         self._rescans = 0
-        self._source_error: str | None = None
         self._detector = detector or RoleDetector(config.active)
         self._tracker: RoleTracker | None = None
-        self._started = time.time()
-        self._status = {p.name: PeerTally(p.name, p.location) for p in config.target_peers}
-        self._state_path = state_path(config.state_dir)
-        self.fence = LocalFence(config.source, config.node)
-        self._workers = [
-            PeerWorker(
-                PeerSync(
-                    peer,
-                    config=config,
-                    options=PushOptions(),
-                    fence=self.fence,
-                    defer_manifest=True,
-                    prune_every=PRUNE_EVERY_SECONDS,
-                ),
-                self,
-                opener=opener,
-                timeout=config.timeout_seconds,
-                retry_max=config.watch.retry_max_seconds,
-            )
-            for peer in config.target_peers
-        ]
-        self._debouncer = Debouncer(config.watch.debounce_ms / 1000, self._on_settled)
-        self._watcher = SourceWatcher(
-            config.source,
-            matches=self.index.matches,
-            on_name=self._debouncer.touch,
-            on_trouble=self.request_rescan,
+        self._crew = Crew(
+            workers_for(config, self, fence=self.fence, opener=opener),
+            metrics=self.metrics,
+            events=self.events,
         )
-        self._running = False  # the workers have been started
-        self.metrics.add_peers(self._status)
-        self.metrics.watch_lag(self._lags)
-        self._health: HealthServer | None = None
-        if config.health.listen:
-            host, port = config.health.listen
-            try:
-                self._health = HealthServer(
-                    config.health.listen,
-                    health=self.health,
-                    metrics=self.metrics.render,
-                    page=self.page,
-                )
-            except OSError as exc:
-                raise ConfigError(
-                    f"{config.path}: [health] listen: cannot listen on {host}:{port}: "
-                    f"{exc.strerror or exc}"
-                ) from None
+        self._health = health_server(
+            config, health=self.health, metrics=self.metrics.render, page=self.page
+        )
 
     # -- what workers, the health server and signal handlers call ---------------------------
 
@@ -131,15 +94,11 @@ class Agent:
 
     def snapshot(self) -> SourceScan:
         """The newest view of the source."""
-        return self.index.snapshot()
+        return self._feed.snapshot()
 
     def report(self, result: PeerResult, *, synced: SourceScan | None) -> None:
         """Record one pass of a worker."""
-        now = time.time()
-        self.metrics.record(result, now=now)
-        with self._lock:
-            self._status[result.peer].record(result, synced=synced, now=now)
-        self.events.record_pass(result)
+        self.ledger.record(result, synced=synced)
         self._save_state()
 
     def request_rescan(self, reason: str) -> None:
@@ -152,41 +111,29 @@ class Agent:
         self.stopping.set()
         self._wakeup.set()
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
+    def health(self) -> tuple[bool, dict[str, object]]:
         """Healthy when running and every peer succeeded within ``max_lag_seconds``."""
-        now = time.time()
-        max_lag = self.config.health.max_lag_seconds
-        reasons: list[str] = []
-        peers: dict[str, Any] = {}
-        with self._lock:
-            for name, status in self._status.items():
-                since = status.last_success or self._started
-                lag = now - since
-                peers[name] = {
-                    "last_success": _iso(status.last_success),
-                    "seconds_since_success": None if status.last_success is None else round(lag, 1),
-                    "pending": self._pending(status),
-                    "last_error": status.last_error,
-                }
-                if self.active and lag > max_lag:
-                    reasons.append(f"peer {name}: no successful pass for {lag:.0f} s")
-        reasons += [
-            f"peer {w.name}: its worker is not running"
-            for w in self._workers
-            if self._running and not w.alive and not self.stopping.is_set()
-        ]
-        if self.stopping.is_set():
-            reasons.append("the agent is stopping")
-        if self._source_error:
-            reasons.append(self._source_error)
-        body = {
-            "status": "ok" if not reasons else "failing",
-            "node": self.config.node,
-            "role": "active" if self.active else "standby",
-            "reasons": reasons,
-            "peers": peers,
-        }
-        return not reasons, body
+        return health_of(
+            self.view(),
+            max_lag=self.config.health.max_lag_seconds,
+            stalled=self._crew.stalled(self.stopping),
+            stopping=self.stopping.is_set(),
+        )
+
+    def view(self, *, running: bool = True) -> AgentView:
+        """What the agent holds now, as one value (no peer is asked anything)."""
+        tracker = self._tracker
+        role = (
+            Role("starting")
+            if tracker is None
+            else Role("active" if tracker.active else "standby", tracker.reason)
+        )
+        running = running and not self.stopping.is_set()
+        return self.ledger.view(role, running=running, source_error=self._feed.error)
+
+    def page(self) -> bytes:
+        """The status page (``GET /``)."""
+        return render_page(self.view(), hide=self._redactor.text)
 
     # -- the main loop ------------------------------------------------------------------------
 
@@ -204,32 +151,27 @@ class Agent:
 
     def _run(self) -> None:
         self.index.rescan()
-        self._tracker = RoleTracker(
+        tracker = RoleTracker(
             self._detector.probe(), confirmations=self.config.active.confirmations
         )
-        self.metrics.active.set(1 if self.active else 0)
-        self.metrics.source_files.set(len(self.snapshot().files))
+        self._tracker = tracker
+        role, jobs = ("active" if tracker.active else "standby"), len(self.snapshot().files)
+        self.metrics.active.set(1 if tracker.active else 0)
+        self.metrics.source_files.set(jobs)
         self.metrics.epoch.set(self.fence.epoch())
-        self.events.add(
-            "start",
-            f"agent started, {'active' if self.active else 'standby'} ({self._tracker.reason}), "
-            f"{len(self.snapshot().files)} jobs",
-        )
+        self.events.add("start", f"agent started, {role} ({tracker.reason}), {jobs} jobs")
         log.info(
             "agent_started",
             node=self.config.node,
-            role="active" if self.active else "standby",
-            reason=self._tracker.reason,
-            peers=[w.name for w in self._workers],
-            jobs=len(self.snapshot().files),
+            role=role,
+            reason=tracker.reason,
+            peers=self._crew.names,
+            jobs=jobs,
         )
         if self._health is not None:
             self._health.start()
-        self._debouncer.start()
-        self._start_watcher()
-        for worker in self._workers:
-            worker.start()
-        self._running = True
+        self._feed.start()
+        self._crew.start()
         self._wake_workers()  # the start is a full push
         self._local_pruner.prune_if_due(active=self.active)
         self._save_state()
@@ -252,8 +194,9 @@ class Agent:
                 break
             now = time.monotonic()
             if now >= next_watcher_check:
-                self._check_watcher()
-                self._check_workers()
+                if self._feed.check_watcher():
+                    self.request_rescan("watcher restarted")
+                self._crew.revive(self.stopping)
                 next_watcher_check = now + WATCHER_CHECK_SECONDS
             reason, self._rescan_reason = self._rescan_reason, None
             if reason is not None or now >= next_rescan:
@@ -264,173 +207,46 @@ class Agent:
                 next_role = now + self.config.active.check_seconds
 
     def _rescan(self, reason: str) -> None:
-        self.metrics.rescans.inc()
-        try:
-            refresh = self.index.rescan()
-        except SourceError as exc:
-            self._source_problem(str(exc))
-            return
-        self._source_problem(None)
-        self.metrics.source_files.set(len(self.snapshot().files))
+        changed = self._feed.rescan(reason)
+        if changed is None:
+            return  # the source cannot be read: nothing is pushed, nothing deleted
         self._rescans += 1
-        if refresh.changed or reason != "periodic":
-            due = self._workers  # events were lost: every peer may lack something
-        else:
-            # Even with no change at the source, a full pass repairs peers that drifted.
-            turn = self._rescans % PEER_CHECK_EVERY_RESCANS
-            due = [w for i, w in enumerate(self._workers) if i % PEER_CHECK_EVERY_RESCANS == turn]
-        self._wake_workers(workers=due)
-        if refresh.changed or reason != "periodic":
-            found = "found changes" if refresh.changed else "found no change"
-            self.events.add("rescan", f"rescanned the source ({reason}): {found}")
+        # Events may have been lost: every peer may lack something. Even with no change at the
+        # source, a full pass now and then repairs peers that drifted.
+        eventful = changed or reason != "periodic"
+        due = self._crew.names if eventful else self._crew.due(self._rescans)
+        self._wake_workers(only=due)
         self.metrics.epoch.set(self.fence.epoch())
         self._local_pruner.prune_if_due(active=self.active)
-        log.debug(
-            "source_rescanned",
-            reason=reason,
-            changed=refresh.changed,
-            peers_checked=[w.name for w in due],
-        )
-
-    def _on_settled(self, names: set[str]) -> None:
-        """Names that have been quiet for the debounce window: read them and wake the workers."""
-        try:
-            refresh = self.index.refresh(names)
-        except SourceError as exc:
-            self._source_problem(str(exc))
-            return
-        for name in refresh.unstable:
-            self._debouncer.touch(name)  # still being written: look again after another window
-        if refresh.changed:
-            self.metrics.source_files.set(len(self.snapshot().files))
-            log.debug("source_changed", files=sorted(names))
-            self._wake_workers(names)
-
-    def _source_problem(self, problem: str | None) -> None:
-        if problem != self._source_error:
-            if problem:
-                log.error("source_unavailable", error=problem, action="nothing will be deleted")
-                self.events.add("source", f"source folder unavailable: {problem}")
-            else:
-                log.info("source_available")
-                self.events.add("rescan", "source folder available again")
-        self._source_error = problem
+        log.debug("source_rescanned", reason=reason, changed=changed, peers_checked=due)
 
     def _check_role(self) -> None:
         tracker = self._tracker
-        if tracker is None:
+        if tracker is None or not tracker.observe(self._detector.probe()):
             return
-        if tracker.observe(self._detector.probe()):
-            role = "active" if tracker.active else "standby"
-            log.warning("role_changed", role=role, reason=tracker.reason)
-            self.events.add("role", f"became {role}: {tracker.reason}")
-            self.metrics.active.set(1 if tracker.active else 0)
-            if tracker.active:
-                self._wake_workers()  # becoming active starts with a full push
-            self._save_state()
-
-    def _start_watcher(self) -> None:
-        try:
-            self._watcher.start()
-        except OSError as exc:
-            # One line for the operator: the reason says it all, a traceback would not help.
-            log.error(  # noqa: TRY400
-                "watcher_failed", error=str(exc), action="relying on rescans until it starts"
-            )
-
-    def _check_watcher(self) -> None:
-        if self._watcher.alive:
-            return
-        self.metrics.watcher_restarts.inc()
-        log.warning("watcher_restarted")
-        self.events.add("restart", "the folder watcher had stopped and was restarted")
-        self._watcher.stop()
-        self._start_watcher()
-        self.request_rescan("watcher restarted")
-
-    def _check_workers(self) -> None:
-        """Start again a worker whose thread died: faults are contained, but never say never."""
-        for worker in self._workers:
-            if worker.alive or self.stopping.is_set():
-                continue
-            self.metrics.worker_restarts.labels(worker.name).inc()
-            log.error("worker_restarted", peer=worker.name)
-            self.events.add(
-                "restart", "the peer's worker had stopped and was restarted", peer=worker.name
-            )
-            worker.restart()
+        role = "active" if tracker.active else "standby"
+        log.warning("role_changed", role=role, reason=tracker.reason)
+        self.events.add("role", f"became {role}: {tracker.reason}")
+        self.metrics.active.set(1 if tracker.active else 0)
+        if tracker.active:
+            self._wake_workers()  # becoming active starts with a full push
+        self._save_state()
 
     def _wake_workers(
-        self, names: set[str] | None = None, *, workers: list[PeerWorker] | None = None
+        self, names: set[str] | None = None, *, only: list[str] | None = None
     ) -> None:
-        """Ask the workers (default: all) for a pass over ``names``, or the whole folder."""
-        if not self.active or self._source_error:
-            return
-        for worker in self._workers if workers is None else workers:
-            worker.wake(names)
+        """Ask the workers (``only`` these peers) for a pass over ``names``, or everything."""
+        if self.active and not self._feed.error:
+            self._crew.wake(names, only=only)
 
     def _shutdown(self) -> None:
         self.stopping.set()
-        self._watcher.stop()
-        self._debouncer.stop()
-        for worker in self._workers:
-            worker.wake()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for worker in self._workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        for worker in self._workers:
-            worker.abort()  # a peer still mid-pass is cut off; its temp file never matches
-        for worker in self._workers:
-            worker.join(2.0)
+        self._feed.stop()
+        self._crew.stop()
         if self._health is not None:
             self._health.stop()
         self._save_state(running=False)
         log.info("agent_stopped")
 
-    # -- state --------------------------------------------------------------------------------
-
-    def _pending(self, status: PeerTally) -> int:
-        return status.pending(self.snapshot())
-
-    def view(self, *, running: bool = True) -> AgentView:
-        """What the agent holds now, as one value (no peer is asked anything)."""
-        tracker, owner, snapshot = self._tracker, self.fence.manifest(), self.snapshot()
-        with self._lock:
-            peers = tuple(status.view(snapshot) for status in self._status.values())
-        return AgentView(
-            node=self.config.node,
-            pid=os.getpid(),
-            running=running and not self.stopping.is_set(),
-            started=self._started,
-            at=time.time(),
-            role="starting" if tracker is None else "active" if tracker.active else "standby",
-            role_reason=tracker.reason if tracker else None,
-            epoch=self.fence.epoch(),
-            owner=owner.owner,
-            owner_epoch=owner.epoch,
-            source_folder=str(self.config.source),
-            source_files=len(snapshot.files),
-            source_error=self._source_error,
-            peers=peers,
-            events=self.events.recent(),
-        )
-
-    def page(self) -> bytes:
-        """The status page (``GET /``)."""
-        return render_page(self.view(), hide=self._redactor.text)
-
-    def _lags(self) -> dict[str, float]:
-        """Seconds since each peer's last successful pass (since the start when none)."""
-        now = time.time()
-        with self._lock:
-            return {n: now - (s.last_success or self._started) for n, s in self._status.items()}
-
     def _save_state(self, *, running: bool = True) -> None:
-        with self._save_lock:
-            view = self.view(running=running)
-            for peer in view.peers:
-                self.metrics.pending.labels(peer.name).set(peer.pending)
-            try:
-                write_state(self._state_path, state_document(view))
-            except OSError as exc:
-                log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
+        self.ledger.save(lambda: self.view(running=running))

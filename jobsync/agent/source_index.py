@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
+from jobsync.logs import get_logger
 from jobsync.names import compile_pattern
 from jobsync.scan import (
     SkippedFile,
@@ -24,7 +23,7 @@ from jobsync.scan import (
     split_collisions,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,6 @@ class SourceIndex:
         self._skipped: dict[str, SkippedFile] = {}
         self._collided: frozenset[str] = frozenset()
         self._snapshot = SourceScan(folder=folder, files=())
-        self.version = 0
 
     def matches(self, name: str) -> bool:
         """Whether ``name`` is a job name."""
@@ -109,4 +107,3 @@ class SourceIndex:
             skipped=(*self._skipped.values(), *collisions),
             collided=collided,
         )
-        self.version += 1

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from jobsync.files import replace_atomically
 
 STATE_FILE = "agent.json"
 
@@ -18,20 +17,11 @@ def state_path(state_dir: Path) -> Path:
 
 
 def write_state(path: Path, document: dict[str, Any]) -> None:
-    """Replace the state file in one step: a reader sees the old state or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".agent-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).chmod(0o644)  # readable by monitoring, writable by the agent only
-        Path(temp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temp).unlink()
-        raise
+    """Replace the state file in one step: a reader sees the old state or the new, never half.
+
+    Readable by monitoring, writable by the agent only.
+    """
+    replace_atomically(path, json.dumps(document, indent=1).encode("utf-8"), mode=0o644)
 
 
 def read_state(path: Path) -> dict[str, Any] | None:

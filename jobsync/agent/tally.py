@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from jobsync.agent.view import PeerView
-from jobsync.result import PeerResult
+from jobsync.result import PeerResult, PeerView
 from jobsync.scan import SourceFile, SourceScan
 
 

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import structlog
 from watchdog.events import (
     DirDeletedEvent,
     DirMovedEvent,
@@ -29,7 +28,9 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-log = structlog.get_logger(__name__)
+from jobsync.logs import get_logger
+
+log = get_logger(__name__)
 
 # Opening or reading a file must not count: jobsync reads every job it sends.
 WATCHED_EVENTS: list[type[FileSystemEvent]] = [
@@ -114,7 +115,8 @@ class _Handler(FileSystemEventHandler):
         on_name: Callable[[str], None],
         on_trouble: Callable[[str], None],
     ) -> None:
-        # watchdog reports paths under the folder exactly as it was scheduled.
+        # The callbacks are the SourceWatcher's own, handed down as they came (hence the same
+        # parameters). watchdog reports paths under the folder exactly as it was scheduled.
         self._folder = os.path.normcase(str(folder))
         self._matches = matches
         self._on_name = on_name
@@ -180,11 +182,6 @@ class SourceWatcher:
         if observer is None or not observer.is_alive():
             return False
         return all(emitter.is_alive() for emitter in observer.emitters)
-
-    def restart(self) -> None:
-        """Replace a dead or stuck observer with a new one."""
-        self.stop()
-        self.start()
 
     def stop(self) -> None:
         """Stop observing and wait for the observer's threads."""

@@ -20,17 +20,20 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from jobsync.agent.local_retention import PRUNE_EVERY_SECONDS
 from jobsync.agent.memory import release_freed_memory
-from jobsync.engine import Opener, PeerSync
+from jobsync.config import Config
+from jobsync.epoch import LocalFence
 from jobsync.errors import JobsyncError
+from jobsync.logs import get_logger
 from jobsync.result import PeerResult
 from jobsync.scan import SourceScan
-from jobsync.transport import Peer
+from jobsync.sync import PeerSync, PushOptions
+from jobsync.transport import Opener, Peer
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MANIFEST_QUIET_SECONDS = 1.0
 MANIFEST_MAX_DEFER_SECONDS = 5.0
@@ -232,3 +235,26 @@ class PeerWorker:
             peer, self._peer = self._peer, None
         if peer is not None:
             peer.close()
+
+
+def workers_for(
+    config: Config, link: AgentLink, *, fence: LocalFence, opener: Opener
+) -> list[PeerWorker]:
+    """One worker per peer this node pushes to, prepared (not started)."""
+    return [
+        PeerWorker(
+            PeerSync(
+                peer,
+                config=config,
+                options=PushOptions(),
+                fence=fence,
+                defer_manifest=True,
+                prune_every=PRUNE_EVERY_SECONDS,
+            ),
+            link,
+            opener=opener,
+            timeout=config.timeout_seconds,
+            retry_max=config.watch.retry_max_seconds,
+        )
+        for peer in config.target_peers
+    ]

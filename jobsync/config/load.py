@@ -112,24 +112,24 @@ def _parse(
     top = Table(data, where=str(path))
     node = top.text("node") or socket.gethostname().split(".")[0]
     source_text = top.required_text("source")
-    pattern = top.text("pattern", DEFAULT_PATTERN) or DEFAULT_PATTERN
+    pattern = top.text("pattern", DEFAULT_PATTERN)
     timeout = top.positive("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
     ratio = top.take("max_delete_ratio", float, DEFAULT_MAX_DELETE_RATIO)
     raw_peers = top.take("peers", list, [])
     state_text = top.text("state_dir")
-    watch = parse_watch(top.take("watch", dict, {}) or {}, path=path)
+    watch = parse_watch(top.take("watch", dict, {}), path=path)
     active = parse_active(top.take("active", dict), path=path)
-    health = parse_health(top.take("health", dict, {}) or {}, path=path)
-    service = parse_service(top.take("service", dict, {}) or {}, path=path)
-    schedule = parse_schedule(top.take("schedule", dict, {}) or {}, path=path, service=service)
-    retention = parse_retention(top.take("retention", dict, {}) or {}, path=path)
+    health = parse_health(top.take("health", dict, {}), path=path)
+    service = parse_service(top.take("service", dict, {}), path=path)
+    schedule = parse_schedule(top.take("schedule", dict, {}), path=path, service=service)
+    retention = parse_retention(top.take("retention", dict, {}), path=path)
     top.finish()
 
     if any(sep in pattern for sep in "/\\"):
         raise top.fail(f"pattern must be a file name glob such as *.jobs, not {shown(pattern)}")
     if problem := pattern_problem(pattern):
         raise top.fail(problem)
-    if ratio is None or not (0.0 <= ratio <= 1.0) or math.isnan(ratio):
+    if not (0.0 <= ratio <= 1.0) or math.isnan(ratio):
         raise top.fail("max_delete_ratio must be between 0 and 1")
     source = local_folder(source_text, base=path.parent, fail=lambda m: top.fail(f"source: {m}"))
     state_dir = (
@@ -178,7 +178,7 @@ def _parse_peers(
         if name_key(peer.name) in seen:
             raise ConfigError(f"{path}: peers[{index}]: duplicate peer name {shown(peer.name)}")
         seen.add(name_key(peer.name))
-        if peer.local_path is not None and same_folder(peer.local_path, source):
+        if isinstance(peer.target, Path) and same_folder(peer.target, source):
             raise ConfigError(f"{path}: peer {peer.name}: path is the source folder itself")
         peers.append(peer)
     return tuple(peers)

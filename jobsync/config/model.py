@@ -38,9 +38,8 @@ class PeerConfig:
     """One node that receives copies of the jobs folder."""
 
     name: str
-    path: str
-    unc: UncPath | None
-    local_path: Path | None
+    path: str  # as the administrator wrote it
+    target: UncPath | Path  # a share folder reached over SMB, or a local or mounted folder
     port: int = DEFAULT_SMB_PORT
     username: str | None = None
     password: Secret | None = None

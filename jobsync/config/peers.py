@@ -53,7 +53,7 @@ def parse_peer(
             )
         local = local_folder(peer_path, base=None, fail=table.fail)
         table.finish()
-        return PeerConfig(name=name, path=peer_path, unc=None, local_path=local)
+        return PeerConfig(name=name, path=peer_path, target=local)
 
     share_root = table.take("share_root", bool, default=False)
     if unc.folder and share_root:
@@ -88,8 +88,7 @@ def parse_peer(
     return PeerConfig(
         name=name,
         path=peer_path,
-        unc=unc,
-        local_path=None,
+        target=unc,
         port=port,
         username=username,
         password=password,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from jobsync.errors import ConfigError
 
@@ -50,8 +50,14 @@ class Table:
         """Whether the key is still to be read."""
         return key in self._data
 
+    @overload
+    def take(self, key: str, kind: type[_T]) -> _T | None: ...
+
+    @overload
+    def take(self, key: str, kind: type[_T], default: _T) -> _T: ...
+
     def take(self, key: str, kind: type[_T], default: _T | None = None) -> _T | None:
-        """The value of ``key`` as ``kind``, or ``default`` when absent."""
+        """The value of ``key`` as ``kind``, or ``default`` when absent (typed as ``default``)."""
         if key not in self._data:
             return default
         value = self._data.pop(key)
@@ -70,6 +76,12 @@ class Table:
         if value is None:
             raise self.fail(f"{key} is required")
         return value
+
+    @overload
+    def text(self, key: str) -> str | None: ...
+
+    @overload
+    def text(self, key: str, default: str) -> str: ...
 
     def text(self, key: str, default: str | None = None) -> str | None:
         """A string that must not be empty (or only spaces) when given: never guessed from."""
@@ -90,21 +102,21 @@ class Table:
     def positive(self, key: str, default: float) -> float:
         """A number of seconds (or a like amount) above zero."""
         value = self.take(key, float, default)
-        if value is None or not math.isfinite(value) or value <= 0:
+        if not math.isfinite(value) or value <= 0:
             raise self.fail(f"{key} must be a positive number")
         return value
 
     def whole(self, key: str, default: int, *, least: int) -> int:
         """A whole number of at least ``least``."""
         value = self.take(key, int, default)
-        if value is None or value < least:
+        if value < least:
             raise self.fail(f"{key} must be a whole number, {least} or more")
         return value
 
     def port(self, key: str, default: int) -> int:
         """A TCP port: 1 to 65535 (0 is refused, never taken for the default)."""
         value = self.take(key, int, default)
-        if value is None or not 0 < value < 65536:  # noqa: PLR2004 - the TCP port range
+        if not 0 < value < 65536:  # noqa: PLR2004 - the TCP port range
             raise self.fail(f"{key} must be between 1 and 65535, not {value}")
         return value
 

@@ -115,12 +115,12 @@ def parse_service(raw: Mapping[str, Any], *, path: Path) -> ServiceConfig:
     """``[service]``: the Windows service that runs the agent."""
     table = Table(raw, where=f"{path}: [service]")
     defaults = ServiceConfig()
-    service_id = table.text("id", defaults.id) or defaults.id
+    service_id = table.text("id", defaults.id)
     log_text = table.text("log_dir")
     service = ServiceConfig(
         id=service_id,
-        name=table.text("name", defaults.name) or defaults.name,
-        description=table.text("description", defaults.description) or defaults.description,
+        name=table.text("name", defaults.name),
+        description=table.text("description", defaults.description),
         account=_account(table, "account"),
         python=table.text("python"),
         stop_timeout_seconds=table.positive("stop_timeout_seconds", defaults.stop_timeout_seconds),
@@ -140,7 +140,7 @@ def parse_schedule(raw: Mapping[str, Any], *, path: Path, service: ServiceConfig
     """``[schedule]``: the fallback task; its account defaults to the service's."""
     table = Table(raw, where=f"{path}: [schedule]")
     defaults = ScheduleConfig()
-    task_name = table.text("task_name", defaults.task_name) or defaults.task_name
+    task_name = table.text("task_name", defaults.task_name)
     schedule = ScheduleConfig(
         task_name=task_name,
         interval_minutes=table.whole("interval_minutes", defaults.interval_minutes, least=1),
@@ -160,6 +160,6 @@ def parse_retention(raw: Mapping[str, Any], *, path: Path) -> RetentionConfig:
     days = {key: table.take(key, int, DEFAULT_KEEP_DAYS) for key in ("trash_days", "backup_days")}
     table.finish()
     for key, value in days.items():
-        if value is None or value < 0:
+        if value < 0:
             raise table.fail(f"{key} must be a whole number of days, 0 (keep for ever) or more")
-    return RetentionConfig(trash_days=days["trash_days"] or 0, backup_days=days["backup_days"] or 0)
+    return RetentionConfig(trash_days=days["trash_days"], backup_days=days["backup_days"])

@@ -9,11 +9,14 @@ virtual environment and calls these commands.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
-from jobsync.config import Config
+from jobsync.files import replace_atomically
+
+if TYPE_CHECKING:
+    from jobsync.config import Config
 
 LOCAL_SYSTEM = "LocalSystem"
 
@@ -51,6 +54,4 @@ def needs_password(account: str | None) -> bool:
 
 def write_atomically(path: Path, text: str, *, encoding: str = "utf-8") -> None:
     """Replace ``path`` with ``text`` in one step: a reader sees the old file or the new one."""
-    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text, encoding=encoding)
-    temp.replace(path)
+    replace_atomically(path, text.encode(encoding))

@@ -7,15 +7,17 @@ bundle calls them. They change this machine only, never a peer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jobsync.config import Config, find_config_path, load_config
 from jobsync.errors import ExitCode
-from jobsync.logs import secrets_hidden
 from jobsync.options import ConfigOption
-from jobsync.windows import runner
+from jobsync.redact import secrets_hidden
+
+if TYPE_CHECKING:
+    from jobsync.config import Config
+    from jobsync.windows import runner
 
 service_app = typer.Typer(help="The Windows service that runs the agent (WinSW).")
 schedule_app = typer.Typer(help="The scheduled task that runs the fallback push.")
@@ -27,11 +29,15 @@ def _out(text: str) -> None:
 
 
 def _config(config_path: Path | None) -> Config:
+    from jobsync.config import find_config_path, load_config  # noqa: PLC0415 - fast --help
+
     return load_config(find_config_path(config_path))
 
 
 def _windows(config_path: Path | None) -> tuple[Config, runner.Tools]:
     """The config and the real Windows tools (the runner looked up now, for tests)."""
+    from jobsync.windows import runner  # noqa: PLC0415 - fast --help
+
     return _config(config_path), runner.Tools(run=runner.run_command, say=_out)
 
 

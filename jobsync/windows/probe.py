@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from jobsync.cli import main as jobsync_main
-from jobsync.logs import secrets_hidden
+from jobsync.redact import secrets_hidden
 from jobsync.windows import write_atomically
 
 

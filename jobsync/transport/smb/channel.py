@@ -23,13 +23,12 @@ What a Windows client does and the channel does too:
 
 from __future__ import annotations
 
-import select
 import socket
 import struct
-import time
-from dataclasses import dataclass
 
 from jobsync.transport.smb import statuses, wire
+from jobsync.transport.smb.framing import ChannelClosedError, FrameSocket
+from jobsync.transport.smb.outstanding import Outstanding
 from jobsync.transport.smb.security import TRANSFORM_PROTOCOL, IntegrityError
 from jobsync.transport.smb.session import Reply, Session
 from jobsync.transport.smb.wire import MalformedReplyError
@@ -41,13 +40,8 @@ _PROTOCOL = b"\xfeSMB"
 _FLAG_ASYNC = 0x2
 _FLAG_RELATED = 0x4
 _FLAG_DFS = 0x10000000
-_READ_SIZE = 1 << 18
 _UNSOLICITED = 0xFFFFFFFFFFFFFFFF  # e.g. an oplock break; jobsync asks for none
 _TOP_UP_TRIES = 4
-
-
-class ChannelClosedError(ConnectionError):
-    """The server closed the connection, or it was cut."""
 
 
 class SessionLostError(ChannelClosedError):
@@ -61,16 +55,6 @@ class SessionLostError(ChannelClosedError):
 
 class CreditsError(ChannelClosedError):
     """The server grants fewer credits at once than one request needs, even when asked."""
-
-
-@dataclass
-class _Waiting:
-    """A request sent and not finally answered yet."""
-
-    chain: tuple[int, ...]  # the ids of its compound, in order
-    pending_until: float | None = None  # set once the server answered STATUS_PENDING
-    async_id: int | None = None
-    cancelled: bool = False
 
 
 class Channel:
@@ -90,21 +74,18 @@ class Channel:
     ) -> None:
         """Continue the connection from message id ``next_id``; ids below ``granted`` may be used.
 
-        The socket is switched to non-blocking: waits happen in :func:`select.select`, bounded
+        The socket is switched to non-blocking: waits happen in ``select``, bounded
         by ``timeout`` of silence, or ``pending_limit`` for a request the server said it is
         working on. ``outstanding`` are requests sent before the channel took over.
         """
-        sock.setblocking(False)  # noqa: FBT003 - the stdlib's own signature
-        self._sock = sock
+        self._frames = FrameSocket(sock, timeout=timeout)
         self._session = session
         self._next_id = next_id
         self._granted = granted
         self._wanted = credits_wanted
         self._timeout = timeout
-        self._pending_limit = pending_limit
-        self._inbox = bytearray()
         self._replies: dict[int, Reply] = {}
-        self._waiting = {message_id: _Waiting((message_id,)) for message_id in outstanding}
+        self._waiting = Outstanding(pending_limit=pending_limit, sent=outstanding)
         self._probes: set[int] = set()  # ECHOs the channel sent itself; their replies are dropped
         self._peak = self.credits
 
@@ -167,9 +148,7 @@ class Channel:
             )  # fmt: skip
             parts.append(self._signed(header + request.body + bytes(padding)))
             ids.append(message_id)
-        chain = tuple(ids)
-        for message_id in ids:
-            self._waiting[message_id] = _Waiting(chain)
+        self._waiting.sent(tuple(ids))
         self._send_message(b"".join(parts))
         return ids
 
@@ -184,7 +163,7 @@ class Channel:
     def _send_message(self, data: bytes) -> None:
         if self._session.sealer is not None:
             data = self._session.sealer.seal(data)
-        self._send_frame(data)
+        self._frames.send(data)
 
     def top_up(self, needed: int) -> None:
         """With nothing in flight, ask the server for credits until ``needed`` are on hand.
@@ -243,29 +222,16 @@ class Channel:
             filed = self._file_frames()
             if filed:
                 return filed
-            if self._fill():
+            if self._frames.fill():
                 continue
-            readable, _, _ = select.select([self._sock], [], [], self._quiet_limit())
-            if readable:
-                self._fill()
+            if self._frames.readable(self._waiting.quiet_limit(self._timeout)):
+                self._frames.fill()
             else:
                 self._on_silence()
 
-    def _quiet_limit(self) -> float:
-        """How long silence may last before :meth:`_on_silence` acts."""
-        deadlines = [w.pending_until for w in self._waiting.values() if w.pending_until]
-        if deadlines and len(deadlines) == len(self._waiting):
-            return max(0.0, min(self._timeout, min(deadlines) - time.monotonic()))
-        return self._timeout
-
     def _on_silence(self) -> None:
         """Nothing arrived for a while: a frozen server, or requests that are being worked on."""
-        if any(w.pending_until is None for w in self._waiting.values()) or not self._waiting:
-            raise TimeoutError("no answer from the server")
-        now = time.monotonic()
-        overdue = [
-            i for i, w in self._waiting.items() if w.pending_until and w.pending_until <= now
-        ]
+        overdue = self._waiting.overdue()  # raises when the server itself is silent
         for message_id in overdue:
             self.cancel(message_id)
         if not overdue and not self._probes and self.credits >= 1:
@@ -274,50 +240,10 @@ class Channel:
             (probe,) = self.send([wire.echo()], related=False)
             self._probes.add(probe)
 
-    # -- the socket ---------------------------------------------------------------------------
-
-    def _send_frame(self, data: bytes) -> None:
-        frame = memoryview(len(data).to_bytes(4, "big") + data)
-        while frame:
-            try:
-                sent = self._sock.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                raise ChannelClosedError(f"connection lost: {exc}") from None
-            frame = frame[sent:]
-            if frame:
-                # The server is not reading: take in what it sends meanwhile, so neither side
-                # waits for the other with full buffers.
-                readable, writable, _ = select.select([self._sock], [self._sock], [], self._timeout)
-                if not readable and not writable:
-                    raise TimeoutError("no answer from the server")
-                if readable:
-                    self._fill()
-
-    def _fill(self) -> bool:
-        """Read what has arrived; returns False when nothing had."""
-        try:
-            data = self._sock.recv(_READ_SIZE)
-        except BlockingIOError:
-            return False
-        except OSError as exc:
-            raise ChannelClosedError(f"connection lost: {exc}") from None
-        if not data:
-            raise ChannelClosedError("the server closed the connection")
-        self._inbox += data
-        return True
-
     def _file_frames(self) -> list[int]:
-        """File every whole frame in the inbox; returns the ids of final replies filed."""
+        """File every whole frame received; returns the ids of final replies filed."""
         filed: list[int] = []
-        inbox = self._inbox
-        while len(inbox) >= 4:  # noqa: PLR2004 - the length prefix
-            size = int.from_bytes(inbox[1:4], "big")
-            if len(inbox) < 4 + size:
-                break
-            frame = bytes(inbox[4 : 4 + size])
-            del inbox[: 4 + size]
+        for frame in self._frames.frames():
             self._file(frame, filed)
         return filed
 
@@ -356,7 +282,7 @@ class Channel:
         if waiting is None:
             raise MalformedReplyError(f"a reply to message {message_id}, which was not sent")
         if status == statuses.STATUS_PENDING and flags & _FLAG_ASYNC:
-            self._mark_pending(message_id, waiting, _ASYNC_ID.unpack_from(message, 32)[0])
+            self._waiting.pending(message_id, _ASYNC_ID.unpack_from(message, 32)[0])
             return
         session = self._session
         if session.signer is not None and session.sealer is None:
@@ -367,22 +293,12 @@ class Channel:
                 raise
         if status in statuses.SESSION_LOST:
             raise SessionLostError(status)
-        del self._waiting[message_id]
+        self._waiting.answered(message_id)
         if message_id in self._probes:
             self._probes.discard(message_id)
             return
         self._replies[message_id] = Reply(status, message[wire.HEADER_SIZE :])
         filed.append(message_id)
-
-    def _mark_pending(self, message_id: int, waiting: _Waiting, async_id: int) -> None:
-        """The server works on ``message_id``; what follows it in its compound waits with it."""
-        until = time.monotonic() + self._pending_limit
-        waiting.async_id = async_id
-        waiting.pending_until = None if waiting.cancelled else until
-        for later in waiting.chain[waiting.chain.index(message_id) + 1 :]:
-            behind = self._waiting.get(later)
-            if behind is not None and behind.pending_until is None and not behind.cancelled:
-                behind.pending_until = until
 
 
 def _raise_if_session_lost(message: bytes) -> None:

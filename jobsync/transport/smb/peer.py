@@ -29,7 +29,8 @@ from jobsync.errors import (
 )
 from jobsync.transport.base import FileWrite, RemoteFile, WriteOutcome, checked_parts
 from jobsync.transport.smb import pipeline, wire
-from jobsync.transport.smb.channel import Channel, ChannelClosedError, SessionLostError
+from jobsync.transport.smb.channel import Channel, SessionLostError
+from jobsync.transport.smb.framing import ChannelClosedError
 from jobsync.transport.smb.logon import Connector
 from jobsync.transport.smb.operations import FileOps, Sizes
 from jobsync.transport.smb.pipeline import Operation
@@ -48,13 +49,11 @@ _BROKEN = (ChannelClosedError, IntegrityError, MalformedReplyError, OSError)
 class SmbPeer:
     """A jobs folder on an SMB share."""
 
-    def __init__(self, config: PeerConfig, *, timeout: float) -> None:
-        """Connect and log on; raises a :class:`PeerError` naming the peer when that fails."""
-        if config.unc is None:
-            raise ValueError("SmbPeer needs a UNC path")
+    def __init__(self, config: PeerConfig, unc: UncPath, *, timeout: float) -> None:
+        """Connect to ``unc`` and log on; raises a :class:`PeerError` naming the peer if not."""
         self.name = config.name
         self._config = config
-        self._unc: UncPath = config.unc
+        self._unc = unc
         self._timeout = timeout
         self._connector: Connector | None = None
         self._channel: Channel | None = None

@@ -1,11 +1,12 @@
-"""What a run did, as plain values; rendering them is the CLI's job."""
+"""What a push did, per peer and in all."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from jobsync.errors import ExitCode
-from jobsync.scan import SkippedFile
+from jobsync.result.codes import worst
+from jobsync.source import SkippedFile
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ class PushResult:
     skipped: tuple[SkippedFile, ...] = ()
     dry_run: bool = False
     seconds: float = 0.0
-    skipped_peers: tuple[str, ...] = field(default=())  # peers that are this node
     pruned_local: tuple[str, ...] = ()  # kept copies removed for age from the source's .jobsync
 
     @property
@@ -68,17 +68,5 @@ class PushResult:
 
         Jobs whose names differ only in case were pushed nowhere: that is a failure too.
         """
-        worst = max((p.exit_code for p in self.peers), default=ExitCode.OK)
-        collided = any(s.collision for s in self.skipped)
-        return max(worst, ExitCode.PEER_FAILED) if collided else worst
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckResult:
-    """Whether jobsync can work with one peer."""
-
-    peer: str
-    location: str
-    ok: bool
-    detail: str
-    seconds: float = 0.0
+        collided = ExitCode.PEER_FAILED if any(s.collision for s in self.skipped) else ExitCode.OK
+        return worst([collided, *(p.exit_code for p in self.peers)])

@@ -1,7 +1,8 @@
-"""What the agent holds, as one immutable value: the status page and the state file render it.
+"""What the agent holds, as one immutable value that the page, the state and status render.
 
 The agent builds an :class:`AgentView` under its lock from what it already knows (no peer is
-asked anything), so rendering it is cheap and needs no lock at all.
+asked anything), so rendering it is cheap and needs no lock at all. The state file is the view
+as JSON; ``jobsync status`` reads it back into a view (:func:`view_from_document`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,29 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from jobsync.agent.events import Event
-
 
 def iso(timestamp: float | None) -> str | None:
     """A Unix time as ISO 8601 UTC to the second; ``None`` stays ``None``."""
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing the agent did or saw; ``count`` > 1 when it happened again since ``first``."""
+
+    at: float  # Unix time of the latest occurrence
+    kind: str  # pass, trash, backup, failure, role, rescan, restart, source, retention
+    text: str
+    peer: str | None = None
+    count: int = 1
+    first: float = 0.0
+
+    @property
+    def problem(self) -> bool:
+        """Whether an operator should look at it."""
+        return self.kind in ("failure", "source", "restart")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +95,8 @@ def state_document(view: AgentView) -> dict[str, Any]:
         "role": view.role,
         "role_reason": view.role_reason,
         "epoch": view.epoch,
+        "owner": view.owner,
+        "owner_epoch": view.owner_epoch,
         "source": {
             "folder": view.source_folder,
             "files": view.source_files,
@@ -100,3 +118,52 @@ def state_document(view: AgentView) -> dict[str, Any]:
             for p in view.peers
         ],
     }
+
+
+def view_from_document(document: Any) -> AgentView | None:  # noqa: ANN401 - parsed JSON
+    """The view a state file holds, or ``None`` when it is not one (then ``status`` says so)."""
+    if not isinstance(document, dict):
+        return None
+    try:
+        source = document.get("source") or {}
+        return AgentView(
+            node=str(document["node"]),
+            pid=int(document["pid"]),
+            running=bool(document.get("running")),
+            started=_seconds(document.get("started")) or 0.0,
+            at=_seconds(document.get("updated")) or 0.0,
+            role=str(document.get("role") or "starting"),
+            role_reason=document.get("role_reason"),
+            epoch=int(document.get("epoch") or 0),
+            owner=str(document.get("owner") or ""),
+            owner_epoch=int(document.get("owner_epoch") or 0),
+            source_folder=str(source.get("folder") or ""),
+            source_files=int(source.get("files") or 0),
+            source_error=source.get("error"),
+            peers=tuple(_peer_view(p) for p in document.get("peers") or ()),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _peer_view(doc: dict[str, Any]) -> PeerView:
+    return PeerView(
+        name=str(doc["name"]),
+        location=str(doc.get("location") or ""),
+        last_success=_seconds(doc.get("last_success")),
+        last_attempt=_seconds(doc.get("last_attempt")),
+        last_error=doc.get("last_error"),
+        pending=int(doc.get("pending") or 0),
+        pushed=int(doc.get("pushed") or 0),
+        deleted=int(doc.get("deleted") or 0),
+        backed_up=int(doc.get("backed_up") or 0),
+        failed=int(doc.get("failed") or 0),
+        pruned=int(doc.get("pruned") or 0),
+    )
+
+
+def _seconds(text: object) -> float | None:
+    """A time the state file wrote (ISO 8601) as Unix time; ``None`` when absent."""
+    if not isinstance(text, str) or not text:
+        return None
+    return datetime.fromisoformat(text).timestamp()

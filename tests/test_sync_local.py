@@ -1,4 +1,4 @@
-"""The push engine over local folders, plus injected transport failures."""
+"""Pushing to local folders (sync/), plus injected transport failures."""
 
 from __future__ import annotations
 
@@ -14,20 +14,14 @@ from conftest import Cluster
 
 from jobsync import scan as scan_module
 from jobsync.config import Config, PeerConfig, load_config
-from jobsync.engine import (
-    PeerSync,
-    PushOptions,
-    default_opener,
-    push,
-    read_manifest,
-    write_manifest,
-)
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerFileNotFoundError, PeerIOError, PeerUnreachableError
 from jobsync.manifest import Manifest
 from jobsync.scan import SourceScan, UnstableFileError, read_stable, scan_source
-from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome
+from jobsync.sync import PeerSync, PushOptions, push
+from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, default_opener
 from jobsync.transport.local import LocalPeer
+from jobsync.transport.manifests import read_manifest, write_manifest
 
 
 def test_push_to_local_folders(local_cluster: Cluster) -> None:

@@ -1,0 +1,391 @@
+"""The ``jobsync`` commands: parse, call, render. Nothing else lives here.
+
+Every command returns an exit code. A command that reads the config is declared with
+:func:`configured`, which adds the options every such command takes (``-c``, ``-v``,
+``--log-json``, ``--log-file``) once, reads the config and sets up logging, and hands the
+command its :class:`~jobsync.config.Config`. A command imports what its work needs when it
+runs, so ``--help`` and ``status`` never load the SMB stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from jobsync import __version__
+from jobsync.errors import ConfigError, ExitCode, SafetyRefusalError
+from jobsync.options import ConfigOption
+from jobsync.progress import progress_bar
+from jobsync.redact import secrets_hidden
+from jobsync.windows.commands import deploy_app, schedule_app, service_app
+
+if TYPE_CHECKING:
+    from jobsync.config import Config, PeerConfig
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"jobsync {__version__}")
+        raise typer.Exit
+
+
+app = typer.Typer(
+    name="jobsync",
+    help="Keep Integrify's scheduled jobs folder identical on every node.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Keep Integrify's scheduled jobs folder identical on every node."""
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+PeerOption = Annotated[
+    list[str] | None,
+    typer.Option("--peer", help="Only this peer (repeatable).", metavar="NAME"),
+]
+_COMMON = (
+    inspect.Parameter(
+        "config_path", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOption
+    ),
+    inspect.Parameter(
+        "verbose",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--verbose", "-v", help="Log debug events.")],
+    ),
+    inspect.Parameter(
+        "log_json",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--log-json", help="Log JSON lines.")],
+    ),
+    inspect.Parameter(
+        "log_file",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option("--log-file", help="Also append logs to this file.", dir_okay=False),
+        ],
+    ),
+)
+
+
+def configured(
+    *, console: int = logging.WARNING, logs: bool = True
+) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """A command that reads the config: ``fn(config, **its own options)``.
+
+    The common options are added to its signature for typer, and taken off before ``fn`` is
+    called with the config they name. ``console`` is the least level logged on stderr; a
+    command that logs nothing itself (``logs=False``) sets logging up only when asked to.
+    """
+
+    def decorate(fn: Callable[..., int]) -> Callable[..., int]:
+        own = inspect.signature(fn).parameters  # annotations are strings (see the top)
+        parameters = [
+            p.replace(annotation=eval(p.annotation, fn.__globals__))  # noqa: S307 - our source
+            for name, p in own.items()
+            if name != "config"
+        ]
+
+        @functools.wraps(fn)
+        def command(**options: Any) -> int:  # noqa: ANN401 - whatever typer parsed
+            common = {p.name: options.pop(p.name) for p in _COMMON}
+            asked = common["verbose"] or common["log_json"] or common["log_file"] is not None
+            config = _setup(
+                common["config_path"],
+                verbose=common["verbose"],
+                log_json=common["log_json"],
+                log_file=common["log_file"],
+                console=console,
+                logs=logs or asked,
+            )
+            return fn(config, **options)
+
+        command.__signature__ = inspect.Signature([*parameters, *_COMMON])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in [*parameters, *_COMMON]}
+        return command
+
+    return decorate
+
+
+def _setup(
+    config_path: Path | None,
+    *,
+    verbose: bool,
+    log_json: bool,
+    log_file: Path | None,
+    console: int = logging.WARNING,
+    logs: bool = True,
+) -> Config:
+    from jobsync.config import find_config_path, load_config  # noqa: PLC0415 - see above
+
+    if not logs:
+        return load_config(find_config_path(config_path))
+    from jobsync.logs import configure_logging  # noqa: PLC0415
+
+    def logging_with(secrets: tuple[str, ...]) -> None:
+        configure_logging(
+            verbose=verbose,
+            json_lines=log_json,
+            log_file=log_file,
+            console=console,
+            secrets=secrets,
+        )
+
+    logging_with(())  # before the config is read, so its errors are reported
+    config = load_config(find_config_path(config_path))
+    logging_with(config.secrets())  # again, now that the secrets to hide are known
+    return config
+
+
+def _select(config: Config, names: list[str] | None) -> tuple[PeerConfig, ...]:
+    targets = config.target_peers
+    if not names:
+        return targets
+    by_key = {p.name.casefold(): p for p in targets}
+    chosen = []
+    for name in names:
+        peer = by_key.get(name.casefold())
+        if peer is None:
+            known = ", ".join(p.name for p in targets) or "none"
+            raise ConfigError(f"--peer {name}: no such peer in {config.path} (peers: {known})")
+        chosen.append(peer)
+    return tuple(dict.fromkeys(chosen))
+
+
+@contextmanager
+def _exclusive(config: Config, who: str, *, needed: bool = True) -> Iterator[str | None]:
+    """Hold the node's work lock; yields None when held, else who is at work instead."""
+    from jobsync.lock import WorkLock  # noqa: PLC0415
+
+    if not needed:
+        yield None
+        return
+    lock = WorkLock(config.state_dir, who=who)
+    if not lock.acquire():
+        yield lock.holder()
+        return
+    try:
+        yield None
+    finally:
+        lock.release()
+
+
+def _out(text: str) -> None:
+    typer.echo(secrets_hidden(text))
+
+
+def _emit(
+    *, as_json: bool, document: Callable[[], dict[str, Any]], lines: Callable[[], list[str]]
+) -> None:
+    """Print one JSON document, or the human lines."""
+    if as_json:
+        _out(json.dumps(document(), indent=2, ensure_ascii=False))
+    else:
+        for line in lines():
+            _out(line)
+
+
+@app.command()
+@configured()
+def push(
+    config: Config,
+    peer: PeerOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change.")] = False,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option("--allow-mass-delete", help="Delete even beyond max_delete_ratio."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> int:
+    """Copy every changed job to the peers, atomically and verified."""
+    from jobsync.render import push_to_json, push_to_text  # noqa: PLC0415
+    from jobsync.sync import PushOptions  # noqa: PLC0415 - keeps `--help` fast
+    from jobsync.sync import push as run_push  # noqa: PLC0415
+
+    peers = _select(config, peer)
+    options = PushOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
+    with _exclusive(config, "jobsync push", needed=not dry_run) as busy:
+        if busy:
+            # The other one (usually the agent) is doing this very job: nothing is lost.
+            typer.echo(f"jobsync: {busy} is at work on this node; no push needed now", err=True)
+            return int(ExitCode.OK)
+        progress = None if as_json else progress_bar()
+        try:
+            result = run_push(config, peers=peers, options=options, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
+    _emit(
+        as_json=as_json, document=lambda: push_to_json(result), lines=lambda: push_to_text(result)
+    )
+    return int(result.exit_code)
+
+
+@app.command()
+@configured()
+def check(config: Config, peer: PeerOption = None, as_json: JsonOption = False) -> int:
+    """Validate the config and prove each peer can take a push."""
+    from jobsync.check import check as run_check  # noqa: PLC0415
+    from jobsync.render import check_to_json, check_to_text  # noqa: PLC0415
+    from jobsync.result import worst  # noqa: PLC0415
+
+    results = run_check(config, peers=_select(config, peer))
+    _emit(
+        as_json=as_json,
+        document=lambda: check_to_json(results),
+        lines=lambda: check_to_text(results),
+    )
+    return int(worst(r.exit_code for r in results))
+
+
+@app.command()
+@configured()
+def reconcile(
+    config: Config,
+    peer: PeerOption = None,
+    deep: Annotated[bool, typer.Option("--deep", help="Hash every file on every peer.")] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Make the peers match the source.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --apply: replace newer versions on peers too.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> int:
+    """Report drift between the source and each peer (exit 1 when found); --apply repairs it."""
+    from jobsync.reconcile import ReconcileOptions  # noqa: PLC0415
+    from jobsync.reconcile import reconcile as run_reconcile  # noqa: PLC0415
+    from jobsync.render import reconcile_to_json, reconcile_to_text  # noqa: PLC0415
+
+    if force and not apply:
+        raise ConfigError("--force only makes sense with --apply")
+    options = ReconcileOptions(deep=deep, apply=apply, force=force)
+    with _exclusive(config, "jobsync reconcile --apply", needed=apply) as busy:
+        if busy:
+            raise SafetyRefusalError(
+                f"not applied: {busy} is at work on this node (the agent repairs drift itself "
+                "at its next rescan)"
+            )
+        result = run_reconcile(config, peers=_select(config, peer), options=options)
+    _emit(
+        as_json=as_json,
+        document=lambda: reconcile_to_json(result),
+        lines=lambda: reconcile_to_text(result),
+    )
+    return int(result.exit_code)
+
+
+@app.command()
+@configured()
+def takeover(
+    config: Config,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
+    require_all: Annotated[
+        bool, typer.Option("--require-all", help="Refuse unless every peer can be seen.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> int:
+    """Make this node the services node: adopt the newest jobs, start a new epoch."""
+    from jobsync.render import takeover_to_json, takeover_to_text  # noqa: PLC0415
+    from jobsync.takeover import takeover as run_takeover  # noqa: PLC0415
+
+    with _exclusive(config, "jobsync takeover", needed=not dry_run) as busy:
+        if busy:
+            raise SafetyRefusalError(
+                f"takeover refused: {busy} is at work on this node; stop the jobsync agent "
+                "service here first, take over, then start it again"
+            )
+        result = run_takeover(config, dry_run=dry_run, require_all=require_all)
+    _emit(
+        as_json=as_json,
+        document=lambda: takeover_to_json(result),
+        lines=lambda: takeover_to_text(result),
+    )
+    return int(result.exit_code)
+
+
+@app.command()
+@configured(console=logging.INFO)
+def watch(config: Config) -> int:
+    """Run the agent: push every change as it happens, until stopped (Ctrl+C, SIGTERM)."""
+    from jobsync.agent.runner import Agent  # noqa: PLC0415
+
+    agent = Agent(config)
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        agent.stop()
+
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl+Break on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
+    agent.run()
+    return int(ExitCode.OK)
+
+
+@app.command()
+@configured(logs=False)
+def status(config: Config, as_json: JsonOption = False) -> int:
+    """Show what the agent last reported: role, peers, pending changes, last errors."""
+    from jobsync.agent.state import read_state, state_path  # noqa: PLC0415
+    from jobsync.render import status_to_text  # noqa: PLC0415
+    from jobsync.result import state_document, view_from_document  # noqa: PLC0415
+
+    where = state_path(config.state_dir)
+    view = view_from_document(read_state(where))
+    alive = view is not None and view.running and _pid_alive(view.pid)
+    _emit(
+        as_json=as_json,
+        document=lambda: {
+            "state_file": str(where),
+            "agent_running": alive,
+            "agent": None if view is None else state_document(view),
+        },
+        lines=lambda: status_to_text(view, where=str(where), alive=alive),
+    )
+    if not alive:
+        return int(ExitCode.AGENT_NOT_RUNNING)
+    failing = view is not None and any(p.last_error for p in view.peers)
+    return int(ExitCode.PEER_FAILED if failing else ExitCode.OK)
+
+
+def _pid_alive(pid: object) -> bool:
+    import psutil  # noqa: PLC0415
+
+    return isinstance(pid, int) and psutil.pid_exists(pid)
+
+
+app.add_typer(service_app, name="service")
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(deploy_app, name="deploy")
+
+
+@app.command()
+def version() -> int:
+    """Print the version."""
+    _out(f"jobsync {__version__}")
+    return 0
