@@ -1,8 +1,9 @@
 """``jobsync check``: proves this node can work with each peer.
 
-For each peer: log on, open the jobs folder, then create a temp file in the jobs folder, read it
-back, rename it within the folder and remove it: the exact operations a push needs, under names
-the pattern never matches.
+For each peer: log on, open the jobs folder, then create a temp file where a push would (in
+``.jobsync/tmp`` when a file created there gets the jobs folder's permissions, else beside the
+jobs), read it back, rename it into the jobs folder and remove it: the exact operations a push
+needs, under names the pattern never matches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from jobsync.errors import PeerError
 from jobsync.fanout import each_peer
 from jobsync.names import TMP_DIR, job_temp_name
 from jobsync.result import CheckResult
+from jobsync.sync.steps import temps_alike
 from jobsync.transport import FileWrite, Opener, Peer, default_opener
 
 
@@ -50,10 +52,12 @@ def check_peer(peer: PeerConfig, *, config: Config, opener: Opener = default_ope
 
 def _probe(peer: Peer) -> str:
     token = secrets.token_hex(4)
-    # Both names are temp names: never a job, and removed by the next full pass if left over.
-    temp, renamed = job_temp_name(token, 1), job_temp_name(token, 2)
     peer.make_dirs(TMP_DIR)
     jobs = len(peer.list_files())
+    alike = temps_alike(peer, token)
+    # Both names are never a job, and the next full pass removes them if left over.
+    temp = f"{TMP_DIR}/{token}-1.tmp" if alike else job_temp_name(token, 1)
+    renamed = job_temp_name(token, 2)
     (outcome,) = peer.write_files(
         [FileWrite(path=renamed, temp=temp, data=b"jobsync check\n", mtime_ns=time.time_ns())]
     )
@@ -62,6 +66,12 @@ def _probe(peer: Peer) -> str:
     removed = peer.remove_files([renamed])[renamed]
     if removed is not None:
         raise removed
+    written = (
+        "in .jobsync/tmp, whose new files get the jobs folder's permissions"
+        if alike
+        else "beside the jobs, to get the jobs folder's permissions"
+    )
     return (
-        f"can log on, list ({jobs} files), create, read back, rename and remove ({peer.protection})"
+        f"can log on, list ({jobs} files), create, read back, rename and remove "
+        f"({peer.protection}); jobs are written {written}"
     )

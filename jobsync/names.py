@@ -4,12 +4,12 @@ Names compare as Windows compares them: case-insensitively. Everything jobsync k
 lives under ``.jobsync/`` inside the jobs folder, which the (non-recursive) pattern never reaches,
 so a backup or a trashed job can never be taken for a job.
 
-The one exception is a job being written: it is created in the jobs folder itself, as
-``.jobsync-<run>-<n>.tmp``, and renamed over the job once verified. On NTFS (and Samba with
-``acl_xattr``) a renamed file keeps the permissions it was created with, so a job created in
-``.jobsync`` would not carry the jobs folder's permissions. Configuration refuses a pattern
-that could match such a name (:func:`pattern_problem`), and every full pass removes the ones a
-killed run left.
+The one exception is a job being written where ``.jobsync/tmp`` would not give it the jobs
+folder's permissions (on NTFS, and Samba with ``acl_xattr``, a renamed file keeps the
+permissions it was created with): it is created in the jobs folder itself, as
+``.jobsync-<run>-<n>.tmp``, and renamed over the job once verified. Configuration refuses a
+pattern that could match such a name (:func:`pattern_problem`), and every full pass removes the
+ones a killed run left.
 """
 
 from __future__ import annotations

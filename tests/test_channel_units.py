@@ -261,6 +261,7 @@ def test_a_session_the_server_ended_is_reported_even_unencrypted(
         b"",
         struct.pack("<HBBI", 17, 0x50, 0, 100),  # READ: data past the end
         struct.pack("<HHI", 9, 8, 40),  # QUERY_DIRECTORY: offset inside the header
+        struct.pack("<HHI", 9, 72, 400),  # QUERY_INFO: a descriptor longer than the reply
     ],
 )
 def test_malformed_bodies_are_refused_not_misread(body: bytes) -> None:
@@ -271,3 +272,12 @@ def test_malformed_bodies_are_refused_not_misread(body: bytes) -> None:
         wire.directory_entries(body)
     with pytest.raises(MalformedReplyError):
         wire.created_file_id(body)
+    with pytest.raises(MalformedReplyError):
+        wire.query_info_data(body)
+
+
+def test_a_security_descriptor_is_read_from_where_the_reply_says() -> None:
+    """QUERY_INFO's buffer starts at its offset, counted from the 64-byte header."""
+    descriptor = b"\x01\x00\x04\x80" + bytes(16)
+    body = struct.pack("<HHI", 9, 72, len(descriptor)) + descriptor
+    assert wire.query_info_data(body) == descriptor

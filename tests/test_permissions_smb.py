@@ -50,11 +50,12 @@ def _read_as_reader(samba: SambaPeer, path: str) -> subprocess.CompletedProcess[
     )
 
 
-def test_a_landed_job_is_readable_by_whoever_may_read_the_jobs_folder(
-    one_peer_cluster: Callable[..., Cluster],
-) -> None:
-    """A reader allowed in the jobs folder, but not in ``.jobsync``, can read every pushed job."""
-    cluster = one_peer_cluster(
+def _acl_cluster(cluster_of: Callable[..., Cluster], *, tightened: bool) -> Cluster:
+    """A peer with ``acl_xattr`` whose jobs folder a second account may read.
+
+    ``tightened``: ``.jobsync`` and ``.jobsync/tmp`` do not pass that account's entry on.
+    """
+    cluster = cluster_of(
         options=("map acl inherit = yes",),
         share_options=(
             "vfs objects = acl_xattr",
@@ -68,31 +69,85 @@ def test_a_landed_job_is_readable_by_whoever_may_read_the_jobs_folder(
     jobs = cluster.disk("node2")
     state = samba.mkdir("jobs", ".jobsync")
     tmp = samba.mkdir("jobs", ".jobsync", "tmp")
-    _set_acl(
-        jobs,
-        _posix_acl(
-            [
-                (_USER_OBJ, 7, _NO_ID),
-                (_USER, 5, reader.pw_uid),
-                (_GROUP_OBJ, 5, _NO_ID),
-                (_MASK, 7, _NO_ID),
-                (_OTHER, 0, _NO_ID),
-            ]
-        ),
+    readable = _posix_acl(
+        [
+            (_USER_OBJ, 7, _NO_ID),
+            (_USER, 5, reader.pw_uid),
+            (_GROUP_OBJ, 5, _NO_ID),
+            (_MASK, 7, _NO_ID),
+            (_OTHER, 0, _NO_ID),
+        ]
     )
     owner_only = _posix_acl([(_USER_OBJ, 7, _NO_ID), (_GROUP_OBJ, 0, _NO_ID), (_OTHER, 0, _NO_ID)])
-    for folder in (state, tmp):  # tightened: the reader's entry is not inherited here
-        _set_acl(folder, owner_only)
-    cluster.write_job("a.jobs", b"<job/>")
+    for folder in (jobs, state, tmp):
+        _set_acl(folder, owner_only if tightened and folder != jobs else readable)
+    return cluster
 
-    assert cluster.run("check").code == 0
+
+def _push_twice(cluster: Cluster) -> str:
+    """Push a new job, then a changed one and another new one; the second push's log."""
+    cluster.write_job("a.jobs", b"<job/>")
     assert cluster.run("push").code == 0
     cluster.write_job("a.jobs", b"<job changed/>")  # a replaced job too
     cluster.write_job("b.jobs", b"<job b/>")
-    assert cluster.run("push").code == 0
+    second = cluster.run("push", "-v")
+    assert second.code == 0, second.err
+    return second.err
+
+
+def test_a_landed_job_is_readable_by_whoever_may_read_the_jobs_folder(
+    one_peer_cluster: Callable[..., Cluster],
+) -> None:
+    """A reader allowed in the jobs folder, but not in ``.jobsync``, can read every pushed job.
+
+    A file created in ``.jobsync/tmp`` would not carry the reader's entry, so jobs are written
+    beside the jobs here; ``jobsync check`` says so and does the same.
+    """
+    cluster = _acl_cluster(one_peer_cluster, tightened=True)
+    samba = cluster.smb["node2"]
+
+    checked = cluster.run("check")
+    assert checked.code == 0, checked.err
+    assert "jobs are written beside the jobs" in checked.out
+    log = _push_twice(cluster)
+    assert "folder=.jobsync/tmp" not in log
 
     for name in ("a.jobs", "b.jobs"):
         read = _read_as_reader(samba, f"jobs\\{name}")
         assert read.returncode == 0, read.stdout + read.stderr
     # The reader's access really depends on the folder's entry: .jobsync stays closed to it.
     assert _read_as_reader(samba, "jobs\\.jobsync\\manifest.json").returncode != 0
+
+
+def test_jobs_are_written_in_jobsync_tmp_when_it_gives_the_same_permissions(
+    one_peer_cluster: Callable[..., Cluster],
+) -> None:
+    """Where ``.jobsync/tmp`` passes on the jobs folder's entries, jobs are written there.
+
+    Samba looks each new name up in the whole jobs folder, so a temp created beside the jobs
+    doubles that cost in a large folder; the landed jobs are as readable either way.
+    """
+    cluster = _acl_cluster(one_peer_cluster, tightened=False)
+    samba = cluster.smb["node2"]
+
+    checked = cluster.run("check")
+    assert checked.code == 0, checked.err
+    assert "jobs are written in .jobsync/tmp" in checked.out
+    log = _push_twice(cluster)
+    assert "job_temps" in log
+    assert "folder=.jobsync/tmp" in log
+
+    for name in ("a.jobs", "b.jobs"):
+        read = _read_as_reader(samba, f"jobs\\{name}")
+        assert read.returncode == 0, read.stdout + read.stderr
+    assert _read_as_reader(samba, "jobs\\.jobsync\\manifest.json").returncode == 0
+
+
+def test_a_default_samba_share_gives_jobsync_tmp_the_same_permissions(
+    one_peer_cluster: Callable[..., Cluster],
+) -> None:
+    """Without ``acl_xattr`` permissions come from the create mask: the same in both places."""
+    cluster = one_peer_cluster()
+    checked = cluster.run("check")
+    assert checked.code == 0, checked.err
+    assert "jobs are written in .jobsync/tmp" in checked.out

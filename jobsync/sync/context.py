@@ -48,6 +48,10 @@ class PassContext:
     log: Any  # structlog's bound logger, bound to the peer
     progress: Progress | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    # A file created in .jobsync/tmp gets the permissions of one created in the jobs folder
+    # (as this pass's or the last full pass's probe showed), so jobs are written there. Beside
+    # the jobs costs a Samba server twice the look-ups per new job in a large folder.
+    temps_alike: bool = False
     _temps: int = 0
 
     @property
@@ -61,7 +65,13 @@ class PassContext:
         return f"{TMP_DIR}/{self.run_id}-{self._temps}.tmp"
 
     def job_temp(self) -> str:
-        """A temp name beside the jobs: a job must carry the jobs folder's permissions."""
+        """A temp name for a job, which must land with the jobs folder's permissions.
+
+        A renamed file keeps the permissions it was created with: it is written in
+        ``.jobsync/tmp`` only when a file created there is known to get the same ones.
+        """
+        if self.temps_alike:
+            return self.temp()
         self._temps += 1
         return job_temp_name(self.run_id, self._temps)
 

@@ -68,6 +68,7 @@ class PeerSync:
         self._log = log.bind(peer=peer.name)
         self._cache = ManifestCache(self._log)
         self._clean = False  # whether the cached manifest records exactly the peer's jobs
+        self._temps_alike = False  # what the last full pass's probe showed (see PassContext)
 
     @property
     def unsaved_since(self) -> float | None:
@@ -171,6 +172,7 @@ class PeerSync:
             foreign_owner=self._foreign_owner(manifest),
             save=partial(self._save, ctx, tally),
         )
+        self._temps_alike = ctx.temps_alike
         self._prune_if_due(peer, tally)
         return "all"
 
@@ -201,6 +203,7 @@ class PeerSync:
             now=self._now,
             log=self._log,
             progress=self._progress,
+            temps_alike=self._temps_alike,
         )
 
     def _foreign_owner(self, manifest: Manifest) -> bool:
@@ -241,6 +244,7 @@ class PeerSync:
     def _forget(self) -> None:
         self._cache.forget()
         self._clean = False
+        self._temps_alike = False
 
     def save_deferred(self, peer: Peer) -> None:
         """Write the manifest passes deferred, unless another jobsync rewrote it meanwhile."""

@@ -10,14 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from jobsync.errors import PeerIOError
-from jobsync.names import BACKUP_DIR, TRASH_DIR, name_key, stamp_name
+from jobsync.names import BACKUP_DIR, TMP_DIR, TRASH_DIR, job_temp_name, name_key, stamp_name
 from jobsync.plan import Copy, PeerPlan
 from jobsync.result import FileFailure
 from jobsync.scan import UnstableFileError, read_content
 from jobsync.sync.context import PassContext
 from jobsync.sync.records import Author, Records
 from jobsync.sync.tally import Outcome
-from jobsync.transport import FileWrite
+from jobsync.transport import FileWrite, Peer
 
 BATCH = 256  # files per transport call: bounds memory and paces progress reports
 
@@ -60,6 +60,17 @@ def keep_backups(
     return Outcome(tuple(kept), tuple(failures)), blocked
 
 
+def temps_alike(peer: Peer, token: str) -> bool:
+    """Whether a file created in ``.jobsync/tmp`` gets the permissions of one in the jobs folder.
+
+    Both are created (and deleted at once) and their owner, group and access list compared as
+    the server reports them. Unknown or different: jobs are written beside the jobs.
+    """
+    here, there = job_temp_name(token, 0), f"{TMP_DIR}/{token}-0.tmp"
+    found = peer.new_file_permissions([here, there])
+    return found[here] is not None and found[here] == found[there]
+
+
 def copy_jobs(
     ctx: PassContext,
     copies: Sequence[Copy],
@@ -68,7 +79,7 @@ def copy_jobs(
     records: Records,
     author: Author,
 ) -> Outcome:
-    """Write each copy (temp name beside the jobs, read back, rename) and record what landed."""
+    """Write each copy (under a temp name, read back, renamed) and record what landed."""
     total, done = len(copies), 0
     written = ctx.written()
     copied: list[str] = []

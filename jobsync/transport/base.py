@@ -78,6 +78,13 @@ class Peer(Protocol):
         """Delete each path (jobsync's own files only: temp files, expired kept copies)."""
         ...
 
+    def new_file_permissions(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """The permissions a new file at each path gets, as the server encodes them.
+
+        Each file is created and at once deleted. ``None`` where they cannot be read.
+        """
+        ...
+
     def make_dirs(self, folder: str) -> None:
         """Create ``folder`` and its parents when missing."""
         ...

@@ -118,6 +118,10 @@ class LocalPeer:
                 result[path] = _io_error(self.name, path, exc)
         return result
 
+    def new_file_permissions(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Not known: no portable way reads them, so jobs are written beside the jobs here."""
+        return dict.fromkeys(paths)
+
     def make_dirs(self, folder: str) -> None:
         """Create ``folder`` and its parents."""
         try:

@@ -26,6 +26,8 @@ _Written = tuple[bytes | None, Reply | None, bytes]
 
 _MAX_CHUNK_CREDITS = 16  # 1 MiB reads and writes when the server allows them
 _LIST_CREDITS = 4  # 256 KiB of directory entries per answer when the server allows it
+# Room for an access list of hundreds of entries, within any server's MaxTransactSize (64 KiB+).
+_SECURITY_LENGTH = 16384
 _NOT_FOUND = (statuses.STATUS_OBJECT_NAME_NOT_FOUND, statuses.STATUS_OBJECT_PATH_NOT_FOUND)
 
 
@@ -258,6 +260,23 @@ class FileOps:
             return None
         failed = next((r for r in replies[:2] if not r.ok), None)
         return None if failed is None else self._io_error(relative, failed)
+
+    def permissions_op(self, relative: str) -> Operation[bytes | None]:
+        """The owner, group and access list a new file at ``relative`` gets (``None``: unknown).
+
+        The file is created to be deleted when closed, in the same compound: nothing remains.
+        """
+        replies = yield (
+            [
+                wire.create_probe(self.path(relative)),
+                wire.query_security(out_length=_SECURITY_LENGTH),
+                wire.close(),
+            ],
+            True,
+        )
+        if not (replies[0].ok and replies[1].ok):
+            return None
+        return wire.query_info_data(replies[1].body)
 
     def _io_error(self, path: str, reply: Reply) -> PeerIOError:
         missing = status_of(reply) == statuses.STATUS_OBJECT_NAME_NOT_FOUND

@@ -229,6 +229,11 @@ class SmbPeer:
         results = self._run([self._ops.remove_op(p) for p in paths])
         return dict(zip(paths, results, strict=True))
 
+    def new_file_permissions(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """The security descriptor (owner, group, access list) a new file at each path gets."""
+        results = self._run([self._ops.permissions_op(p) for p in paths])
+        return dict(zip(paths, results, strict=True))
+
     def make_dirs(self, folder: str) -> None:
         """Create ``folder`` and its parents when missing."""
         parts = checked_parts(folder)

@@ -21,6 +21,7 @@ WRITE: Final = 0x09
 CANCEL: Final = 0x0C
 ECHO: Final = 0x0D
 QUERY_DIRECTORY: Final = 0x0E
+QUERY_INFO: Final = 0x10
 SET_INFO: Final = 0x11
 
 # MS-SMB2 3.2.4.1.4: this FileId means "the file opened by the CREATE earlier in this compound".
@@ -35,6 +36,7 @@ _FILE_WRITE_DATA = 0x2
 _FILE_READ_ATTRIBUTES = 0x80
 _FILE_WRITE_ATTRIBUTES = 0x100
 _DELETE = 0x10000
+_READ_CONTROL = 0x20000
 _FILE_SHARE_READ, _FILE_SHARE_WRITE, _FILE_SHARE_DELETE = 0x1, 0x2, 0x4
 ALL_SHARING: Final = _FILE_SHARE_READ | _FILE_SHARE_WRITE | _FILE_SHARE_DELETE
 READ_ACCESS: Final = _FILE_READ_DATA | _FILE_READ_ATTRIBUTES
@@ -44,11 +46,15 @@ WRITE_ACCESS: Final = (
 DELETE_ACCESS: Final = _DELETE | _FILE_READ_ATTRIBUTES
 LIST_ACCESS: Final = _FILE_READ_DATA | _FILE_READ_ATTRIBUTES  # FILE_LIST_DIRECTORY is bit 0
 _FILE_OPEN, _FILE_CREATE, _FILE_OPEN_IF = 1, 2, 3
-_FILE_DIRECTORY_FILE, _FILE_NON_DIRECTORY_FILE = 0x1, 0x40
+_FILE_DIRECTORY_FILE, _FILE_NON_DIRECTORY_FILE, _FILE_DELETE_ON_CLOSE = 0x1, 0x40, 0x1000
 _IMPERSONATION = 2
 
 # Information classes (MS-FSCC 2.4)
 _INFO_FILE = 1
+_INFO_SECURITY = 3
+# OWNER_, GROUP_ and DACL_SECURITY_INFORMATION (MS-DTYP 2.4.7): not the SACL, which needs a
+# privilege the service account does not have.
+_OWNER_GROUP_DACL = 0x1 | 0x2 | 0x4
 _FILE_DIRECTORY_INFORMATION = 1
 _FILE_BASIC_INFORMATION = 4
 _FILE_RENAME_INFORMATION = 10
@@ -63,6 +69,7 @@ _READ = struct.Struct("<HBBIQ16sIIIHHx")
 _SET_INFO = struct.Struct("<HBBIHHI16s")
 _CLOSE = struct.Struct("<HHI16s")
 _QUERY_DIRECTORY = struct.Struct("<HBBI16sHHI")
+_QUERY_INFO = struct.Struct("<HBBIHHIII16s")
 _BASIC_INFO = struct.Struct("<qqqqII")
 _RENAME_INFO = struct.Struct("<B7xQI")
 _SMALL_REQUEST = struct.Struct("<HH")  # StructureSize and Reserved: ECHO, LOGOFF, TREE_DISCONNECT
@@ -122,6 +129,17 @@ def create_temp(path: str) -> Request:
         disposition=_FILE_CREATE,
         options=_FILE_NON_DIRECTORY_FILE,
         share=_FILE_SHARE_READ,
+    )
+
+
+def create_probe(path: str) -> Request:
+    """Create a new file that is gone when closed, open to read its security descriptor."""
+    return create(
+        path,
+        access=_READ_CONTROL | _DELETE | _FILE_READ_ATTRIBUTES,
+        disposition=_FILE_CREATE,
+        options=_FILE_NON_DIRECTORY_FILE | _FILE_DELETE_ON_CLOSE,
+        share=0,
     )
 
 
@@ -193,6 +211,14 @@ def query_directory(*, restart: bool, out_length: int, file_id: bytes = RELATED_
     return Request(QUERY_DIRECTORY, fixed + pattern, _charge(out_length))
 
 
+def query_security(*, out_length: int, file_id: bytes = RELATED_FILE_ID) -> Request:
+    """Ask for the open file's owner, group and access list (MS-SMB2 2.2.37)."""
+    body = _QUERY_INFO.pack(
+        41, _INFO_SECURITY, 0, out_length, 0, 0, 0, _OWNER_GROUP_DACL, 0, file_id
+    )
+    return Request(QUERY_INFO, body, _charge(out_length))
+
+
 def echo(*, ask: int = 0) -> Request:
     """A no-op the server answers at once: proves the connection alive, or asks for credits."""
     return Request(ECHO, _SMALL_REQUEST.pack(4, 0), ask=ask)
@@ -231,11 +257,15 @@ def created_file_id(body: bytes) -> bytes:
 def read_data(body: bytes) -> bytes:
     """The data of a READ response."""
     _need(body, 16, "READ")
-    offset, length = body[2], struct.unpack_from("<I", body, 4)[0]
+    return _buffer(body, body[2], struct.unpack_from("<I", body, 4)[0], "READ")
+
+
+def _buffer(body: bytes, offset: int, length: int, what: str) -> bytes:
+    """The ``length`` bytes a reply says start at ``offset`` (counted from the header)."""
     start = offset - HEADER_SIZE
     if start < 0:
-        raise MalformedReplyError("READ reply data starts inside its header")
-    _need(body, start + length, "READ")
+        raise MalformedReplyError(f"{what} reply data starts inside its header")
+    _need(body, start + length, what)
     return body[start : start + length]
 
 
@@ -245,6 +275,13 @@ class Attributes:
 
     size: int
     mtime_ns: int
+
+
+def query_info_data(body: bytes) -> bytes:
+    """The buffer of a QUERY_INFO response: here, a self-relative security descriptor."""
+    _need(body, 8, "QUERY_INFO")
+    offset, length = struct.unpack_from("<HI", body, 2)
+    return _buffer(body, offset, length, "QUERY_INFO")
 
 
 def close_attributes(body: bytes) -> Attributes:
