@@ -13,12 +13,18 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from conftest import Cluster
 from samba import HOST, SHARE_NAME, TEST_USER, SambaPeer
+
+from jobsync.config import load_config
+from jobsync.epoch import LocalFence
+from jobsync.scan import scan_source
+from jobsync.sync import PeerSync, PushOptions
+from jobsync.transport import FileWrite, Peer, WriteOutcome, default_opener
 
 pytestmark = pytest.mark.smb
 
@@ -151,3 +157,68 @@ def test_a_default_samba_share_gives_jobsync_tmp_the_same_permissions(
     checked = cluster.run("check")
     assert checked.code == 0, checked.err
     assert "jobs are written in .jobsync/tmp" in checked.out
+
+
+class TempRecorder:
+    """Wraps a real peer; notes the temp name of every write and every permissions probe."""
+
+    def __init__(self, inner: Peer) -> None:
+        """Pass everything on to ``inner``."""
+        self.name = inner.name
+        self._inner = inner
+        self.temps: list[str] = []
+        self.probes = 0
+
+    def write_files(self, writes: Sequence[FileWrite]) -> list[WriteOutcome]:
+        """Note each job's temp name (not the manifest's), then write through the real peer."""
+        self.temps += [w.temp for w in writes if w.path.endswith(".jobs")]
+        return self._inner.write_files(writes)
+
+    def new_file_permissions(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Count the probe, then make it on the real peer."""
+        self.probes += 1
+        return self._inner.new_file_permissions(paths)
+
+    def __getattr__(self, name: str) -> object:
+        """Everything else goes to the real peer."""
+        return getattr(self._inner, name)
+
+
+def test_a_pass_probes_once_when_it_copies_and_a_pass_over_names_reuses_it(
+    one_peer_cluster: Callable[..., Cluster],
+) -> None:
+    """A full pass probes before its first copy (none without one); passes over names reuse it."""
+    cluster = one_peer_cluster()
+    config = load_config(cluster.config)
+    target = config.target_peers[0]
+    sync = PeerSync(
+        target, config=config, options=PushOptions(), fence=LocalFence(config.source, config.node)
+    )
+    peer = TempRecorder(default_opener(target, 5))
+    fake: Peer = peer  # type: ignore[assignment]
+
+    def pass_over(names: set[str] | None = None) -> tuple[str, ...]:
+        scan = scan_source(config.source, config.pattern)
+        result = sync.sync(fake, scan, names=names)
+        assert result.status == "ok", result
+        return result.copied
+
+    try:
+        cluster.write_job("a.jobs", b"a1")
+        cluster.write_job("b.jobs", b"b1")
+        assert pass_over() == ("a.jobs", "b.jobs")
+        assert peer.probes == 1
+        cluster.write_job("a.jobs", b"a2")
+        assert pass_over({"a.jobs"}) == ("a.jobs",)
+        assert peer.probes == 1
+        assert pass_over() == ()
+        assert peer.probes == 1
+        cluster.write_job("b.jobs", b"b2")
+        assert pass_over() == ("b.jobs",)
+        assert peer.probes == 2
+    finally:
+        peer.close()
+
+    assert len(peer.temps) == 4
+    assert all(t.startswith(".jobsync/tmp/") for t in peer.temps), peer.temps
+    assert (cluster.disk("node2") / "a.jobs").read_bytes() == b"a2"

@@ -48,10 +48,10 @@ class PassContext:
     log: Any  # structlog's bound logger, bound to the peer
     progress: Progress | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
-    # A file created in .jobsync/tmp gets the permissions of one created in the jobs folder
-    # (as this pass's or the last full pass's probe showed), so jobs are written there. Beside
+    # Whether a file created in .jobsync/tmp gets the permissions of one created in the jobs
+    # folder, so jobs may be written there (None: not probed yet; the first copy does). Beside
     # the jobs costs a Samba server twice the look-ups per new job in a large folder.
-    temps_alike: bool = False
+    temps_alike: bool | None = None
     _temps: int = 0
 
     @property
@@ -70,7 +70,7 @@ class PassContext:
         A renamed file keeps the permissions it was created with: it is written in
         ``.jobsync/tmp`` only when a file created there is known to get the same ones.
         """
-        if self.temps_alike:
+        if self.temps_alike is True:
             return self.temp()
         self._temps += 1
         return job_temp_name(self.run_id, self._temps)

@@ -23,7 +23,7 @@ from jobsync.result import FileFailure
 from jobsync.scan import SourceFile, SourceScan
 from jobsync.sync.context import PassContext, PushOptions
 from jobsync.sync.records import Author, Records, carried_records
-from jobsync.sync.steps import copy_jobs, keep_backups, temps_alike, trash_jobs
+from jobsync.sync.steps import copy_jobs, keep_backups, trash_jobs
 from jobsync.sync.tally import Tally
 from jobsync.transport import Peer
 from jobsync.transport.manifests import is_not_found
@@ -63,8 +63,6 @@ def full_pass(
     if not dry:
         peer.make_dirs(TMP_DIR)
         _clear_temps(ctx, [f.name for f in listing if is_job_temp_name(f.name)])
-        ctx.temps_alike = temps_alike(peer, ctx.run_id)
-        ctx.log.debug("job_temps", folder=TMP_DIR if ctx.temps_alike else "beside the jobs")
     matcher = compile_pattern(config.pattern)
     peer_jobs = [f for f in listing if matcher.fullmatch(f.name)]
     unknown = files_to_read(scan.files, peer_jobs, planned)

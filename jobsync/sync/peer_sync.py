@@ -68,7 +68,7 @@ class PeerSync:
         self._log = log.bind(peer=peer.name)
         self._cache = ManifestCache(self._log)
         self._clean = False  # whether the cached manifest records exactly the peer's jobs
-        self._temps_alike = False  # what the last full pass's probe showed (see PassContext)
+        self._temps_alike: bool | None = None  # what the last probe showed (see PassContext)
 
     @property
     def unsaved_since(self) -> float | None:
@@ -144,8 +144,10 @@ class PeerSync:
         options = self._options
         cached = self._cache.manifest
         if names is not None and cached is not None and self._names_will_do(peer):
-            ctx = self._context(peer, cached, tally)
-            if ctx is None or names_pass(
+            ctx = self._context(peer, cached, tally, temps_alike=self._temps_alike)
+            if ctx is None:
+                return "names"
+            done = names_pass(
                 ctx,
                 cached,
                 scan,
@@ -155,11 +157,14 @@ class PeerSync:
                 tally=tally,
                 defer_manifest=self._defer_manifest,
                 save=partial(self._save, ctx, tally),
-            ):
+            )
+            self._temps_alike = ctx.temps_alike
+            if done:
                 return "names"
         stamp = None if options.dry_run else self._now().strftime("%Y%m%dT%H%M%S.%fZ")
         manifest = self._cache.load(peer, set_aside=stamp)
-        ctx = self._context(peer, manifest, tally)
+        # A full pass probes again where jobs may be written: permissions can change.
+        ctx = self._context(peer, manifest, tally, temps_alike=None)
         if ctx is None:
             return "all"
         full_pass(
@@ -184,7 +189,9 @@ class PeerSync:
         # A manifest another jobsync wrote (a takeover?) is reread and fenced by a full pass.
         return self._cache.is_current(peer)
 
-    def _context(self, peer: Peer, manifest: Manifest, tally: Tally) -> PassContext | None:
+    def _context(
+        self, peer: Peer, manifest: Manifest, tally: Tally, *, temps_alike: bool | None
+    ) -> PassContext | None:
         """The pass's context, or ``None`` when the peer or this node names a winning owner."""
         node = self._config.node
         verdict = fence_verdict(manifest, epoch=self._fence.epoch(), node=node)
@@ -203,7 +210,7 @@ class PeerSync:
             now=self._now,
             log=self._log,
             progress=self._progress,
-            temps_alike=self._temps_alike,
+            temps_alike=temps_alike,
         )
 
     def _foreign_owner(self, manifest: Manifest) -> bool:
@@ -244,7 +251,7 @@ class PeerSync:
     def _forget(self) -> None:
         self._cache.forget()
         self._clean = False
-        self._temps_alike = False
+        self._temps_alike = None
 
     def save_deferred(self, peer: Peer) -> None:
         """Write the manifest passes deferred, unless another jobsync rewrote it meanwhile."""

@@ -81,6 +81,9 @@ def copy_jobs(
 ) -> Outcome:
     """Write each copy (under a temp name, read back, renamed) and record what landed."""
     total, done = len(copies), 0
+    if copies and ctx.temps_alike is None:
+        ctx.temps_alike = temps_alike(ctx.peer, ctx.run_id)
+        ctx.log.debug("job_temps", folder=TMP_DIR if ctx.temps_alike else "beside the jobs")
     written = ctx.written()
     copied: list[str] = []
     failures: list[FileFailure] = []
