@@ -48,6 +48,19 @@ ensure_packages() {
   fi
 }
 
+ensure_debs() {
+  # Installs each Debian PACKAGE not installed: for packages that add no command of their own
+  # (libraries, modules), or whose command another package also provides.
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
+      missing+=("$package")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+}
+
 ensure_samba() {
   if [ -x /usr/sbin/smbd ]; then
     ensure_packages smbclient=smbclient
@@ -55,7 +68,7 @@ ensure_samba() {
     ensure_packages smbd=samba smbclient=smbclient
   fi
   # acl_xattr and the other VFS modules the tests give some peers, as Windows-like servers
-  dpkg -s samba-vfs-modules >/dev/null 2>&1 || apt_install samba-vfs-modules
+  ensure_debs samba-vfs-modules
 }
 
 ensure_operator_tools() {
@@ -66,8 +79,11 @@ ensure_operator_tools() {
 
 ensure_domain_controller() {
   # The Kerberos tests' throwaway Samba AD domain controller, and kinit for its tickets.
-  ensure_packages samba=samba-ad-dc kinit=krb5-user wbinfo=winbind
-  dpkg -s samba-ad-provision >/dev/null 2>&1 || apt_install samba-ad-provision
+  # The samba command comes with the file server's package too, so the DC's own parts are
+  # checked by package: without samba-dsdb-modules, provisioning fails ("Module
+  # [samba_secrets] not found").
+  ensure_packages kinit=krb5-user wbinfo=winbind
+  ensure_debs samba-dsdb-modules samba-ad-provision
 }
 
 ensure_kerberos_build() {
