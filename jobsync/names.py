@@ -67,24 +67,24 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
 
 
-def windows_name_problem(name: str) -> str | None:
+def windows_name_problem(name: str) -> str | None:  # noqa: PLR0911 - one return per rule
     """Why Windows could not store a file of this name, or ``None`` when it can."""
+    # Checked once per job and per manifest entry at every pass: the first problem found is
+    # the one reported, and an ordinary name pays for each test once.
+    if not name:
+        return "empty name"
+    if not (name.isascii() or _is_text(name)):
+        return "not valid Unicode text (the file system gave bytes that are not UTF-8)"
+    if _INVALID_CHARS.search(name):
+        return "contains a character Windows does not allow in a file name"
+    if name[-1] in (".", " "):
+        return "ends with a dot or a space"
     stem = name.split(".", 1)[0].rstrip(" ").upper()
-    checks = (
-        (not name, "empty name"),
-        (
-            not _is_text(name),
-            "not valid Unicode text (the file system gave bytes that are not UTF-8)",
-        ),
-        (
-            bool(_INVALID_CHARS.search(name)),
-            "contains a character Windows does not allow in a file name",
-        ),
-        (name[-1:] in (".", " "), "ends with a dot or a space"),
-        (stem in _RESERVED_DEVICES, f"{stem} is a reserved device name on Windows"),
-        (len(name) > 255, "longer than 255 characters"),  # noqa: PLR2004 - the NTFS limit
-    )
-    return next((problem for failed, problem in checks if failed), None)
+    if stem in _RESERVED_DEVICES:
+        return f"{stem} is a reserved device name on Windows"
+    if len(name) > 255:  # noqa: PLR2004 - the NTFS limit
+        return "longer than 255 characters"
+    return None
 
 
 def _is_text(name: str) -> bool:

@@ -200,12 +200,16 @@ def read_stable(
     for attempt in range(READ_ATTEMPTS):
         if attempt:
             pause(RETRY_PAUSE_SECONDS * attempt)
-        with path.open("rb") as handle:
-            before = os.fstat(handle.fileno())
+        # os-level calls: every pass reads every job, and a file object costs as much again
+        fd = os.open(path, _READ_FLAGS)
+        try:
+            before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise IsADirectoryError(path)
-            content = handle.read()
-            after = os.fstat(handle.fileno())
+            content = _read_to_end(fd, before.st_size)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             continue
         if len(content) != after.st_size:
@@ -218,6 +222,17 @@ def read_stable(
             content=content if keep_content else None,
         )
     raise UnstableFileError(path)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY: no newline translation
+
+
+def _read_to_end(fd: int, size: int) -> bytes:
+    """Everything from ``fd``'s position to the end, ``size`` being the likely length."""
+    chunks = []
+    while chunk := os.read(fd, max(size, 65536)):
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_content(folder: Path, file: SourceFile) -> bytes:

@@ -89,6 +89,24 @@ def test_names_windows_cannot_store_are_flagged(name: str) -> None:
     assert windows_name_problem(name) is not None
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "empty name"),
+        ("bad\udcff.jobs", "not valid Unicode text"),
+        ("a|b.jobs", "character Windows does not allow"),
+        ("report.jobs.", "ends with a dot or a space"),
+        ("nul .jobs", "NUL is a reserved device name"),
+        ("a" * 251 + ".jobs", "longer than 255 characters"),
+        ("a" * 250 + ".jobs", None),
+    ],
+)
+def test_each_name_rule_says_what_is_wrong(name: str, problem: str | None) -> None:
+    """Every rule reports its own reason; 255 characters is still a valid name."""
+    found = windows_name_problem(name)
+    assert found == problem if problem is None else problem in (found or "")
+
+
 @pytest.mark.parametrize("name", ["a.jobs", "Weekly Report (v2).jobs", "été.jobs", "CONSOLE.jobs"])
 def test_ordinary_names_are_fine(name: str) -> None:
     """Spaces, unicode and names that merely start like a device name are valid."""
