@@ -11,6 +11,7 @@ scripts/bench.sh.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
@@ -299,6 +300,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    # jobsync as installed: pip compiles a package's modules when it installs it, and an
+    # editable checkout run with PYTHONDONTWRITEBYTECODE would compile them at every start.
+    compileall.compile_dir(Path(__file__).resolve().parent.parent / "jobsync", quiet=1)
     base = Path(tempfile.mkdtemp(prefix="jobsync-bench-"))
     base.chmod(0o755)
     peers: list[SambaPeer] = []
