@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobsync.files import replace_atomically
-from jobsync.manifest import Manifest, ManifestCorruptError, manifest_from_bytes
+from jobsync.manifest import (
+    Manifest,
+    ManifestCorruptError,
+    ManifestTooNewError,
+    manifest_from_bytes,
+)
 from jobsync.names import MANIFEST, STATE_DIR, name_key
 from jobsync.versions import Claim, manifest_claim
 
@@ -50,7 +55,10 @@ def node_epoch(folder: Path, node: str) -> int:
 
 
 def read_local_manifest(folder: Path) -> Manifest:
-    """The manifest in a local jobs folder (empty when missing or corrupt)."""
+    """The manifest in a local jobs folder (empty when missing or corrupt).
+
+    Raises :class:`ManifestTooNewError` when a newer jobsync wrote it.
+    """
     try:
         return manifest_from_bytes((folder / MANIFEST).read_bytes())
     except (OSError, ManifestCorruptError):
@@ -127,6 +135,7 @@ class LocalFence:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._manifest = Manifest()
+        self._too_new: str | None = None  # why the local manifest cannot be read by this jobsync
         self._seen: Claim | None = None
 
     def epoch(self) -> int:
@@ -147,7 +156,14 @@ class LocalFence:
             except OSError:
                 stamp = None
             if stamp != self._stamp:
-                self._manifest = read_local_manifest(self._folder) if stamp else Manifest()
+                self._manifest, self._too_new = Manifest(), None
+                try:
+                    self._manifest = read_local_manifest(self._folder) if stamp else Manifest()
+                except ManifestTooNewError as exc:
+                    self._too_new = (
+                        f"this node's own jobs folder has a manifest {exc}: upgrade jobsync on "
+                        "this node before it pushes; nothing was changed"
+                    )
                 self._stamp = stamp
             return self._manifest
 
@@ -162,7 +178,9 @@ class LocalFence:
         epoch = self.epoch()
         local = fence_reason(self.manifest(), epoch=epoch, node=self._node)
         with self._lock:
-            seen = self._seen
+            seen, too_new = self._seen, self._too_new
+        if too_new is not None:
+            return too_new
         if local is not None or seen is None:
             return local
         return outranked_reason(seen, Claim(node=self._node, epoch=epoch))

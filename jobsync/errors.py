@@ -105,3 +105,7 @@ class SafetyRefusalError(JobsyncError):
     """jobsync refused an action that could lose data."""
 
     exit_code = ExitCode.REFUSED
+
+
+class NewerManifestError(SafetyRefusalError):
+    """A folder's manifest is in a newer jobsync's format: this one leaves the folder alone."""

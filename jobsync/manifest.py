@@ -31,6 +31,10 @@ class ManifestCorruptError(ValueError):
     """The manifest does not parse or names something that cannot be a job file."""
 
 
+class ManifestTooNewError(ValueError):
+    """The manifest is in a format a newer jobsync writes: this one must not rewrite it."""
+
+
 @dataclass(frozen=True, slots=True)  # slots: the agent keeps one per job and peer
 class ManifestEntry:
     """What jobsync wrote for one file, and where that version came from."""
@@ -121,7 +125,13 @@ def manifest_from_bytes(data: bytes) -> Manifest:
         doc = json.loads(data.decode("utf-8"), object_hook=_compact_entry)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestCorruptError(f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
+    version = doc.get("format") if isinstance(doc, dict) else None
+    if _is_count(version) and version > FORMAT:
+        raise ManifestTooNewError(
+            f"written by a newer jobsync (manifest format {version}; this one reads formats up "
+            f"to {FORMAT})"
+        )
+    if not isinstance(doc, dict) or not _is_count(version) or version not in READABLE_FORMATS:
         raise ManifestCorruptError("not a jobsync manifest of a known format")
     files, deleted = doc.get("files"), doc.get("deleted", {})
     texts = [doc.get(k, "") for k in ("node", "updated", "owner", "owner_since")]

@@ -48,7 +48,7 @@ from jobsync.scan import SourceFile, SourceScan, scan_source
 from jobsync.takeover_plan import Action, Choice, PeerView, plan_takeover, to_read
 from jobsync.transport import FileWrite, Opener, Peer, default_opener
 from jobsync.transport.local import LocalPeer
-from jobsync.transport.manifests import read_manifest, set_manifest_aside, write_manifest
+from jobsync.transport.manifests import NEWER, read_manifest, set_manifest_aside, write_manifest
 from jobsync.versions import Claim
 
 log = get_logger(__name__)
@@ -61,6 +61,7 @@ class _Reached:
     peers: dict[str, Peer]
     views: dict[str, PeerView]
     corrupt: frozenset[str]  # peers whose manifest did not parse
+    newer: frozenset[str]  # peers whose manifest a newer jobsync wrote
     unreachable: list[tuple[str, str]]
 
 
@@ -105,6 +106,15 @@ def takeover(
         )
         if not result.majority:
             log.warning("takeover_without_majority", reached=len(result.reached), of=len(cluster))
+        newer = sorted(reached.newer)
+        if local_problem is not None and local_problem.startswith(NEWER):
+            newer.insert(0, "this node's own jobs folder")
+        if newer:
+            refusal = (
+                f"a newer jobsync wrote the manifest of {', '.join(newer)}: upgrade jobsync on "
+                "this node before it takes over; nothing was changed"
+            )
+            return replace(result, refused=refusal)
         if require_all and reached.unreachable:
             names = ", ".join(name for name, _ in reached.unreachable)
             refusal = f"--require-all: cannot see {names}; nothing was changed"
@@ -131,11 +141,11 @@ def takeover(
 def _open_all(config: Config, opener: Opener) -> _Reached:
     matcher = compile_pattern(config.pattern)
 
-    def visit(peer_config: PeerConfig) -> tuple[str, Peer | None, PeerView | str, bool]:
+    def visit(peer_config: PeerConfig) -> tuple[str, Peer | None, PeerView | str, str]:
         try:
             peer = opener(peer_config, config.timeout_seconds)
         except PeerError as exc:
-            return peer_config.name, None, str(exc), False
+            return peer_config.name, None, str(exc), ""
         try:
             files = tuple(f for f in peer.list_files() if matcher.fullmatch(f.name))
             manifest, problem = read_manifest(peer)
@@ -143,19 +153,19 @@ def _open_all(config: Config, opener: Opener) -> _Reached:
             contents = peer.read_files([f.name for f in changed]) if changed else {}
         except PeerError as exc:
             peer.close()
-            return peer_config.name, None, str(exc), False
+            return peer_config.name, None, str(exc), ""
         hashes = {
             name_key(n): hashlib.sha256(d).hexdigest() if isinstance(d, bytes) else None
             for n, d in contents.items()
         }
-        corrupt = problem is not None and problem.startswith("corrupt")
-        return peer_config.name, peer, PeerView(files, manifest, hashes), corrupt
+        return peer_config.name, peer, PeerView(files, manifest, hashes), problem or ""
 
     visits = each_peer(config.target_peers, visit, name="takeover")
     return _Reached(
         peers={name: peer for name, peer, _, _ in visits if peer is not None},
         views={name: view for name, _, view, _ in visits if isinstance(view, PeerView)},
-        corrupt=frozenset(name for name, _, _, corrupt in visits if corrupt),
+        corrupt=frozenset(name for name, _, _, problem in visits if problem.startswith("corrupt")),
+        newer=frozenset(name for name, _, _, problem in visits if problem.startswith(NEWER)),
         unreachable=[(name, view) for name, _, view, _ in visits if isinstance(view, str)],
     )
 

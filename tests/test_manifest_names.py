@@ -13,6 +13,7 @@ from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
     ManifestEntry,
+    ManifestTooNewError,
     manifest_from_bytes,
     manifest_to_bytes,
 )
@@ -47,7 +48,9 @@ def test_manifest_round_trips() -> None:
         b"{not json",
         b"\xff\xfe",
         b"[]",
-        json.dumps({"format": 99, "files": {}}).encode(),
+        json.dumps({"format": 0, "files": {}}).encode(),  # a later one is a newer jobsync's
+        json.dumps({"format": True, "files": {}}).encode(),
+        json.dumps({"files": {}}).encode(),
         _doc([]),
         _doc({"../evil.jobs": {"sha256": SHA, "size": 1, "mtime_ns": 1}}),
         _doc({"sub/dir.jobs": {"sha256": SHA, "size": 1, "mtime_ns": 1}}),
@@ -133,3 +136,12 @@ def test_a_pattern_matching_temp_names_is_refused(tmp_path: Path, pattern: str) 
     assert pattern_problem("*.jobs") is None
     assert is_job_temp_name(job_temp_name("0a1b2c3d", 7))
     assert not is_job_temp_name("jobsync-0a1b2c3d-7.tmp")
+
+
+def test_a_later_format_is_told_apart_from_a_corrupt_manifest() -> None:
+    """Format 3 is a newer jobsync's (left alone), not damage (set aside and rebuilt)."""
+    later = b'{"format": 3, "files": {}, "deleted": {}}'
+    with pytest.raises(ManifestTooNewError, match="manifest format 3; this one reads formats up"):
+        manifest_from_bytes(later)
+    with pytest.raises(ManifestCorruptError):
+        manifest_from_bytes(b'{"format": "3", "files": {}}')

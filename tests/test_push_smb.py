@@ -289,6 +289,43 @@ def test_corrupt_manifest_is_set_aside_and_rebuilt(smb_cluster: Cluster) -> None
     assert "a.jobs" in json.loads((state / "manifest.json").read_text())["files"]
 
 
+def _from_a_newer_jobsync(manifest: Path) -> bytes:
+    """Rewrite ``manifest`` as a later format would look to this jobsync; its new bytes."""
+    doc = json.loads(manifest.read_text())
+    doc["format"] = 3
+    doc["claims"] = {"node4": 9}  # something this jobsync cannot know how to keep
+    data = json.dumps(doc).encode()
+    manifest.write_bytes(data)
+    return data
+
+
+def test_a_manifest_from_a_newer_jobsync_is_left_alone_and_the_push_refused(
+    smb_cluster: Cluster,
+) -> None:
+    """An older node leaves a newer jobsync's folder untouched (exit 4); other peers go on."""
+    smb_cluster.write_job("a.jobs", b"a")
+    assert smb_cluster.run("push").code == 0
+    node2 = smb_cluster.disk("node2")
+    newer = _from_a_newer_jobsync(node2 / ".jobsync" / "manifest.json")
+    smb_cluster.write_job("b.jobs", b"b")
+
+    for attempt in range(2):  # refused the same way every time: nothing is set aside
+        run = smb_cluster.run("push")
+        assert run.code == 4, run
+        assert "written by a newer jobsync (manifest format 3" in run.out + run.err, attempt
+        assert (node2 / ".jobsync" / "manifest.json").read_bytes() == newer
+        assert sorted(_jobs(node2)) == ["a.jobs"]
+        assert not any(p.name.endswith(".corrupt") for p in (node2 / ".jobsync").iterdir())
+        assert sorted(_jobs(smb_cluster.disk("node3"))) == ["a.jobs", "b.jobs"]
+
+    reconcile = smb_cluster.run("reconcile")
+    assert "manifest not trusted: newer: written by a newer jobsync" in reconcile.out, reconcile
+    takeover = smb_cluster.run("takeover")
+    assert takeover.code == 4, takeover
+    assert "a newer jobsync wrote the manifest of node2" in takeover.out + takeover.err
+    assert (node2 / ".jobsync" / "manifest.json").read_bytes() == newer
+
+
 def test_check_reports_each_peer(smb_cluster: Cluster) -> None:
     """`jobsync check` proves each peer can take a push, one line per peer."""
     started = time.monotonic()

@@ -105,6 +105,29 @@ def test_a_corrupt_manifest_is_set_aside_not_overwritten(trio: Trio, where: str)
     assert json.loads((trio.state(where) / "manifest.json").read_text())["owner"] == "B"
 
 
+def test_a_node_whose_own_folder_a_newer_jobsync_wrote_neither_pushes_nor_takes_over(
+    trio: Trio,
+) -> None:
+    """The winner pushed into B's folder with a newer jobsync: B, not upgraded, changes nothing."""
+    (trio.folders["A"] / "x.jobs").write_bytes(b"x")
+    assert trio.run("A", "push").code == 0
+    manifest = trio.state("B") / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**doc, "format": 3}))
+    (trio.folders["B"] / "x.jobs").write_bytes(b"edited on B")
+    before = {n: trio.jobs(n) for n in "AC"}
+
+    push = trio.run("B", "push")
+    takeover = trio.run("B", "takeover")
+
+    assert push.code == 4, push
+    assert "own jobs folder has a manifest written by a newer jobsync" in push.err, push
+    assert takeover.code == 4, takeover
+    assert "this node's own jobs folder" in takeover.out + takeover.err, takeover
+    assert {n: trio.jobs(n) for n in "AC"} == before
+    assert json.loads(manifest.read_text())["format"] == 3
+
+
 def _listings_of_a_takeover(tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: int) -> int:
     """How often takeover on B lists B's own folder when it pulls ``jobs`` files."""
     trio = Trio(tmp_path / str(jobs), capsys)

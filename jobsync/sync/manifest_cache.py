@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jobsync.errors import PeerError
+from jobsync.errors import NewerManifestError, PeerError
 from jobsync.manifest import Manifest
 from jobsync.names import MANIFEST
 from jobsync.result import FileFailure
 from jobsync.transport import Peer
 from jobsync.transport.manifests import (
+    NEWER,
     manifest_listing,
     read_manifest,
     set_manifest_aside,
@@ -47,7 +48,8 @@ class ManifestCache:
         """The peer's manifest, read again only when its file changed; empty when untrusted.
 
         A manifest that does not parse is moved aside under the time ``set_aside`` (``None``
-        in a dry run: then it stays where it is), never trusted.
+        in a dry run: then it stays where it is), never trusted. One in a newer jobsync's format
+        raises :class:`NewerManifestError`: its epochs and deletions are not this one's to drop.
         """
         listed = manifest_listing(peer)
         if listed is None:
@@ -56,6 +58,11 @@ class ManifestCache:
             return self.manifest  # unchanged since this sync last read or wrote it
         manifest, problem = read_manifest(peer, listed=True)
         self.unsaved_since = None  # whatever memory held is superseded by the peer's own
+        if problem is not None and problem.startswith(NEWER):
+            raise NewerManifestError(
+                f"its manifest was {problem.removeprefix(NEWER + ': ')}: upgrade jobsync on "
+                "this node; nothing was changed there"
+            )
         if problem is not None:
             aside = None
             if set_aside is not None and problem.startswith("corrupt"):

@@ -16,7 +16,7 @@ from functools import partial
 
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_verdict
-from jobsync.errors import PeerError, PeerSessionLostError
+from jobsync.errors import NewerManifestError, PeerError, PeerSessionLostError
 from jobsync.logs import get_logger
 from jobsync.manifest import Manifest
 from jobsync.names import name_key
@@ -162,7 +162,12 @@ class PeerSync:
             if done:
                 return "names"
         stamp = None if options.dry_run else self._now().strftime("%Y%m%dT%H%M%S.%fZ")
-        manifest = self._cache.load(peer, set_aside=stamp)
+        try:
+            manifest = self._cache.load(peer, set_aside=stamp)
+        except NewerManifestError as exc:
+            tally.refuse(str(exc))
+            self._log.warning("push_refused", reason=str(exc))
+            return "all"
         # A full pass probes again where jobs may be written: permissions can change.
         ctx = self._context(peer, manifest, tally, temps_alike=None)
         if ctx is None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import time
 
 from jobsync.errors import PeerFileNotFoundError, PeerIOError
-from jobsync.manifest import Manifest, ManifestCorruptError, manifest_from_bytes, manifest_to_bytes
+from jobsync.manifest import (
+    Manifest,
+    ManifestCorruptError,
+    ManifestTooNewError,
+    manifest_from_bytes,
+    manifest_to_bytes,
+)
 from jobsync.names import MANIFEST, STATE_DIR, stamp_name
 from jobsync.transport.base import FileWrite, Peer, RemoteFile, WriteOutcome
 
@@ -15,10 +21,15 @@ def manifest_listing(peer: Peer) -> RemoteFile | None:
     return next((f for f in peer.list_files(STATE_DIR) if f.name == "manifest.json"), None)
 
 
+NEWER = "newer"  # how read_manifest's reason starts for a manifest a newer jobsync wrote
+
+
 def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, str | None]:
     """A peer's manifest, and why it cannot be trusted (then it is empty); changes nothing.
 
-    ``listed`` says whether the caller already saw the file in a listing (saves one).
+    The reason starts with ``corrupt`` (set it aside), ``unreadable``, or :data:`NEWER` (leave
+    the folder alone: its records are a newer jobsync's). ``listed`` says whether the caller
+    already saw the file in a listing (saves one).
     """
     if listed is None:
         listed = manifest_listing(peer) is not None
@@ -31,6 +42,8 @@ def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, 
         return manifest_from_bytes(data), None
     except ManifestCorruptError as exc:
         return Manifest(), f"corrupt: {exc}"
+    except ManifestTooNewError as exc:
+        return Manifest(), f"{NEWER}: {exc}"
 
 
 def set_manifest_aside(peer: Peer, stamp: str) -> str:
