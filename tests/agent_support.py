@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from conftest import PASSWORD_ENV, Cluster
+from polling import poll_until
 from samba import DEFAULT_PASSWORD, free_port
 
 T = TypeVar("T")
@@ -24,14 +25,10 @@ DEADLINE = 30.0
 
 def wait_for(check: Callable[[], T], *, timeout: float = DEADLINE, what: str = "") -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
-        time.sleep(0.02)
+    value = poll_until(check, timeout=timeout)
+    if not value:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
+    return value
 
 
 def jobs_on(folder: Path) -> dict[str, bytes]:

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from kerberos import DomainController
+from polling import poll_until
 from samba import DEFAULT_PASSWORD, SambaPeer, SambaUnavailableError, start_peer
 
 from jobsync.cli import main
@@ -339,10 +339,9 @@ def no_leaked_threads() -> Iterator[None]:
     """Fail any test that leaves a thread of its own running (connections, workers, timers)."""
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 5
-    while True:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+
+    def leaked() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in before and t.is_alive()]
+
+    poll_until(lambda: not leaked(), timeout=5, interval=0.05)
+    assert not leaked(), f"threads left running: {[t.name for t in leaked()]}"

@@ -18,10 +18,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from polling import poll_until
 
 HOST = "127.0.0.1"
 PASSWORD_ENV = "JOBSYNC_HOLDER_PASSWORD"  # noqa: S105 - the name of a variable
@@ -131,12 +132,10 @@ def hold(port: int, user: str, password: str, share: str, path: str, mode: str) 
         holder.release()
         error = process.stderr.read() if process.stderr else ""
         raise RuntimeError(f"the holder could not open {path}: {line} {error.strip()[-800:]}")
-    deadline = time.monotonic() + _HELD_TIMEOUT
-    while _state(process.pid) != "T":  # stopped: it will not answer anything from now on
-        if time.monotonic() > deadline:
-            holder.release()
-            raise RuntimeError("the holder did not go to sleep")
-        time.sleep(0.02)
+    # Stopped ("T"): from now on it answers nothing, a break included.
+    if not poll_until(lambda: _state(process.pid) == "T", timeout=_HELD_TIMEOUT):
+        holder.release()
+        raise RuntimeError("the holder did not go to sleep")
     return holder
 
 

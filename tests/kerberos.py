@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from polling import poll_until
 from samba import SambaUnavailableError, free_port, port_open, stop_tree
 
 REALM = "TEST.LAN"
@@ -101,13 +101,16 @@ class DomainController:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # samba signals its process group when it stops
         )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not (port_open(_KDC_PORT) and port_open(self.smb_port)):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.root / "samba.out").read_text(errors="replace")[-2000:]
-                self.stop()
-                raise SambaUnavailableError(f"the domain controller did not start:\n{tail}")
-            time.sleep(0.2)
+        proc = self._proc
+
+        def up_or_gone() -> bool:
+            return proc.poll() is not None or (port_open(_KDC_PORT) and port_open(self.smb_port))
+
+        poll_until(up_or_gone, timeout=_START_TIMEOUT, interval=0.2)
+        if proc.poll() is not None or not (port_open(_KDC_PORT) and port_open(self.smb_port)):
+            tail = (self.root / "samba.out").read_text(errors="replace")[-2000:]
+            self.stop()
+            raise SambaUnavailableError(f"the domain controller did not start:\n{tail}")
         # So that cifs/127.0.0.1 names the DC: peers are reached by address in tests.
         self._tool("spn", "add", f"cifs/{HOST}", "DC1$")
         self._tool("domain", "exportkeytab", str(self.keytab), f"--principal=Administrator@{REALM}")

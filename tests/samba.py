@@ -26,10 +26,11 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from polling import poll_until
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -214,12 +215,9 @@ def stop_tree(proc: subprocess.Popen[bytes], conf: Path) -> None:
     # Children and helpers that left the group are not our children: poll until gone.
     for final_signal in (signal.SIGTERM, signal.SIGKILL):
         _signal_all(pgid, conf, final_signal)
-        deadline = time.monotonic() + _STOP_TIMEOUT
-        while _live_processes(pgid, conf):
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_POLL_INTERVAL)
-        else:
+        if poll_until(
+            lambda: not _live_processes(pgid, conf), timeout=_STOP_TIMEOUT, interval=_POLL_INTERVAL
+        ):
             return
     left = _live_processes(pgid, conf)
     raise RuntimeError(f"Samba processes {sorted(left)} of {conf} survived SIGKILL")
@@ -416,20 +414,21 @@ class SambaPeer:
             raise SambaUnavailableError(f"cannot run {smbd}: {exc}") from exc
         _running[id(self)] = self
 
-        deadline = time.monotonic() + _START_TIMEOUT
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                error = self._failure(f"smbd exited at start with code {code}")
-                self._discard_process()
-                raise error
-            if port_open(self.port):
-                return
-            if time.monotonic() >= deadline:
-                error = self._failure(f"port never opened within {_START_TIMEOUT:.0f} s")
-                self.stop()
-                raise error
-            time.sleep(_POLL_INTERVAL)
+        proc = self._proc
+        poll_until(
+            lambda: proc.poll() is not None or port_open(self.port),
+            timeout=_START_TIMEOUT,
+            interval=_POLL_INTERVAL,
+        )
+        code = proc.poll()
+        if code is not None:
+            error = self._failure(f"smbd exited at start with code {code}")
+            self._discard_process()
+            raise error
+        if not port_open(self.port):
+            error = self._failure(f"port never opened within {_START_TIMEOUT:.0f} s")
+            self.stop()
+            raise error
 
     def _signal_all(self, pgid: int, sig: signal.Signals) -> None:
         _signal_all(pgid, self.conf_path, sig)
