@@ -109,7 +109,7 @@ def _reconcile_peer(
             peer=name,
             reachable=True,
             drift=tuple(drift),
-            manifest_problem=problem,
+            manifest_problem=None if problem is None else str(problem),
             applied=applied,
         )
     except PeerError as exc:

@@ -48,7 +48,13 @@ from jobsync.scan import SourceFile, SourceScan, scan_source
 from jobsync.takeover_plan import Action, Choice, PeerView, plan_takeover, to_read
 from jobsync.transport import FileWrite, Opener, Peer, default_opener
 from jobsync.transport.local import LocalPeer
-from jobsync.transport.manifests import NEWER, read_manifest, set_manifest_aside, write_manifest
+from jobsync.transport.manifests import (
+    Distrust,
+    ManifestProblem,
+    read_manifest,
+    set_manifest_aside,
+    write_manifest,
+)
 from jobsync.versions import Claim
 
 log = get_logger(__name__)
@@ -107,7 +113,7 @@ def takeover(
         if not result.majority:
             log.warning("takeover_without_majority", reached=len(result.reached), of=len(cluster))
         newer = sorted(reached.newer)
-        if local_problem is not None and local_problem.startswith(NEWER):
+        if local_problem is not None and local_problem.kind is Distrust.NEWER:
             newer.insert(0, "this node's own jobs folder")
         if newer:
             refusal = (
@@ -122,9 +128,9 @@ def takeover(
         if dry_run:
             return result
         stamp = _stamp()
-        if local_problem is not None and local_problem.startswith("corrupt"):
+        if local_problem is not None and local_problem.kind is Distrust.CORRUPT:
             kept_as = set_manifest_aside(here, stamp)
-            log.warning("manifest_not_trusted", reason=local_problem, kept_as=kept_as)
+            log.warning("manifest_not_trusted", reason=str(local_problem), kept_as=kept_as)
         failed = _apply(here, scan, actions, reached.peers, stamp)
         _record_locally(config, here, choices, local, epoch=new_epoch)
         recorded, record_failures = _record_on_peers(config, reached, new_epoch, stamp)
@@ -138,14 +144,19 @@ def takeover(
             peer.close()
 
 
+# A peer as takeover found it: its name, the open peer, its view or why it is unreachable, and
+# why its manifest is not trusted.
+_Visit = tuple[str, Peer | None, PeerView | str, ManifestProblem | None]
+
+
 def _open_all(config: Config, opener: Opener) -> _Reached:
     matcher = compile_pattern(config.pattern)
 
-    def visit(peer_config: PeerConfig) -> tuple[str, Peer | None, PeerView | str, str]:
+    def visit(peer_config: PeerConfig) -> _Visit:
         try:
             peer = opener(peer_config, config.timeout_seconds)
         except PeerError as exc:
-            return peer_config.name, None, str(exc), ""
+            return peer_config.name, None, str(exc), None
         try:
             files = tuple(f for f in peer.list_files() if matcher.fullmatch(f.name))
             manifest, problem = read_manifest(peer)
@@ -153,19 +164,20 @@ def _open_all(config: Config, opener: Opener) -> _Reached:
             contents = peer.read_files([f.name for f in changed]) if changed else {}
         except PeerError as exc:
             peer.close()
-            return peer_config.name, None, str(exc), ""
+            return peer_config.name, None, str(exc), None
         hashes = {
             name_key(n): hashlib.sha256(d).hexdigest() if isinstance(d, bytes) else None
             for n, d in contents.items()
         }
-        return peer_config.name, peer, PeerView(files, manifest, hashes), problem or ""
+        return peer_config.name, peer, PeerView(files, manifest, hashes), problem
 
     visits = each_peer(config.target_peers, visit, name="takeover")
+    distrusted = {name: problem.kind for name, _, _, problem in visits if problem is not None}
     return _Reached(
         peers={name: peer for name, peer, _, _ in visits if peer is not None},
         views={name: view for name, _, view, _ in visits if isinstance(view, PeerView)},
-        corrupt=frozenset(name for name, _, _, problem in visits if problem.startswith("corrupt")),
-        newer=frozenset(name for name, _, _, problem in visits if problem.startswith(NEWER)),
+        corrupt=frozenset(n for n, kind in distrusted.items() if kind is Distrust.CORRUPT),
+        newer=frozenset(n for n, kind in distrusted.items() if kind is Distrust.NEWER),
         unreachable=[(name, view) for name, _, view, _ in visits if isinstance(view, str)],
     )
 

@@ -17,7 +17,7 @@ from jobsync.names import MANIFEST
 from jobsync.result import FileFailure
 from jobsync.transport import Peer
 from jobsync.transport.manifests import (
-    NEWER,
+    Distrust,
     manifest_listing,
     read_manifest,
     set_manifest_aside,
@@ -58,16 +58,16 @@ class ManifestCache:
             return self.manifest  # unchanged since this sync last read or wrote it
         manifest, problem = read_manifest(peer, listed=True)
         self.unsaved_since = None  # whatever memory held is superseded by the peer's own
-        if problem is not None and problem.startswith(NEWER):
+        if problem is not None and problem.kind is Distrust.NEWER:
             raise NewerManifestError(
-                f"its manifest was {problem.removeprefix(NEWER + ': ')}: upgrade jobsync on "
-                "this node; nothing was changed there"
+                f"its manifest was {problem.detail}: upgrade jobsync on this node; nothing was "
+                "changed there"
             )
         if problem is not None:
             aside = None
-            if set_aside is not None and problem.startswith("corrupt"):
+            if set_aside is not None and problem.kind is Distrust.CORRUPT:
                 aside = set_manifest_aside(peer, set_aside)
-            self._log.warning("manifest_not_trusted", reason=problem, kept_as=aside)
+            self._log.warning("manifest_not_trusted", reason=str(problem), kept_as=aside)
             return Manifest()
         self.manifest, self._stamp = manifest, (listed.size, listed.mtime_ns)
         return manifest

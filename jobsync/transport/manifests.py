@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from enum import Enum
 
 from jobsync.errors import PeerFileNotFoundError, PeerIOError
 from jobsync.manifest import (
@@ -21,15 +23,32 @@ def manifest_listing(peer: Peer) -> RemoteFile | None:
     return next((f for f in peer.list_files(STATE_DIR) if f.name == "manifest.json"), None)
 
 
-NEWER = "newer"  # how read_manifest's reason starts for a manifest a newer jobsync wrote
+class Distrust(Enum):
+    """Why a manifest is not used, which decides what becomes of it."""
+
+    CORRUPT = "corrupt"  # does not parse: set aside and rebuilt
+    UNREADABLE = "unreadable"  # the peer refused the read
+    NEWER = "newer"  # a newer jobsync's format: the folder is left alone
 
 
-def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, str | None]:
+@dataclass(frozen=True)
+class ManifestProblem:
+    """A manifest that could not be used, and why in words."""
+
+    kind: Distrust
+    detail: str
+
+    def __str__(self) -> str:
+        """``kind: detail``, as reports show it."""
+        return f"{self.kind.value}: {self.detail}"
+
+
+def read_manifest(
+    peer: Peer, *, listed: bool | None = None
+) -> tuple[Manifest, ManifestProblem | None]:
     """A peer's manifest, and why it cannot be trusted (then it is empty); changes nothing.
 
-    The reason starts with ``corrupt`` (set it aside), ``unreadable``, or :data:`NEWER` (leave
-    the folder alone: its records are a newer jobsync's). ``listed`` says whether the caller
-    already saw the file in a listing (saves one).
+    ``listed`` says whether the caller already saw the file in a listing (saves one).
     """
     if listed is None:
         listed = manifest_listing(peer) is not None
@@ -37,13 +56,13 @@ def read_manifest(peer: Peer, *, listed: bool | None = None) -> tuple[Manifest, 
         return Manifest(), None
     data = peer.read_files([MANIFEST])[MANIFEST]
     if isinstance(data, PeerIOError):
-        return Manifest(), f"unreadable: {data}"
+        return Manifest(), ManifestProblem(Distrust.UNREADABLE, str(data))
     try:
         return manifest_from_bytes(data), None
     except ManifestCorruptError as exc:
-        return Manifest(), f"corrupt: {exc}"
+        return Manifest(), ManifestProblem(Distrust.CORRUPT, str(exc))
     except ManifestTooNewError as exc:
-        return Manifest(), f"{NEWER}: {exc}"
+        return Manifest(), ManifestProblem(Distrust.NEWER, str(exc))
 
 
 def set_manifest_aside(peer: Peer, stamp: str) -> str:
