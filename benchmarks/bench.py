@@ -269,6 +269,7 @@ def write_config(bench: Bench, debounce_ms: int) -> None:
     """A config pushing the source to every peer's `jobs` folder."""
     lines = [
         'node = "bench"',
+        "node_differs_from_host = true",
         f"source = '{bench.source}'",
         f"[watch]\ndebounce_ms = {debounce_ms}",
         f'[health]\nlisten = "127.0.0.1:{bench.health_port}"',

@@ -1,9 +1,11 @@
-"""``jobsync check``: proves this node can work with each peer.
+"""``jobsync check``: proves this node can work with each peer, and the fleet with itself.
 
 For each peer: log on, open the jobs folder, then create a temp file where a push would (in
 ``.jobsync/tmp`` when a file created there gets the jobs folder's permissions, else beside the
 jobs), read it back, rename it into the jobs folder and remove it: the exact operations a push
-needs, under names the pattern never matches.
+needs, under names the pattern never matches. Each peer's ``node.json`` is read on the way, so
+the fleet as a whole is judged too (:func:`fleet_problems`): two machines going by one name,
+and a ``dns`` services name that no single node carries.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from collections.abc import Sequence
 from jobsync.config import Config, PeerConfig
 from jobsync.errors import PeerError
 from jobsync.fanout import each_peer
-from jobsync.names import TMP_DIR, job_temp_name
+from jobsync.identity import NODE_FILE, Identity, clash, identity_from_bytes
+from jobsync.names import TMP_DIR, job_temp_name, name_key
 from jobsync.result import CheckResult
+from jobsync.role import dns_problem, resolve
 from jobsync.sync.steps import temps_alike
 from jobsync.transport import FileWrite, Opener, Peer, default_opener
+from jobsync.transport.manifests import state_listing
 
 
 def check(
@@ -32,9 +37,11 @@ def check_peer(peer: PeerConfig, *, config: Config, opener: Opener = default_ope
     """Probe one peer; never raises for a peer problem."""
     started = time.monotonic()
     handle: Peer | None = None
+    identity = None
     try:
         handle = opener(peer, config.timeout_seconds)
         detail = _probe(handle)
+        identity = _identity(handle)
         ok = True
     except PeerError as exc:
         detail, ok = str(exc), False
@@ -47,7 +54,52 @@ def check_peer(peer: PeerConfig, *, config: Config, opener: Opener = default_ope
         ok=ok,
         detail=detail,
         seconds=time.monotonic() - started,
+        identity=identity,
     )
+
+
+def _identity(peer: Peer) -> Identity | None:
+    """Whose folder the peer's is, by its ``node.json`` (None before that node's ``init``)."""
+    if "node.json" not in state_listing(peer):
+        return None
+    data = peer.read_files([NODE_FILE])[NODE_FILE]
+    return identity_from_bytes(data) if isinstance(data, bytes) else None
+
+
+def fleet_problems(config: Config, me: Identity, results: Sequence[CheckResult]) -> list[str]:
+    """What is wrong with the fleet as a whole, from what every peer said about itself."""
+    problems = []
+    seen: dict[str, str] = {}  # node name key -> the peer whose folder says it is that node
+    for result in results:
+        found = result.identity
+        if found is None:
+            continue
+        where = f"by node.json in its jobs folder on peer {result.peer}"
+        if problem := clash(me, found, where=where):
+            problems.append(problem)
+        other = seen.setdefault(name_key(found.node), result.peer)
+        if other != result.peer:
+            problems.append(
+                f"peers {other} and {result.peer} both say they are node {found.node}: give each "
+                "node its own name"
+            )
+    if config.active.mode == "dns":
+        holders = {me.node: set(me.addresses)}
+        holders |= {r.identity.node: set(r.identity.addresses) for r in results if r.identity}
+        targets = _resolved(config.active.services_host or "")
+        host = config.active.services_host or "services_host"
+        fleet = 1 + len(config.target_peers)
+        verdict = dns_problem(targets, holders=holders, host=host, fleet=fleet) if targets else None
+        if problem := verdict:
+            problems.append(f"[active] {problem}")
+    return problems
+
+
+def _resolved(host: str) -> set[str]:
+    try:
+        return resolve(host)
+    except (OSError, UnicodeError):
+        return set()  # said by the role check already
 
 
 def _probe(peer: Peer) -> str:

@@ -61,6 +61,13 @@ def _options(
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+AsServicesNodeOption = Annotated[
+    bool,
+    typer.Option(
+        "--as-services-node",
+        help="Act as the services node even where [active] says standby (logged).",
+    ),
+]
 PeerOption = Annotated[
     list[str] | None,
     typer.Option("--peer", help="Only this peer (repeatable).", metavar="NAME"),
@@ -220,15 +227,18 @@ def push(
         bool,
         typer.Option("--allow-mass-delete", help="Delete even beyond max_delete_ratio."),
     ] = False,
+    as_services_node: AsServicesNodeOption = False,
     as_json: JsonOption = False,
 ) -> int:
-    """Copy every changed job to the peers, atomically and verified."""
+    """Copy every changed job to the peers, atomically and verified (services node only)."""
     from jobsync.render import push_to_json, push_to_text  # noqa: PLC0415
     from jobsync.sync import PushOptions  # noqa: PLC0415 - keeps `--help` fast
     from jobsync.sync import push as run_push  # noqa: PLC0415
 
     peers = _select(config, peer)
     options = PushOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
+    if _standby(config, override=as_services_node, as_json=as_json, what="nothing pushed"):
+        return int(ExitCode.OK)
     with _exclusive(config, "jobsync push", needed=not dry_run) as busy:
         if busy:
             # The other one (usually the agent) is doing this very job: nothing is lost.
@@ -249,18 +259,33 @@ def push(
 @app.command()
 @configured()
 def check(config: Config, peer: PeerOption = None, as_json: JsonOption = False) -> int:
-    """Validate the config and prove each peer can take a push."""
+    """Validate the config and prove each peer can take a push; judge the fleet too."""
     from jobsync.check import check as run_check  # noqa: PLC0415
+    from jobsync.check import fleet_problems  # noqa: PLC0415
+    from jobsync.identity import local_identity, publish, published_addresses  # noqa: PLC0415
     from jobsync.render import check_to_json, check_to_text  # noqa: PLC0415
     from jobsync.result import worst  # noqa: PLC0415
+    from jobsync.role_gate import decide  # noqa: PLC0415
 
+    decision = decide(config)
+    me = local_identity(config, addresses=published_addresses(config))
+    clash = publish(config.source, me) if config.source.is_dir() else None
     results = run_check(config, peers=_select(config, peer))
+    fleet = [clash] * bool(clash) + fleet_problems(config, me, results)
+    head = f"{config.node} (host {me.host}) is {decision.name}: {decision.reason}"
     _emit(
         as_json=as_json,
-        document=lambda: check_to_json(results),
-        lines=lambda: check_to_text(results),
+        document=lambda: {
+            "node": config.node,
+            "role": decision.name,
+            "role_reason": decision.reason,
+            **check_to_json(results),
+            "fleet_problems": fleet,
+        },
+        lines=lambda: [head, *check_to_text(results), *(f"FLEET  {p}" for p in fleet)],
     )
-    return int(worst(r.exit_code for r in results))
+    codes = [r.exit_code for r in results] + [ExitCode.USAGE] * bool(fleet)
+    return int(worst(codes))
 
 
 @app.command()
@@ -275,15 +300,23 @@ def reconcile(
     force: Annotated[
         bool, typer.Option("--force", help="With --apply: replace newer versions on peers too.")
     ] = False,
+    as_services_node: AsServicesNodeOption = False,
     as_json: JsonOption = False,
 ) -> int:
     """Report drift between the source and each peer (exit 1 when found); --apply repairs it."""
     from jobsync.reconcile import ReconcileOptions  # noqa: PLC0415
     from jobsync.reconcile import reconcile as run_reconcile  # noqa: PLC0415
     from jobsync.render import reconcile_to_json, reconcile_to_text  # noqa: PLC0415
+    from jobsync.role_gate import decide, standby_line  # noqa: PLC0415
 
     if force and not apply:
         raise ConfigError("--force only makes sense with --apply")
+    if as_services_node and not apply:
+        raise ConfigError("--as-services-node only makes sense with --apply")
+    if apply and not (decision := decide(config, override=as_services_node)).active:
+        raise SafetyRefusalError(
+            "reconcile --apply refused: " + standby_line(decision, what="nothing was changed")
+        )
     options = ReconcileOptions(deep=deep, apply=apply, force=force)
     with _exclusive(config, "jobsync reconcile --apply", needed=apply) as busy:
         if busy:
@@ -330,6 +363,32 @@ def takeover(
 
 
 @app.command()
+@configured()
+def init(
+    config: Config,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what it would do.")] = False,
+    as_services_node: AsServicesNodeOption = False,
+    as_json: JsonOption = False,
+) -> int:
+    """Install step of every node: record who it is; the services node claims the jobs."""
+    from jobsync.node_init import init as run_init  # noqa: PLC0415
+    from jobsync.render import init_to_json, init_to_text  # noqa: PLC0415
+
+    with _exclusive(config, "jobsync init", needed=not dry_run) as busy:
+        if busy:
+            raise SafetyRefusalError(
+                f"init refused: {busy} is at work on this node; run it again once that is done"
+            )
+        result = run_init(config, dry_run=dry_run, override=as_services_node)
+    _emit(
+        as_json=as_json,
+        document=lambda: init_to_json(result),
+        lines=lambda: init_to_text(result),
+    )
+    return int(result.exit_code)
+
+
+@app.command()
 @configured(console=logging.INFO)
 def watch(config: Config) -> int:
     """Run the agent: push every change as it happens, until stopped (Ctrl+C, SIGTERM)."""
@@ -371,6 +430,35 @@ def status(config: Config, as_json: JsonOption = False) -> int:
         return int(ExitCode.AGENT_NOT_RUNNING)
     failing = view is not None and any(p.last_error for p in view.peers)
     return int(ExitCode.PEER_FAILED if failing else ExitCode.OK)
+
+
+def _standby(config: Config, *, override: bool, as_json: bool, what: str) -> bool:
+    """Whether this node is standby, which then changes nothing and says so in one line.
+
+    A standby that finds another machine going by its name refuses instead (exit 4).
+    """
+    from jobsync.epoch import local_clash  # noqa: PLC0415
+    from jobsync.identity import local_identity  # noqa: PLC0415
+    from jobsync.role_gate import decide, standby_line  # noqa: PLC0415
+
+    decision = decide(config, override=override)
+    if decision.active:
+        return False
+    if problem := local_clash(config.source, local_identity(config)):
+        raise SafetyRefusalError(problem)
+    line = standby_line(decision, what=what)
+    _emit(
+        as_json=as_json,
+        document=lambda: {
+            "node": config.node,
+            "role": decision.name,
+            "reason": decision.reason,
+            "exit_code": int(ExitCode.OK),
+            "message": line,
+        },
+        lines=lambda: [line],
+    )
+    return True
 
 
 def _pid_alive(pid: object) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobsync.files import replace_atomically
+from jobsync.identity import NODE_FILE, Identity, clash, identity_from_bytes
 from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
@@ -34,17 +35,28 @@ def read_claim(folder: Path) -> Claim | None:
     """The claim in a jobs folder, if any (an unreadable one counts as none: epoch 0)."""
     try:
         doc = json.loads((folder / CLAIM).read_text(encoding="utf-8"))
-        claim = Claim(node=doc["node"], epoch=doc["epoch"], since=doc.get("since", ""))
-    except (OSError, ValueError, KeyError, TypeError):
+        claim = Claim(
+            node=doc["node"],
+            epoch=doc["epoch"],
+            since=doc.get("since", ""),
+            install=doc.get("install", ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not isinstance(claim.node, str) or not isinstance(claim.epoch, int):
+    texts = (claim.node, claim.since, claim.install)
+    if not all(isinstance(t, str) for t in texts) or not isinstance(claim.epoch, int):
         return None
     return claim
 
 
 def write_claim(folder: Path, claim: Claim) -> None:
     """Record a claim atomically."""
-    document = {"node": claim.node, "epoch": claim.epoch, "since": claim.since}
+    document = {
+        "node": claim.node,
+        "epoch": claim.epoch,
+        "since": claim.since,
+        "install": claim.install,
+    }
     replace_atomically(folder / CLAIM, json.dumps(document).encode("utf-8"))
 
 
@@ -65,8 +77,23 @@ def read_local_manifest(folder: Path) -> Manifest:
         return Manifest()
 
 
-def fence_reason(manifest: Manifest, *, epoch: int, node: str) -> str | None:
-    """Why ``node`` at ``epoch`` must not write to a folder with this manifest, or ``None``."""
+def owner_identity(manifest: Manifest) -> Identity | None:
+    """The identity of the owner a manifest names, when it records one (jobsync 0.3 on)."""
+    if not manifest.owner or not manifest.owner_install:
+        return None
+    return Identity(manifest.owner, manifest.owner_host or "unknown host", manifest.owner_install)
+
+
+def fence_reason(
+    manifest: Manifest, *, epoch: int, node: str, me: Identity | None = None, where: str = ""
+) -> str | None:
+    """Why ``node`` at ``epoch`` must not write to a folder with this manifest, or ``None``.
+
+    With ``me``, a manifest whose owner has this node's name but another install (two machines
+    given one name) refuses too, saying it was found ``where``.
+    """
+    if me is not None and (problem := clash(me, owner_identity(manifest), where=where)):
+        return problem
     winner = manifest_claim(manifest)
     mine = Claim(node=node, epoch=epoch)
     if winner is None or winner.same_node(mine) or not winner.outranks(mine):
@@ -81,17 +108,22 @@ class Verdict:
     epoch: int  # the epoch the node writes in there (its own; a lost claim keeps the peer's)
     reason: str | None  # why the node must not write there, naming the winner; None: it may
     winner: Claim | None  # the claim that outranks the node's, to be fenced by everywhere
+    clash: str | None = None  # two machines go by this node's name: refused everywhere too
 
 
-def fence_verdict(manifest: Manifest, *, epoch: int, node: str) -> Verdict:
+def fence_verdict(
+    manifest: Manifest, *, epoch: int, node: str, me: Identity | None = None, where: str = ""
+) -> Verdict:
     """Whether ``node``, pushing in ``epoch``, may write to a folder with this manifest."""
     # A node whose claim was lost still owns what it owns: keep the peer's epoch then.
     same_owner = name_key(manifest.owner) == name_key(node)
-    reason = fence_reason(manifest, epoch=epoch, node=node)
+    problem = clash(me, owner_identity(manifest), where=where) if me is not None else None
+    reason = problem or fence_reason(manifest, epoch=epoch, node=node)
     return Verdict(
         epoch=max(epoch, manifest.epoch) if same_owner else epoch,
         reason=reason,
-        winner=manifest_claim(manifest) if reason is not None else None,
+        winner=manifest_claim(manifest) if reason is not None and problem is None else None,
+        clash=problem,
     )
 
 
@@ -124,14 +156,17 @@ class LocalFence:
 
     The claim can be in the node's own jobs folder (once the winner pushed there) or have been
     seen on any peer during this run (:meth:`saw`): from then on the node is fenced everywhere.
-    Re-reads the local manifest only when its size or write time changed, so the agent can ask
-    before every pass.
+    With the node's ``identity``, a record of another machine going by the same name, in its
+    own folder or on any peer (:meth:`saw_clash`), fences it too. Re-reads the local manifest
+    only when its size or write time changed, so the agent can ask before every pass.
     """
 
-    def __init__(self, folder: Path, node: str) -> None:
+    def __init__(self, folder: Path, node: str, *, identity: Identity | None = None) -> None:
         """Watch ``folder``, the node's own jobs folder."""
         self._folder = folder
         self._node = node
+        self.identity = identity
+        self._clash: str | None = None
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._manifest = Manifest()
@@ -173,14 +208,55 @@ class LocalFence:
             if self._seen is None or claim.outranks(self._seen):
                 self._seen = claim
 
+    def saw_clash(self, reason: str) -> None:
+        """Remember that another machine goes by this node's name: fenced from now on."""
+        with self._lock:
+            self._clash = self._clash or reason
+
     def reason(self) -> str | None:
         """Why this node must not push at all, or ``None``."""
         epoch = self.epoch()
-        local = fence_reason(self.manifest(), epoch=epoch, node=self._node)
+        local = fence_reason(
+            self.manifest(),
+            epoch=epoch,
+            node=self._node,
+            me=self.identity,
+            where="by the manifest in this node's own jobs folder",
+        )
         with self._lock:
-            seen, too_new = self._seen, self._too_new
+            seen, too_new, clashed = self._seen, self._too_new, self._clash
+        if clashed is not None:
+            return clashed
         if too_new is not None:
             return too_new
+        if self.identity is not None and (problem := self._folder_clash(self.identity)):
+            return problem
         if local is not None or seen is None:
             return local
         return outranked_reason(seen, Claim(node=self._node, epoch=epoch))
+
+    def _folder_clash(self, me: Identity) -> str | None:
+        return folder_clash(self._folder, me)
+
+
+def folder_clash(folder: Path, me: Identity) -> str | None:
+    """Another machine's ``node.json`` in this node's own folder (a shared or copied one)."""
+    try:
+        recorded = identity_from_bytes((folder / NODE_FILE).read_bytes())
+    except OSError:
+        return None
+    return clash(me, recorded, where="by node.json in this node's own jobs folder")
+
+
+def local_clash(folder: Path, me: Identity) -> str | None:
+    """Whether this node's own folder shows another machine going by its name.
+
+    Its manifest (written by the owner's pushes) or its ``node.json``; read-only, for a node
+    that is about to do nothing (a standby) and must still say so.
+    """
+    try:
+        manifest = read_local_manifest(folder)
+    except ManifestTooNewError:
+        manifest = Manifest()
+    where = "by the manifest in this node's own jobs folder"
+    return clash(me, owner_identity(manifest), where=where) or folder_clash(folder, me)

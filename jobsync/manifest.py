@@ -68,6 +68,8 @@ class Manifest:
     epoch: int = 0
     owner: str = ""
     owner_since: str = ""
+    owner_install: str = ""  # the owner's install id and host (jobsync.identity); "" before 0.3
+    owner_host: str = ""
     tombstones: Mapping[str, Tombstone] = field(default_factory=dict)
 
     def get(self, name: str) -> ManifestEntry | None:
@@ -112,6 +114,8 @@ def manifest_to_bytes(manifest: Manifest) -> bytes:
         "epoch": manifest.epoch,
         "owner": manifest.owner,
         "owner_since": manifest.owner_since,
+        "owner_install": manifest.owner_install,
+        "owner_host": manifest.owner_host,
         "files": files,
         "deleted": deleted,
     }
@@ -134,7 +138,8 @@ def manifest_from_bytes(data: bytes) -> Manifest:
     if not isinstance(doc, dict) or not _is_count(version) or version not in READABLE_FORMATS:
         raise ManifestCorruptError("not a jobsync manifest of a known format")
     files, deleted = doc.get("files"), doc.get("deleted", {})
-    texts = [doc.get(k, "") for k in ("node", "updated", "owner", "owner_since")]
+    keys = ("node", "updated", "owner", "owner_since", "owner_install", "owner_host")
+    texts = [doc.get(k, "") for k in keys]
     epoch = doc.get("epoch", 0)
     if not isinstance(files, dict) or not isinstance(deleted, dict):
         raise ManifestCorruptError("missing or malformed keys")
@@ -144,7 +149,7 @@ def manifest_from_bytes(data: bytes) -> Manifest:
     tombstones = {name_key(name): _tombstone(name, raw) for name, raw in deleted.items()}
     if len(entries) != len(files) or len(tombstones) != len(deleted):
         raise ManifestCorruptError("records two files whose names differ only in case")
-    node, updated, owner, owner_since = texts
+    node, updated, owner, owner_since, owner_install, owner_host = texts
     return Manifest(
         node=node,
         updated=updated,
@@ -152,6 +157,8 @@ def manifest_from_bytes(data: bytes) -> Manifest:
         epoch=epoch,
         owner=owner,
         owner_since=owner_since,
+        owner_install=owner_install,
+        owner_host=owner_host,
         tombstones=tombstones,
     )
 

@@ -17,6 +17,7 @@ from jobsync.drift import find_drift
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerError
 from jobsync.fanout import each_peer
+from jobsync.identity import local_identity
 from jobsync.names import compile_pattern, name_key
 from jobsync.result import PeerDrift, ReconcileResult
 from jobsync.scan import SourceScan, scan_source
@@ -43,7 +44,7 @@ def reconcile(
     opener: Opener = default_opener,
 ) -> ReconcileResult:
     """Compare the source with every peer, concurrently; repair with ``options.apply``."""
-    fence = LocalFence(config.source, config.node)
+    fence = LocalFence(config.source, config.node, identity=local_identity(config))
     scan = scan_source(config.source, config.pattern)
     results = tuple(
         each_peer(

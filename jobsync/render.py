@@ -8,6 +8,7 @@ from typing import Any
 from jobsync.result import (
     AgentView,
     CheckResult,
+    InitResult,
     Kind,
     PeerResult,
     PushResult,
@@ -316,4 +317,44 @@ def takeover_to_text(result: TakeoverResult) -> list[str]:
             "done with what could be seen: check the unreachable peers or failures above "
             "before starting the services"
         )
+    return lines
+
+
+def init_to_json(result: InitResult) -> dict[str, Any]:
+    """The install step as one JSON-ready document."""
+    return {
+        "node": result.node,
+        "host": result.host,
+        "install": result.install,
+        "role": result.role,
+        "role_reason": result.role_reason,
+        "overridden": result.overridden,
+        "dry_run": result.dry_run,
+        "exit_code": int(result.exit_code),
+        "clash": result.clash,
+        "owned_since_epoch": result.owned_since,
+        "claimed": None if result.claimed is None else takeover_to_json(result.claimed),
+    }
+
+
+def init_to_text(result: InitResult) -> list[str]:
+    """Who this node is, its role, and whether it owns the jobs now."""
+    recorded = "would be recorded" if result.dry_run else "recorded"
+    where = "the jobs folder's .jobsync/node.json"
+    lines = [
+        f"{result.node}: host {result.host}, install {result.install[:8]} ({recorded} in {where})"
+    ]
+    if result.clash is not None:
+        return [*lines, f"REFUSED: {result.clash}"]
+    override = " (--as-services-node)" if result.overridden else ""
+    lines.append(f"role: {result.role}{override}: {result.role_reason}")
+    if result.role == "standby":
+        lines.append(
+            "a standby does not claim the jobs: run jobsync init on the services node; "
+            "this node's scheduled push will change nothing while it is standby"
+        )
+    elif result.owned_since is not None:
+        lines.append(f"{result.node} already owns the jobs (epoch {result.owned_since}): done")
+    elif result.claimed is not None:
+        lines.extend(takeover_to_text(result.claimed))
     return lines

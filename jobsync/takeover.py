@@ -25,11 +25,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 from jobsync.config import Config, PeerConfig
-from jobsync.epoch import read_claim, write_claim
+from jobsync.epoch import folder_clash, owner_identity, read_claim, write_claim
 from jobsync.errors import PeerError
 from jobsync.fanout import each_peer
+from jobsync.identity import NODE_FILE, Identity, clash, identity_from_bytes, local_identity
 from jobsync.logs import get_logger
 from jobsync.manifest import Manifest, ManifestEntry
 from jobsync.names import (
@@ -53,6 +55,7 @@ from jobsync.transport.manifests import (
     ManifestProblem,
     read_manifest,
     set_manifest_aside,
+    state_listing,
     write_manifest,
 )
 from jobsync.versions import Claim
@@ -69,6 +72,7 @@ class _Reached:
     corrupt: frozenset[str]  # peers whose manifest did not parse
     newer: frozenset[str]  # peers whose manifest a newer jobsync wrote
     unreachable: list[tuple[str, str]]
+    identities: dict[str, Identity]  # whose folder each peer says it is (its node.json)
 
 
 def takeover(
@@ -76,9 +80,15 @@ def takeover(
     *,
     dry_run: bool = False,
     require_all: bool = False,
+    first: bool = False,
     opener: Opener = default_opener,
 ) -> TakeoverResult:
-    """Make this node the owner: adopt the newest version of every job, then fence the rest."""
+    """Make this node the owner: adopt the newest version of every job, then fence the rest.
+
+    ``first`` (``jobsync init``): only where no node owns the jobs yet; a folder that names
+    another owner refuses, so a reinstall never moves the services by accident.
+    """
+    me = local_identity(config)
     here = LocalPeer(config.node, config.source)
     local, local_problem = read_manifest(here)
     claim = read_claim(config.source)
@@ -121,6 +131,11 @@ def takeover(
                 "this node before it takes over; nothing was changed"
             )
             return replace(result, refused=refusal)
+        refused = _identity_refusal(me, local, reached, here_folder=config.source) or (
+            _owned_refusal(config, local, reached) if first else None
+        )
+        if refused is not None:
+            return replace(result, refused=refused)
         if require_all and reached.unreachable:
             names = ", ".join(name for name, _ in reached.unreachable)
             refusal = f"--require-all: cannot see {names}; nothing was changed"
@@ -132,8 +147,8 @@ def takeover(
             kept_as = set_manifest_aside(here, stamp)
             log.warning("manifest_not_trusted", reason=str(local_problem), kept_as=kept_as)
         failed = _apply(here, scan, actions, reached.peers, stamp)
-        _record_locally(config, here, choices, local, epoch=new_epoch)
-        recorded, record_failures = _record_on_peers(config, reached, new_epoch, stamp)
+        _record_locally(config, here, choices, local, epoch=new_epoch, me=me)
+        recorded, record_failures = _record_on_peers(config, reached, new_epoch, stamp, me=me)
         return replace(
             result,
             failed=result.failed + tuple(failed + record_failures),
@@ -144,9 +159,9 @@ def takeover(
             peer.close()
 
 
-# A peer as takeover found it: its name, the open peer, its view or why it is unreachable, and
-# why its manifest is not trusted.
-_Visit = tuple[str, Peer | None, PeerView | str, ManifestProblem | None]
+# A peer as takeover found it: its name, the open peer, its view or why it is unreachable, why
+# its manifest is not trusted, and whose folder it says it is (its node.json).
+_Visit = tuple[str, Peer | None, PeerView | str, ManifestProblem | None, Identity | None]
 
 
 def _open_all(config: Config, opener: Opener) -> _Reached:
@@ -156,29 +171,34 @@ def _open_all(config: Config, opener: Opener) -> _Reached:
         try:
             peer = opener(peer_config, config.timeout_seconds)
         except PeerError as exc:
-            return peer_config.name, None, str(exc), None
+            return peer_config.name, None, str(exc), None, None
         try:
             files = tuple(f for f in peer.list_files() if matcher.fullmatch(f.name))
-            manifest, problem = read_manifest(peer)
+            state = state_listing(peer)
+            manifest, problem = read_manifest(peer, listed="manifest.json" in state)
             changed = to_read(files, manifest)
-            contents = peer.read_files([f.name for f in changed]) if changed else {}
+            wanted = [f.name for f in changed] + ([NODE_FILE] if "node.json" in state else [])
+            contents = dict(peer.read_files(wanted)) if wanted else {}
+            found = contents.pop(NODE_FILE, None)
         except PeerError as exc:
             peer.close()
-            return peer_config.name, None, str(exc), None
+            return peer_config.name, None, str(exc), None, None
         hashes = {
             name_key(n): hashlib.sha256(d).hexdigest() if isinstance(d, bytes) else None
             for n, d in contents.items()
         }
-        return peer_config.name, peer, PeerView(files, manifest, hashes), problem
+        identity = identity_from_bytes(found) if isinstance(found, bytes) else None
+        return peer_config.name, peer, PeerView(files, manifest, hashes), problem, identity
 
     visits = each_peer(config.target_peers, visit, name="takeover")
-    distrusted = {name: problem.kind for name, _, _, problem in visits if problem is not None}
+    distrusted = {name: problem.kind for name, _, _, problem, _ in visits if problem is not None}
     return _Reached(
-        peers={name: peer for name, peer, _, _ in visits if peer is not None},
-        views={name: view for name, _, view, _ in visits if isinstance(view, PeerView)},
+        peers={name: peer for name, peer, _, _, _ in visits if peer is not None},
+        views={name: view for name, _, view, _, _ in visits if isinstance(view, PeerView)},
         corrupt=frozenset(n for n, kind in distrusted.items() if kind is Distrust.CORRUPT),
         newer=frozenset(n for n, kind in distrusted.items() if kind is Distrust.NEWER),
-        unreachable=[(name, view) for name, _, view, _ in visits if isinstance(view, str)],
+        unreachable=[(name, view) for name, _, view, _, _ in visits if isinstance(view, str)],
+        identities={name: found for name, _, _, _, found in visits if found is not None},
     )
 
 
@@ -273,6 +293,7 @@ def _record_locally(
     old: Manifest,
     *,
     epoch: int,
+    me: Identity,
 ) -> None:
     """Write the claim, and a local manifest describing the versions now held here."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -309,9 +330,11 @@ def _record_locally(
         epoch=epoch,
         owner=config.node,
         owner_since=now,
+        owner_install=me.install,
+        owner_host=me.host,
         tombstones=tombstones,
     )
-    write_claim(config.source, Claim(node=config.node, epoch=epoch, since=now))
+    write_claim(config.source, Claim(node=config.node, epoch=epoch, since=now, install=me.install))
     here.make_dirs(TMP_DIR)
     outcome = write_manifest(here, manifest, temp=_temp(_stamp(), "manifest"))
     if outcome.error is not None:
@@ -319,7 +342,7 @@ def _record_locally(
 
 
 def _record_on_peers(
-    config: Config, reached: _Reached, epoch: int, stamp: str
+    config: Config, reached: _Reached, epoch: int, stamp: str, *, me: Identity
 ) -> tuple[list[str], list[FileFailure]]:
     """Write the new epoch and owner into every reachable peer's manifest."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -327,7 +350,14 @@ def _record_on_peers(
     for name, peer in sorted(reached.peers.items()):
         old = reached.views[name].manifest
         manifest = replace(
-            old, node=config.node, updated=now, epoch=epoch, owner=config.node, owner_since=now
+            old,
+            node=config.node,
+            updated=now,
+            epoch=epoch,
+            owner=config.node,
+            owner_since=now,
+            owner_install=me.install,
+            owner_host=me.host,
         )
         try:
             if name in reached.corrupt:
@@ -342,3 +372,32 @@ def _record_on_peers(
         else:
             failures.append(FileFailure(MANIFEST, f"epoch not recorded on {name}: {outcome.error}"))
     return recorded, failures
+
+
+def _identity_refusal(
+    me: Identity, local: Manifest, reached: _Reached, *, here_folder: Path
+) -> str | None:
+    """Why not: a manifest names another machine that goes by this node's name."""
+    found = [("by the manifest in this node's own jobs folder", local)]
+    found += [(f"by the manifest on {n}", v.manifest) for n, v in sorted(reached.views.items())]
+    for where, manifest in found:
+        if problem := clash(me, owner_identity(manifest), where=where):
+            return problem
+    for name, identity in sorted(reached.identities.items()):
+        if problem := clash(me, identity, where=f"by node.json in its jobs folder on {name}"):
+            return problem
+    return folder_clash(here_folder, me)
+
+
+def _owned_refusal(config: Config, local: Manifest, reached: _Reached) -> str | None:
+    """Why ``jobsync init`` must not claim the jobs: a folder names another owner."""
+    owners = [("this node's own jobs folder", local)]
+    owners += [(name, v.manifest) for name, v in sorted(reached.views.items())]
+    for where, manifest in owners:
+        if manifest.owner and name_key(manifest.owner) != name_key(config.node):
+            return (
+                f"{manifest.owner} owns the jobs at epoch {manifest.epoch} (recorded in {where}); "
+                "nothing was changed: to make this node the services node, run jobsync takeover "
+                "(or jobsync failover) here"
+            )
+    return None

@@ -50,6 +50,7 @@ class Claim:
     node: str
     epoch: int
     since: str = ""
+    install: str = ""  # the install id of the machine that made it (jobsync.identity)
 
     def outranks(self, other: Claim) -> bool:
         """Whether this claim wins over ``other``: the higher epoch, then the first name."""

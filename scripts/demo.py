@@ -91,7 +91,12 @@ def main() -> int:
         for i, name in enumerate(["Weekly Sales Report", "Nightly Cleanup", "Invoice Reminders"]):
             (source / f"{name}.jobs").write_text(f'{{"job": "{name}", "cron": "0 {i} * * *"}}\n')
         config = base / "jobsync.toml"
-        lines = ['node = "node1"', f"source = '{source}'", "timeout_seconds = 5"]
+        lines = [
+            'node = "node1"',
+            "node_differs_from_host = true",
+            f"source = '{source}'",
+            "timeout_seconds = 5",
+        ]
         folders = []
         for index, peer in enumerate(peers, start=2):
             folders.append(peer.mkdir("integrify", "jobs"))

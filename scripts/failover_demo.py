@@ -29,7 +29,12 @@ PASSWORD_ENV = "JOBSYNC_DEMO_PASSWORD"  # noqa: S105 - the name of a variable, n
 
 def write_config(base: Path, name: str, nodes: dict[str, SambaPeer], folder: Path) -> Path:
     """The config of one node: its own folder as source, the other nodes as peers."""
-    lines = [f'node = "{name}"', f"source = '{folder}'", "timeout_seconds = 3"]
+    lines = [
+        f'node = "{name}"',
+        "node_differs_from_host = true",
+        f"source = '{folder}'",
+        "timeout_seconds = 3",
+    ]
     for other, samba in nodes.items():
         if other != name:
             lines += samba.peer_toml(other, "integrify", "jobs", password_env=PASSWORD_ENV)

@@ -6,7 +6,10 @@
   Creates a virtual environment from Python 3.10 to 3.13 (-Python, else the newest the py
   launcher knows), installs the bundle's wheels into it (pip --no-index, every file checked
   against its SHA-256), writes the config from the example when there is none, and optionally
-  installs the service (-Service) and the fallback task (-Task). -Upgrade stops the service and
+  installs the service (-Service) and the fallback task (-Task), after `jobsync init` (which
+  records which machine this node is and, on the services node only, makes it the owner of
+  the jobs; -ServicesNode says this is the services node when [active] cannot tell yet).
+  -Upgrade stops the service and
   the task, installs this version, and starts them again. -Uninstall removes the service, the
   task and the virtual environment, and keeps the config, state and logs. The steps themselves
   are jobsync commands; see docs\windows.md.
@@ -14,6 +17,7 @@
 .EXAMPLE
   .\install.ps1
   .\install.ps1 -Service -WinSW C:\Downloads\WinSW-x64.exe -WinSWSha256 <hash> -Task
+  .\install.ps1 -Service -Task -ServicesNode
   .\install.ps1 -Upgrade
   .\install.ps1 -Uninstall
 #>
@@ -25,6 +29,7 @@ param(
     [string]$WinSW,
     [string]$WinSWSha256,
     [switch]$Task,
+    [switch]$ServicesNode,
     [switch]$Upgrade,
     [switch]$Uninstall
 )
@@ -79,6 +84,12 @@ if (-not (Test-Path $Config)) {
     Write-Output "Wrote $Config from the example: edit it, then run jobsync check (docs\windows.md)."
 }
 if ($Upgrade) { Jobsync @("deploy", "start") }
+if ($Service -or $Task) {
+    # Every node: who it is. The services node alone: the owner of the jobs (epoch 1).
+    $initArguments = @("init")
+    if ($ServicesNode) { $initArguments += "--as-services-node" }
+    Jobsync $initArguments
+}
 if ($Service) {
     $bundled = Join-Path $PSScriptRoot "WinSW-x64.exe"   # when the bundle was built with --winsw
     if (-not $WinSW -and (Test-Path $bundled)) {

@@ -185,6 +185,7 @@ class Cluster:
         path = self.root / "jobsync.toml"
         lines = [
             'node = "node1"',
+            "node_differs_from_host = true",
             f"source = '{self.source}'",
             f"timeout_seconds = {self.timeout}",
             self.extra,

@@ -11,12 +11,12 @@ import pytest
 from agent_support import wait_for
 from conftest import Cluster
 
-from jobsync.agent.role import Probe, RoleDetector, RoleTracker
 from jobsync.agent.runner import Agent
 from jobsync.agent.source_index import SourceIndex
 from jobsync.agent.watcher import Debouncer, SourceWatcher
 from jobsync.config import ActiveConfig, load_config
 from jobsync.errors import SourceError
+from jobsync.role import Probe, RoleDetector, RoleTracker
 
 
 def test_debouncer_hands_on_a_name_once_after_it_goes_quiet() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Cluster, Run
 
-GOOD_TOML = 'node = "node1"\n'
+GOOD_TOML = 'node = "node1"\nnode_differs_from_host = true\n'
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ CASES = [
     ),
     Case(
         "missing-source-key",
-        _raw('node = "n"\n[[peers]]\nname = "p"\npath = "/x"\n'),
+        _raw('node = "n"\nnode_differs_from_host = true\n[[peers]]\nname = "p"\npath = "/x"\n'),
         2,
         "source is required",
     ),

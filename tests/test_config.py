@@ -11,6 +11,7 @@ from jobsync.errors import ConfigError
 
 GOOD = r"""
 node = "node1"
+node_differs_from_host = true
 source = '/srv/integrify/app/scheduler/lib/cronic/jobs'
 [[peers]]
 name = "node1"
@@ -102,7 +103,7 @@ BAD = [
         GOOD.replace("source = '/srv/integrify/app/scheduler/lib/cronic/jobs'", ""),
         "source is required",
     ),
-    ("no peers", 'node = "a"\nsource = "/x"\n', "no [[peers]]"),
+    ("no peers", 'source = "/x"\n', "no [[peers]]"),
     ("duplicate peer", GOOD + '[[peers]]\nname = "NODE2"\npath = "/y"\n', "duplicate peer name"),
     (
         "negative timeout",
@@ -144,7 +145,7 @@ BAD = [
     ),
     (
         "peers not a list of tables",
-        'node = "a"\nsource = "/x"\npeers = [1]\n',
+        'source = "/x"\npeers = [1]\n',
         "peers[0] must be a table",
     ),
 ]
@@ -198,7 +199,7 @@ REFUSED = [
     ("timeout inf", "timeout_seconds = inf\n" + GOOD, "", "timeout_seconds must be a positive"),
     ("ratio nan", "max_delete_ratio = nan\n" + GOOD, "", "max_delete_ratio must be between"),
     ("state_dir empty", 'state_dir = ""\n' + GOOD, "", "state_dir must not be empty"),
-    ("peers empty", 'node = "a"\nsource = "/x"\npeers = []\n', "", "no [[peers]]"),
+    ("peers empty", 'source = "/x"\npeers = []\n', "", "no [[peers]]"),
     ("debounce negative", GOOD + "[watch]\ndebounce_ms = -1\n", "[watch]", "debounce_ms"),
     ("rescan zero", GOOD + "[watch]\nrescan_seconds = 0\n", "[watch]", "rescan_seconds"),
     ("retry zero", GOOD + "[watch]\nretry_max_seconds = 0\n", "[watch]", "retry_max_seconds"),

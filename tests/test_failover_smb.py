@@ -59,7 +59,12 @@ def nodes(
     folders = {name: samba.mkdir("integrify", "jobs") for name, samba in sambas.items()}
     cluster: Cluster3 = {}
     for name, samba in sambas.items():
-        lines = [f'node = "{name}"', f"source = '{folders[name]}'", "timeout_seconds = 3"]
+        lines = [
+            f'node = "{name}"',
+            "node_differs_from_host = true",
+            f"source = '{folders[name]}'",
+            "timeout_seconds = 3",
+        ]
         for other, peer in sambas.items():
             if other == name:
                 continue

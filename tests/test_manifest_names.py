@@ -128,7 +128,8 @@ def test_a_pattern_matching_temp_names_is_refused(tmp_path: Path, pattern: str) 
     """Jobs are written as .jobsync-<run>-<n>.tmp beside the jobs: the pattern must never match."""
     config = tmp_path / "jobsync.toml"
     config.write_text(
-        f"node = 'node1'\nsource = '{tmp_path}'\npattern = '{pattern}'\n"
+        "node = 'node1'\nnode_differs_from_host = true\n"
+        f"source = '{tmp_path}'\npattern = '{pattern}'\n"
         f"[[peers]]\nname = 'node2'\npath = '{tmp_path}'\n"
     )
     with pytest.raises(ConfigError, match=r"also matches the names jobs are written under"):

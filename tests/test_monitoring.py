@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from jobsync import __version__
 from jobsync.agent.metrics import AgentMetrics
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -87,3 +88,10 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     )
     checked = _promtool("check", "rules", "dashboard.rules.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_build_info_metric_carries_the_version() -> None:
+    """/metrics has ``jobsync_build_info{version="..."} 1``: dashboards see what each node runs."""
+    text = AgentMetrics().render().decode()
+    assert f'jobsync_build_info{{version="{__version__}"}} 1.0' in text.splitlines()
+    assert "# TYPE jobsync_build_info gauge" in text

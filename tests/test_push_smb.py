@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -245,8 +246,7 @@ def test_missing_source_deletes_nothing(smb_cluster: Cluster) -> None:
     """A missing source folder is exit 2 and no peer loses a file."""
     smb_cluster.write_job("a.jobs", b"a")
     assert smb_cluster.run("push").code == 0
-    (smb_cluster.source / "a.jobs").unlink()
-    smb_cluster.source.rmdir()
+    shutil.rmtree(smb_cluster.source)  # with the .jobsync/node.json the push left there
 
     run = smb_cluster.run("push")
 
@@ -327,11 +327,12 @@ def test_a_manifest_from_a_newer_jobsync_is_left_alone_and_the_push_refused(
 
 
 def test_check_reports_each_peer(smb_cluster: Cluster) -> None:
-    """`jobsync check` proves each peer can take a push, one line per peer."""
+    """`jobsync check` says this node's role, then proves each peer can take a push, a line each."""
     started = time.monotonic()
     run = smb_cluster.run("check")
     assert run.code == 0, run
-    lines = run.out.splitlines()
+    head, *lines = run.out.splitlines()
+    assert head.startswith("node1 (host ") and head.endswith(' is active: mode = "always"'), head
     assert [line.split()[:2] for line in lines] == [["node2", "OK"], ["node3", "OK"]]
     assert all("(SMB 3.1.1, encrypted with AES-128-GCM)" in line for line in lines), lines
     assert time.monotonic() - started < 30

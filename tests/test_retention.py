@@ -24,7 +24,10 @@ RECENT = stamp_name("recent.jobs", (NOW - timedelta(days=10)).strftime(STAMP_FOR
 FUTURE = stamp_name("future.jobs", (NOW + timedelta(days=900)).strftime(STAMP_FORMAT))
 ANCIENT_STAMP = "20000101T000000.000000Z"
 
-MINIMAL = "node = \"node1\"\nsource = '/jobs'\n[[peers]]\nname = \"node2\"\npath = '/peer'\n"
+MINIMAL = (
+    'node = "node1"\nnode_differs_from_host = true\n'
+    "source = '/jobs'\n[[peers]]\nname = \"node2\"\npath = '/peer'\n"
+)
 
 
 def _load(tmp_path: Path, retention: str) -> RetentionConfig:
@@ -131,7 +134,7 @@ def _kept(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(state).as_posix(): p.read_bytes()
         for p in state.rglob("*")
-        if p.is_file() and p.parent.name != "tmp" and p.name != "manifest.json"
+        if p.is_file() and p.parent.name != "tmp" and p.name not in ("manifest.json", "node.json")
     }
 
 

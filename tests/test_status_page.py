@@ -19,14 +19,15 @@ from browser import Browser
 from conftest import Cluster
 from samba import DEFAULT_PASSWORD
 
+from jobsync import __version__
 from jobsync.agent.events import EventRing
 from jobsync.agent.page import render_page
-from jobsync.agent.role import RoleDetector
 from jobsync.agent.runner import Agent
 from jobsync.config import load_config
 from jobsync.names import STAMP_FORMAT, stamp_name
 from jobsync.redact import Redactor
 from jobsync.result import AgentView, PeerView
+from jobsync.role import RoleDetector
 
 MakeAgent = Callable[..., AgentProcess]
 OLD_STAMP = (datetime.now(timezone.utc) - timedelta(days=400)).strftime(STAMP_FORMAT)
@@ -114,7 +115,7 @@ def _some_history(cluster: Cluster, make_agent: MakeAgent) -> AgentProcess:
 def test_the_page_in_a_browser_with_one_peer_stopped(
     smb_cluster: Cluster, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
-    """A person sees the node, its role, each peer's state and the stopped peer's error.
+    """A person sees the node, its verdict and what to do, each peer's state and its error.
 
     In headless Chromium: the recent events (copies, trash, backup, retention, failures) too,
     with no script, nothing fetched from elsewhere and no password anywhere.
@@ -137,12 +138,27 @@ def test_the_page_in_a_browser_with_one_peer_stopped(
         requested = browser.requested_urls()
         scripts = browser.evaluate("document.scripts.length")
         refresh = browser.evaluate("document.querySelector('meta[http-equiv=refresh]').content")
+        badge, badge_colour = browser.evaluate(
+            "(b => [b.innerText, getComputedStyle(b).backgroundColor])"
+            "(document.querySelector('header .badge'))"
+        )
+        version = browser.evaluate("document.querySelector('header .version').innerText")
+        next_step = browser.evaluate("document.querySelector('.next').innerText")
+        row_colour = browser.evaluate(
+            "getComputedStyle(document.querySelector('tr.failing td')).color"
+        )
         source = browser.evaluate("document.documentElement.outerHTML")
         shot = tmp_path / "status-page.png"
         browser.screenshot(shot)
 
     assert "jobsync on node1" in text
-    assert "ACTIVE" in text
+    # The header gives the verdict, not a green ACTIVE, and the next thing to do.
+    assert badge == "ACTIVE - 1 peer failing"
+    assert badge_colour == "rgb(183, 121, 31)"  # the warning amber
+    assert version == f"jobsync {__version__}"
+    assert next_step.startswith("node3")
+    assert next_step.endswith("see its last error below.")
+    assert row_colour == "rgb(29, 37, 48)"  # the failing peer's row is as readable as the rest
     assert 'active: mode = "always"' in text
     assert "3 jobs in" in text
     by_peer = {row[0].splitlines()[0]: row for row in peers}
@@ -186,7 +202,7 @@ def test_the_page_in_standby(smb_cluster: Cluster, make_agent: MakeAgent) -> Non
     code, body = agent.get("/")
     assert code == 200
     text = _text(body)
-    assert "STANDBY" in text
+    assert f"STANDBY jobsync {__version__} Nothing to do here: the services node pushes." in text
     assert "on standby: it watches the jobs folder but pushes nothing" in text
     assert "192.0.2.10 resolves to 192.0.2.10, not here" in text
     assert text.count("not pushed (standby)") == 2
@@ -250,7 +266,7 @@ def test_the_page_with_a_failing_peer_hides_secrets_and_merges_repeats() -> None
     )
     redactor = Redactor()
     redactor.add(["hunter2-pw"])
-    page = render_page(view, hide=redactor.text)
+    page = render_page(view, hide=redactor.text, max_lag=300)
     text = _text(page)
 
     assert b"hunter2-pw" not in page
@@ -263,6 +279,12 @@ def test_the_page_with_a_failing_peer_hides_secrets_and_merges_repeats() -> None
     assert "2 h 0 min ago" in text
     assert len(events.recent()) == 2
     assert "(\N{MULTIPLICATION SIGN}3 since" in text
+    assert (
+        "jobsync on node1 ACTIVE - 1 peer failing "
+        f"jobsync {__version__} "
+        "node3 has had no successful pass for 2 h 0 min: see its last error below."
+    ) in text
+    assert '<span class="badge warn">' in page.decode()
 
 
 def test_role_changes_restarts_and_rescans_become_events(local_cluster: Cluster) -> None:

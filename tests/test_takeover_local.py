@@ -26,7 +26,11 @@ class Trio:
             folder.mkdir(parents=True)
         self.configs = {}
         for name in "ABC":
-            lines = [f'node = "{name}"', f"source = '{self.folders[name]}'"]
+            lines = [
+                f'node = "{name}"',
+                "node_differs_from_host = true",
+                f"source = '{self.folders[name]}'",
+            ]
             for other in "ABC":
                 if other != name:
                     lines += ["[[peers]]", f'name = "{other}"', f"path = '{self.folders[other]}'"]

@@ -46,8 +46,8 @@ def _config(tmp_path: Path, account: str | None = None) -> Config:
     home.mkdir(parents=True, exist_ok=True)
     path = home / "jobsync.toml"
     path.write_text(
-        f"node = 'node1'\nsource = '{source}'\n[[peers]]\nname = 'node2'\npath = '{peer}'\n"
-        + service,
+        "node = 'node1'\nnode_differs_from_host = true\n"
+        f"source = '{source}'\n[[peers]]\nname = 'node2'\npath = '{peer}'\n" + service,
         encoding="utf-8",
     )
     return load_config(path, environ={})

@@ -15,12 +15,14 @@ from conftest import Cluster
 from jobsync.config import Config, load_config
 from jobsync.credentials import resolve_password
 from jobsync.errors import ConfigError
+from jobsync.identity import host_name
 from jobsync.lock import WorkLock
 from jobsync.windows.schedule import NAMESPACE, task_xml
 from jobsync.windows.service import service_xml
 
 BASE = """
 node = "node1"
+node_differs_from_host = true
 source = '/srv/jobs'
 [[peers]]
 name = "node2"
@@ -301,9 +303,15 @@ def test_lock_is_exclusive_within_and_across_processes(tmp_path: Path) -> None:
 
 
 def test_the_documented_example_config_loads() -> None:
-    """docs/jobsync.example.toml is valid: what the docs show is what jobsync accepts."""
+    """docs/jobsync.example.toml is valid, and fits every node unchanged: it pins no node name.
+
+    Each node then goes by its host name (this machine's is none of the example's peers).
+    """
     example = Path(__file__).resolve().parent.parent / "docs" / "jobsync.example.toml"
+    settings = [line for line in example.read_text().splitlines() if not line.startswith("#")]
+    assert not any(line.replace(" ", "").startswith("node=") for line in settings)
     config = load_config(example, environ={})
-    assert [p.name for p in config.target_peers] == ["node2", "node3"]
+    assert config.node == host_name()
+    assert [p.name for p in config.target_peers] == ["node1", "node2", "node3"]
     assert config.service.account == "CORP\\gmsa-jobsync$"
     assert config.active.mode == "dns"

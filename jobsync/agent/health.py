@@ -1,4 +1,9 @@
-"""``GET /healthz``, ``GET /metrics`` and the status page ``GET /``, served by the agent."""
+"""``/livez``, ``/healthz``, ``/metrics`` and the status page ``/``, served by the agent.
+
+``/livez`` passes while the agent runs (its main loop not stopping), whatever else happens;
+``/healthz`` while this node does its duty (:mod:`~jobsync.agent.verdict`). Both answer 503
+otherwise, and ``HEAD`` answers as ``GET`` does, without the body, for load balancers.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,11 @@ from jobsync.logs import get_logger
 
 log = get_logger(__name__)
 
-Health = Callable[[], tuple[bool, dict[str, object]]]
+Probe = Callable[[], tuple[bool, dict[str, object]]]  # (passes, the JSON document saying why)
+Answer = tuple[int, str, bytes, dict[str, str]]  # status, content type, body, other headers
+
+NO_STORE = {"Cache-Control": "no-store"}  # a probe's answer is stale at once
+NOT_FOUND = b"not found: try /, /livez, /healthz or /metrics\n"
 
 # The page needs nothing from elsewhere, and the browser is told so.
 PAGE_HEADERS = {
@@ -34,12 +43,26 @@ class HealthServer:
         self,
         listen: tuple[str, int],
         *,
-        health: Health,
+        live: Probe,
+        health: Probe,
         metrics: Callable[[], bytes],
         page: Callable[[], bytes] | None = None,
     ) -> None:
         """Listen on ``(host, port)``; raises OSError when the address is taken."""
         host, port = listen
+
+        routes: dict[str, Callable[[], Answer]] = {
+            "/livez": lambda: _json(*live()),
+            "/healthz": lambda: _json(*health()),
+            "/metrics": lambda: (200, CONTENT_TYPE_LATEST, metrics(), {}),
+        }
+        if page is not None:
+            routes["/"] = lambda: (200, "text/html; charset=utf-8", page(), PAGE_HEADERS)
+
+        def route(path: str) -> Answer:
+            answer = routes.get(path.split("?", 1)[0])
+            return answer() if answer else (404, "text/plain", NOT_FOUND, {})
+
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
         class Server(ThreadingHTTPServer):
@@ -48,16 +71,11 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path.split("?", 1)[0] == "/healthz":
-                    healthy, body = health()
-                    payload = json.dumps(body).encode()
-                    self._answer(200 if healthy else 503, "application/json", payload)
-                elif self.path.split("?", 1)[0] == "/metrics":
-                    self._answer(200, CONTENT_TYPE_LATEST, metrics())
-                elif self.path.split("?", 1)[0] == "/" and page is not None:
-                    self._answer(200, "text/html; charset=utf-8", page(), PAGE_HEADERS)
-                else:
-                    self._answer(404, "text/plain", b"not found: try /, /healthz or /metrics\n")
+                self._answer(*route(self.path))
+
+            def do_HEAD(self) -> None:
+                """What GET answers, status and headers alike, without the body."""
+                self._answer(*route(self.path), body=False)
 
             def _answer(
                 self,
@@ -65,6 +83,8 @@ class HealthServer:
                 content_type: str,
                 payload: bytes,
                 headers: dict[str, str] | None = None,
+                *,
+                body: bool = True,
             ) -> None:
                 self.send_response(code)
                 for name, value in (headers or {}).items():
@@ -72,7 +92,8 @@ class HealthServer:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if body:
+                    self.wfile.write(payload)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ANN401
                 log.debug("health_request", request=format % args)
@@ -97,15 +118,27 @@ class HealthServer:
         self._server.server_close()
 
 
+def _json(passes: bool, document: dict[str, object]) -> Answer:
+    """A probe's answer: 200 when it passes, else 503, with its document."""
+    return 200 if passes else 503, "application/json", json.dumps(document).encode(), NO_STORE
+
+
 def health_server(
-    config: Config, *, health: Health, metrics: Callable[[], bytes], page: Callable[[], bytes]
+    config: Config,
+    *,
+    live: Probe,
+    health: Probe,
+    metrics: Callable[[], bytes],
+    page: Callable[[], bytes],
 ) -> HealthServer | None:
     """The server ``[health] listen`` asks for (``None`` without one); ConfigError if it can't."""
     if not config.health.listen:
         return None
     host, port = config.health.listen
     try:
-        return HealthServer(config.health.listen, health=health, metrics=metrics, page=page)
+        return HealthServer(
+            config.health.listen, live=live, health=health, metrics=metrics, page=page
+        )
     except OSError as exc:
         raise ConfigError(
             f"{config.path}: [health] listen: cannot listen on {host}:{port}: {exc.strerror or exc}"

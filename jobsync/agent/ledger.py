@@ -2,7 +2,8 @@
 
 Workers report each pass here (from their own threads); the health check, the status page and
 the state file read views of it (:class:`~jobsync.result.AgentView`), built under one lock
-from what the agent already holds: no peer is asked anything.
+from what the agent already holds: no peer is asked anything. :mod:`~jobsync.agent.verdict`
+judges them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from jobsync.agent.tally import PeerTally
 from jobsync.config import Config
 from jobsync.epoch import LocalFence
 from jobsync.logs import get_logger
-from jobsync.result import AgentView, PeerResult, iso, state_document
+from jobsync.result import AgentView, PeerResult, state_document
 from jobsync.scan import SourceScan
 
 log = get_logger(__name__)
@@ -68,9 +69,17 @@ class Ledger:
             self._tallies[result.peer].record(result, synced=synced, now=now)
         self._events.record_pass(result)
 
-    def view(self, role: Role, *, running: bool, source_error: str | None) -> AgentView:
-        """What the agent holds now, as one value."""
+    def view(
+        self,
+        role: Role,
+        *,
+        running: bool,
+        source_error: str | None,
+        stalled: tuple[str, ...] = (),
+    ) -> AgentView:
+        """What the agent holds now, as one value; ``stalled``: peers whose worker is down."""
         owner, snapshot = self._fence.manifest(), self._snapshot()
+        fenced = self._fence.reason()
         with self._lock:
             peers = tuple(tally.view(snapshot) for tally in self._tallies.values())
         return AgentView(
@@ -89,6 +98,8 @@ class Ledger:
             source_error=source_error,
             peers=peers,
             events=self._events.recent(),
+            fenced=fenced,
+            stalled=stalled,
         )
 
     def lags(self) -> dict[str, float]:
@@ -107,37 +118,3 @@ class Ledger:
                 write_state(self._state_path, state_document(view))
             except OSError as exc:
                 log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
-
-
-def health_of(
-    view: AgentView, *, max_lag: float, stalled: list[str], stopping: bool
-) -> tuple[bool, dict[str, object]]:
-    """``/healthz``: healthy when running and, active, every peer succeeded within ``max_lag``.
-
-    ``stalled`` names the peers whose worker thread is not running.
-    """
-    reasons: list[str] = []
-    peers: dict[str, object] = {}
-    for peer in view.peers:
-        lag = view.at - (peer.last_success or view.started)
-        peers[peer.name] = {
-            "last_success": iso(peer.last_success),
-            "seconds_since_success": None if peer.last_success is None else round(lag, 1),
-            "pending": peer.pending,
-            "last_error": peer.last_error,
-        }
-        if view.role == "active" and lag > max_lag:
-            reasons.append(f"peer {peer.name}: no successful pass for {lag:.0f} s")
-    reasons += [f"peer {name}: its worker is not running" for name in stalled]
-    if stopping:
-        reasons.append("the agent is stopping")
-    if view.source_error:
-        reasons.append(view.source_error)
-    body: dict[str, object] = {
-        "status": "ok" if not reasons else "failing",
-        "node": view.node,
-        "role": "active" if view.role == "active" else "standby",
-        "reasons": reasons,
-        "peers": peers,
-    }
-    return not reasons, body

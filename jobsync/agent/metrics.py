@@ -8,12 +8,14 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Info,
     disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from jobsync import __version__
 from jobsync.result import PeerResult
 from jobsync.retention import kind_of
 
@@ -29,6 +31,8 @@ class AgentMetrics:
         disable_created_metrics()  # type: ignore[no-untyped-call] # *_created repeats the start time
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        build = Info("jobsync_build", "The jobsync version this agent runs", registry=r)
+        build.info({"version": __version__})  # jobsync_build_info{version="..."} 1
         self.pushed = Counter(
             "jobsync_files_pushed", "Job files written to a peer", ["peer"], registry=r
         )

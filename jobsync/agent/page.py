@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from jobsync import __version__
+from jobsync.agent.verdict import Verdict, duration, verdict_of
 from jobsync.result import AgentView, Event, PeerView
 
 REFRESH_SECONDS = 5
@@ -22,11 +23,14 @@ body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans
 margin:0;background:#f4f5f7;color:#1d2530}
 header{padding:14px 24px;background:#1d2530;color:#fff;display:flex;align-items:center;gap:16px}
 header h1{font-size:20px;margin:0;font-weight:600}
+header .version{margin-left:auto;color:#c9d1db;font-size:13px}
 main{padding:8px 24px 24px}
 h2{font-size:16px;margin:22px 0 8px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;font-weight:700;font-size:13px}
 .active{background:#1f8f4e;color:#fff}.standby{background:#6b7685;color:#fff}
-.starting{background:#b7791f;color:#fff}
+.starting,.warn{background:#b7791f;color:#fff}.bad{background:#c53030;color:#fff}
+.next{margin:0;padding:9px 24px;font-weight:600;border-bottom:1px solid #e3e6ea}
+.next-ok{background:#eef7f1}.next-degraded{background:#fdf6e7}.next-failing{background:#fff5f5}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;margin:14px 0}
 dt{color:#5b6675}dd{margin:0}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0002}
@@ -48,14 +52,23 @@ _STATE_CLASS = {"up to date": "s-ok", "failing": "s-failing", "not pushed (stand
 
 
 def render_page(
-    view: AgentView, *, hide: Callable[[str], str], refresh: int = REFRESH_SECONDS
+    view: AgentView,
+    *,
+    hide: Callable[[str], str],
+    max_lag: float,
+    refresh: int = REFRESH_SECONDS,
 ) -> bytes:
-    """The page for ``view``; ``hide`` replaces secrets in any text before it is shown."""
+    """The page for ``view``; ``hide`` replaces secrets in any text before it is shown.
+
+    Its header says what ``/healthz`` says (``max_lag``: ``[health] max_lag_seconds``) and
+    the next thing to do.
+    """
 
     def text(value: object) -> str:
         return escape(hide(str(value)))
 
     now = view.at
+    verdict = verdict_of(view, max_lag=max_lag)
     role_line = view.role + (f": {view.role_reason}" if view.role_reason else "")
     owner = (
         f"jobs owned by {text(view.owner)} (epoch {view.owner_epoch})"
@@ -72,7 +85,8 @@ def render_page(
     footer = (
         f"<footer>jobsync {escape(__version__)} &middot; shown at {_clock(now)} UTC &middot; "
         f"refreshes every {refresh} s &middot; "
-        '<a href="/healthz">/healthz</a> &middot; <a href="/metrics">/metrics</a></footer>'
+        '<a href="/livez">/livez</a> &middot; <a href="/healthz">/healthz</a> &middot; '
+        '<a href="/metrics">/metrics</a></footer>'
     )
     parts = [
         "<!DOCTYPE html>",
@@ -81,14 +95,19 @@ def render_page(
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>jobsync: {text(view.node)} ({view.role})</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<header><h1>jobsync on {text(view.node)}</h1>",
-        f'<span class="badge {view.role}">{view.role.upper()}</span></header><main>',
+        _header(view, verdict, text),
+        "<main>",
     ]
     if view.source_error:
         parts.append(
             f'<p class="problem">Source folder problem: {text(view.source_error)} '
             "(nothing is deleted on any peer until it is back)</p>"
         )
+    parts += [
+        f'<p class="problem">{text(problem.reason)}</p>'
+        for problem in verdict.problems
+        if problem.reason != view.source_error
+    ]
     if view.role == "standby":
         parts.append(
             "<p>This node is on standby: it watches the jobs folder but pushes nothing while "
@@ -109,6 +128,17 @@ def render_page(
         "</main></body></html>",
     ]
     return "\n".join(parts).encode("utf-8")
+
+
+def _header(view: AgentView, verdict: Verdict, text: Callable[[object], str]) -> str:
+    """The node, its verdict as a badge and, under it, the next thing to do."""
+    look = {"ok": view.role, "degraded": "warn", "failing": "bad"}[verdict.status]
+    return (
+        f"<header><h1>jobsync on {text(view.node)}</h1>"
+        f'<span class="badge {look}">{text(verdict.headline)}</span>'
+        f'<span class="version">jobsync {escape(__version__)}</span></header>'
+        f'<p class="next next-{verdict.status}">{text(verdict.next_step)}</p>'
+    )
 
 
 def _peer_table(view: AgentView, text: Callable[[object], str]) -> str:
@@ -167,13 +197,4 @@ def _clock(timestamp: float) -> str:
 
 
 def _ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:  # noqa: PLR2004 - seconds in a minute
-        return f"{seconds} s ago"
-    minutes = seconds // 60
-    if minutes < 60:  # noqa: PLR2004
-        return f"{minutes} min ago"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:  # noqa: PLR2004 - two days still read best in hours
-        return f"{hours} h {minutes} min ago"
-    return f"{hours // 24} days ago"
+    return f"{duration(seconds)} ago"

@@ -12,22 +12,25 @@ from __future__ import annotations
 import threading
 import time
 
+from jobsync import __version__
 from jobsync.agent.crew import Crew
 from jobsync.agent.events import EventRing
 from jobsync.agent.health import health_server
-from jobsync.agent.ledger import Ledger, Role, health_of
+from jobsync.agent.ledger import Ledger, Role
 from jobsync.agent.local_retention import LocalPruner
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
-from jobsync.agent.role import RoleDetector, RoleTracker
 from jobsync.agent.source_feed import SourceFeed
+from jobsync.agent.verdict import health_of
 from jobsync.agent.worker import workers_for
 from jobsync.config import Config
 from jobsync.epoch import LocalFence
+from jobsync.identity import local_identity, publish, published_addresses
 from jobsync.lock import WorkLock
 from jobsync.logs import get_logger
 from jobsync.redact import Redactor
 from jobsync.result import AgentView, PeerResult
+from jobsync.role import RoleDetector, RoleTracker
 from jobsync.scan import SourceScan
 from jobsync.transport import Opener, check_installation, default_opener
 
@@ -52,7 +55,8 @@ class Agent:
         self.stopping = threading.Event()
         self.metrics = AgentMetrics()
         self.events = EventRing()
-        self.fence = LocalFence(config.source, config.node)
+        self.identity = local_identity(config, addresses=published_addresses(config))
+        self.fence = LocalFence(config.source, config.node, identity=self.identity)
         self._feed = SourceFeed(
             config,
             metrics=self.metrics,
@@ -75,6 +79,7 @@ class Agent:
         self._rescan_reason: str | None = None
         self._rescans = 0
         self._detector = detector or RoleDetector(config.active)
+        self._detector.validate()  # a mode that cannot work here stops the start (exit 2)
         self._tracker: RoleTracker | None = None
         self._crew = Crew(
             workers_for(config, self, fence=self.fence, opener=opener),
@@ -82,7 +87,7 @@ class Agent:
             events=self.events,
         )
         self._health = health_server(
-            config, health=self.health, metrics=self.metrics.render, page=self.page
+            config, live=self.live, health=self.health, metrics=self.metrics.render, page=self.page
         )
 
     # -- what workers, the health server and signal handlers call ---------------------------
@@ -111,13 +116,19 @@ class Agent:
         self.stopping.set()
         self._wakeup.set()
 
+    def live(self) -> tuple[bool, dict[str, object]]:
+        """``/livez``: alive until asked to stop; nothing else (no peer, no folder) counts."""
+        alive = not self.stopping.is_set()
+        return alive, {
+            "status": "alive" if alive else "stopping",
+            "node": self.config.node,
+            "version": __version__,
+        }
+
     def health(self) -> tuple[bool, dict[str, object]]:
-        """Healthy when running and every peer succeeded within ``max_lag_seconds``."""
+        """``/healthz``: whether this node does its duty; peers left behind only degrade it."""
         return health_of(
-            self.view(),
-            max_lag=self.config.health.max_lag_seconds,
-            stalled=self._crew.stalled(self.stopping),
-            stopping=self.stopping.is_set(),
+            self.view(), max_lag=self.config.health.max_lag_seconds, hide=self._redactor.text
         )
 
     def view(self, *, running: bool = True) -> AgentView:
@@ -129,11 +140,18 @@ class Agent:
             else Role("active" if tracker.active else "standby", tracker.reason)
         )
         running = running and not self.stopping.is_set()
-        return self.ledger.view(role, running=running, source_error=self._feed.error)
+        return self.ledger.view(
+            role,
+            running=running,
+            source_error=self._feed.error,
+            stalled=tuple(self._crew.stalled(self.stopping)),
+        )
 
     def page(self) -> bytes:
         """The status page (``GET /``)."""
-        return render_page(self.view(), hide=self._redactor.text)
+        return render_page(
+            self.view(), hide=self._redactor.text, max_lag=self.config.health.max_lag_seconds
+        )
 
     # -- the main loop ------------------------------------------------------------------------
 
@@ -151,6 +169,7 @@ class Agent:
 
     def _run(self) -> None:
         self.index.rescan()
+        self._publish_identity()
         tracker = RoleTracker(
             self._detector.probe(), confirmations=self.config.active.confirmations
         )
@@ -219,6 +238,18 @@ class Agent:
         self.metrics.epoch.set(self.fence.epoch())
         self._local_pruner.prune_if_due(active=self.active)
         log.debug("source_rescanned", reason=reason, changed=changed, peers_checked=due)
+
+    def _publish_identity(self) -> None:
+        """Say in this node's own folder which machine it is; another one by its name fences it."""
+        try:
+            problem = publish(self.config.source, self.identity)
+        except OSError as exc:
+            log.warning("identity_not_published", error=str(exc))
+            return
+        if problem is not None:
+            self.fence.saw_clash(problem)
+            log.error("node_name_clash", reason=problem)
+            self.events.add("clash", problem)
 
     def _check_role(self) -> None:
         tracker = self._tracker

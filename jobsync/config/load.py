@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +30,7 @@ from jobsync.config.sections import (
 )
 from jobsync.credentials import KeyringGet, keyring_password
 from jobsync.errors import ConfigError
+from jobsync.identity import host_name
 from jobsync.names import name_key, pattern_problem
 
 if sys.version_info >= (3, 11):
@@ -110,7 +110,7 @@ def _parse(
     keyring_get: KeyringGet,
 ) -> Config:
     top = Table(data, where=str(path))
-    node = top.text("node") or socket.gethostname().split(".")[0]
+    node = _node_name(top)
     source_text = top.required_text("source")
     pattern = top.text("pattern", DEFAULT_PATTERN)
     timeout = top.positive("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
@@ -158,6 +158,28 @@ def _parse(
         schedule=schedule,
         retention=retention,
     )
+
+
+def _node_name(top: Table) -> str:
+    """``node``: the host name unless the file says otherwise, and then knowingly.
+
+    A copied config that names another machine would make two machines one node, so a name
+    that is not this machine's needs ``node_differs_from_host = true`` beside it.
+    """
+    host = host_name()
+    named = top.text("node")
+    acknowledged = top.take("node_differs_from_host", bool, default=False)
+    if named is None:
+        if acknowledged:
+            raise top.fail("node_differs_from_host is only used with node")
+        return host
+    if not acknowledged and name_key(named.split(".")[0]) != name_key(host):
+        raise top.fail(
+            f"node = {shown(named)} is not this machine's host name ({host}): leave node out "
+            f"(it defaults to the host name), or, if the other nodes know this machine as "
+            f"{named}, add node_differs_from_host = true"
+        )
+    return named
 
 
 def _parse_peers(

@@ -13,6 +13,7 @@ from jobsync.result.agent import (
 )
 from jobsync.result.check import CheckResult
 from jobsync.result.codes import worst
+from jobsync.result.init import InitResult
 from jobsync.result.push import FileFailure, PeerResult, PushResult
 from jobsync.result.reconcile import Drift, Kind, PeerDrift, ReconcileResult
 from jobsync.result.takeover import TakeoverResult
@@ -23,6 +24,7 @@ __all__ = [
     "Drift",
     "Event",
     "FileFailure",
+    "InitResult",
     "Kind",
     "PeerDrift",
     "PeerResult",

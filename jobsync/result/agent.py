@@ -82,6 +82,8 @@ class AgentView:
     source_error: str | None
     peers: tuple[PeerView, ...]
     events: tuple[Event, ...] = ()
+    fenced: str | None = None  # why this node must not push (a newer owner), if it must not
+    stalled: tuple[str, ...] = ()  # peers whose worker thread is not running (while it should)
 
 
 def state_document(view: AgentView) -> dict[str, Any]:

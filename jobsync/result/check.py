@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobsync.errors import ExitCode
+from jobsync.identity import Identity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,6 +17,7 @@ class CheckResult:
     ok: bool
     detail: str
     seconds: float = 0.0
+    identity: Identity | None = None  # whose folder it is, by its node.json
 
     @property
     def exit_code(self) -> ExitCode:

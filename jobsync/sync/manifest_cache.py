@@ -12,15 +12,17 @@ import time
 from typing import Any
 
 from jobsync.errors import NewerManifestError, PeerError
+from jobsync.identity import NODE_FILE, Identity, identity_from_bytes
 from jobsync.manifest import Manifest
 from jobsync.names import MANIFEST
 from jobsync.result import FileFailure
-from jobsync.transport import Peer
+from jobsync.transport import Peer, RemoteFile
 from jobsync.transport.manifests import (
     Distrust,
     manifest_listing,
     read_manifest,
     set_manifest_aside,
+    state_listing,
     write_manifest,
 )
 
@@ -34,10 +36,13 @@ class ManifestCache:
         self.manifest: Manifest | None = None
         self._stamp: tuple[int, int] | None = None
         self.unsaved_since: float | None = None  # when memory got ahead of the peer's manifest
+        self.identity: Identity | None = None  # whose folder this is, by its node.json
+        self._identity_stamp: tuple[int, int] | None = None
 
     def forget(self) -> None:
         """Know nothing of the peer's manifest: the next pass reads it again."""
         self.manifest = self._stamp = self.unsaved_since = None
+        self.identity = self._identity_stamp = None
 
     def is_current(self, peer: Peer) -> bool:
         """Whether the peer's manifest is still the one this sync last read or wrote."""
@@ -51,7 +56,9 @@ class ManifestCache:
         in a dry run: then it stays where it is), never trusted. One in a newer jobsync's format
         raises :class:`NewerManifestError`: its epochs and deletions are not this one's to drop.
         """
-        listed = manifest_listing(peer)
+        listing = state_listing(peer)
+        self._note_identity(peer, listing.get(NODE_FILE.rsplit("/", 1)[1]))
+        listed = listing.get("manifest.json")
         if listed is None:
             return Manifest()
         if self.manifest is not None and self._stamp == (listed.size, listed.mtime_ns):
@@ -71,6 +78,15 @@ class ManifestCache:
             return Manifest()
         self.manifest, self._stamp = manifest, (listed.size, listed.mtime_ns)
         return manifest
+
+    def _note_identity(self, peer: Peer, listed: RemoteFile | None) -> None:
+        """Read the peer's ``node.json`` when it changed (one small read, then none)."""
+        stamp = None if listed is None else (listed.size, listed.mtime_ns)
+        if stamp == self._identity_stamp:
+            return
+        data = peer.read_files([NODE_FILE])[NODE_FILE] if listed is not None else None
+        self.identity = identity_from_bytes(data) if isinstance(data, bytes) else None
+        self._identity_stamp = stamp
 
     def defer(self, manifest: Manifest) -> None:
         """Keep ``manifest`` in memory as the peer's, to be saved later."""

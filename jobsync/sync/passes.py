@@ -173,7 +173,14 @@ def names_pass(
 
 def author_of(ctx: PassContext) -> Author:
     """Who writes this pass's records."""
-    return Author(node=ctx.node, epoch=ctx.epoch, local=ctx.fence.manifest())
+    me = ctx.fence.identity
+    return Author(
+        node=ctx.node,
+        epoch=ctx.epoch,
+        local=ctx.fence.manifest(),
+        install=me.install if me is not None else "",
+        host=me.host if me is not None else "",
+    )
 
 
 def _clear_temps(ctx: PassContext, job_temps: list[str]) -> None:

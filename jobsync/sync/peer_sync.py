@@ -17,6 +17,7 @@ from functools import partial
 from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_verdict
 from jobsync.errors import NewerManifestError, PeerError, PeerSessionLostError
+from jobsync.identity import clash
 from jobsync.logs import get_logger
 from jobsync.manifest import Manifest
 from jobsync.names import name_key
@@ -198,10 +199,22 @@ class PeerSync:
         self, peer: Peer, manifest: Manifest, tally: Tally, *, temps_alike: bool | None
     ) -> PassContext | None:
         """The pass's context, or ``None`` when the peer or this node names a winning owner."""
-        node = self._config.node
-        verdict = fence_verdict(manifest, epoch=self._fence.epoch(), node=node)
+        node, me = self._config.node, self._fence.identity
+        where = f"its jobs folder on peer {self.peer_config.name}"
+        verdict = fence_verdict(
+            manifest,
+            epoch=self._fence.epoch(),
+            node=node,
+            me=me,
+            where=f"by the manifest in {where}",
+        )
         if verdict.winner is not None:
             self._fence.saw(verdict.winner)  # fenced on every peer from now on, not only here
+        found = self._cache.identity
+        if me is not None and (problem := clash(me, found, where=f"by node.json in {where}")):
+            self._fence.saw_clash(problem)
+        if verdict.clash is not None:
+            self._fence.saw_clash(verdict.clash)
         reason = self._fence.reason() or verdict.reason
         if reason is not None:
             tally.refuse(reason)

@@ -11,6 +11,7 @@ from jobsync.config import Config, PeerConfig
 from jobsync.epoch import LocalFence
 from jobsync.errors import SafetyRefusalError
 from jobsync.fanout import each_peer
+from jobsync.identity import local_identity, publish, published_addresses
 from jobsync.logs import get_logger
 from jobsync.result import PeerResult, PushResult
 from jobsync.retention import prune_kept
@@ -34,12 +35,13 @@ def push(
 ) -> PushResult:
     """Scan the source once, then bring every peer in ``peers`` up to date, concurrently."""
     started = time.monotonic()
-    fence = LocalFence(config.source, config.node)
-    fenced = fence.reason()
-    if fenced:
-        raise SafetyRefusalError(f"push refused: {fenced}")
     if not config.source.is_dir():
         scan_source(config.source, config.pattern)  # raises the SourceError that says why
+    me = local_identity(config, addresses=published_addresses(config))
+    fence = LocalFence(config.source, config.node, identity=me)
+    fenced = fence.reason() or (None if options.dry_run else publish(config.source, me))
+    if fenced:
+        raise SafetyRefusalError(f"push refused: {fenced}")
     # The source is read while the peers are connected and logged on: both take a while.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan") as reader:
         reading = reader.submit(scan_source, config.source, config.pattern)

@@ -25,6 +25,8 @@ class Author:
     node: str
     epoch: int
     local: Manifest  # the services node's own manifest: where its jobs' versions came from
+    install: str = ""  # the node's install id and host (jobsync.identity), kept in the manifest
+    host: str = ""
 
     def version_of(self, src: SourceFile) -> tuple[str, int]:
         """Origin and epoch of a source file's bytes: as recorded locally, else a local edit."""
@@ -113,8 +115,9 @@ def next_manifest(
     ``since`` is when this node's ownership began (its takeover), for a folder it takes over.
     """
     same_owner = name_key(old.owner) == name_key(author.node) and old.epoch == author.epoch
+    same_identity = (old.owner_install, old.owner_host) == (author.install, author.host)
     unchanged = dict(old.entries) == records.entries and dict(old.tombstones) == records.tombstones
-    if same_owner and unchanged:
+    if same_owner and same_identity and unchanged:
         return None
     return Manifest(
         node=author.node,
@@ -123,5 +126,7 @@ def next_manifest(
         epoch=author.epoch,
         owner=author.node,
         owner_since=old.owner_since if same_owner else (since or now),
+        owner_install=author.install,
+        owner_host=author.host,
         tombstones=records.tombstones,
     )

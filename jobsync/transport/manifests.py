@@ -20,7 +20,12 @@ from jobsync.transport.base import FileWrite, Peer, RemoteFile, WriteOutcome
 
 def manifest_listing(peer: Peer) -> RemoteFile | None:
     """The peer's manifest file as listed (size, write time), or ``None`` when it has none."""
-    return next((f for f in peer.list_files(STATE_DIR) if f.name == "manifest.json"), None)
+    return state_listing(peer).get("manifest.json")
+
+
+def state_listing(peer: Peer) -> dict[str, RemoteFile]:
+    """The files of the peer's ``.jobsync/`` folder by name (manifest, ``node.json``, ...)."""
+    return {f.name: f for f in peer.list_files(STATE_DIR)}
 
 
 class Distrust(Enum):
