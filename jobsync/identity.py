@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import stat
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +70,8 @@ def install_id(state_dir: Path, *, folder: Path, node: str, host: str) -> str:
         and name_key(recorded.node) == name_key(node)
         and recorded.host.casefold() == host.casefold()
     )
+    import uuid  # noqa: PLC0415 - once per installation; every push would pay for it
+
     made = uuid.uuid4().hex
     if mine and recorded is not None:
         with contextlib.suppress(ValueError):

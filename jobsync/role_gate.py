@@ -9,10 +9,13 @@ with ``--as-services-node``; the override is logged, never silent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from jobsync.config import Config
 from jobsync.logs import get_logger
-from jobsync.role import RoleDetector
+
+if TYPE_CHECKING:
+    from jobsync.role import RoleDetector
 
 log = get_logger(__name__)
 
@@ -37,7 +40,10 @@ def decide(
     config: Config, *, override: bool = False, detector: RoleDetector | None = None
 ) -> RoleDecision:
     """Ask ``[active]`` once; raises ConfigError when its mode cannot work on this site."""
-    detector = detector or RoleDetector(config.active)
+    if detector is None:
+        from jobsync.role import RoleDetector  # noqa: PLC0415 - a push pays only for what it asks
+
+        detector = RoleDetector(config.active)
     detector.validate()
     probe = detector.probe()
     if probe.active or not override:
