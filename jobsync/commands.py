@@ -375,11 +375,8 @@ def init(
     from jobsync.render import init_to_json, init_to_text  # noqa: PLC0415
 
     with _exclusive(config, "jobsync init", needed=not dry_run) as busy:
-        if busy:
-            raise SafetyRefusalError(
-                f"init refused: {busy} is at work on this node; run it again once that is done"
-            )
-        result = run_init(config, dry_run=dry_run, override=as_services_node)
+        # A running agent leaves init the identity and the owner's answer, not a claim.
+        result = run_init(config, dry_run=dry_run, override=as_services_node, busy=busy)
     _emit(
         as_json=as_json,
         document=lambda: init_to_json(result),

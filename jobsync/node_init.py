@@ -31,9 +31,14 @@ def init(
     *,
     dry_run: bool = False,
     override: bool = False,
+    busy: str | None = None,
     opener: Opener = default_opener,
 ) -> InitResult:
-    """Record this node's identity; claim the jobs if it is the services node and none does."""
+    """Record this node's identity; claim the jobs if it is the services node and none does.
+
+    ``busy`` names who holds this node's work lock (the agent): the identity is still recorded
+    and an owner is still told it owns the jobs, but a claim is refused until it stops.
+    """
     if not config.source.is_dir():
         scan_source(config.source, config.pattern)  # raises the SourceError that says why
     decision = decide(config, override=override)
@@ -56,6 +61,11 @@ def init(
     mine = claim is not None and name_key(claim.node) == name_key(config.node)
     if claim is not None and mine and claim.epoch > 0 and claim.install in ("", me.install):
         return replace(result, owned_since=claim.epoch)
+    if busy is not None and not dry_run:
+        refused = (
+            f"{busy} is at work on this node; stop the jobsync agent service, run jobsync init"
+        )
+        return replace(result, refused=f"{refused} again, then start it")
     claimed = takeover(config, dry_run=dry_run, first=True, opener=opener)
     log.info("node_initialised", role=decision.name, epoch=claimed.epoch, refused=claimed.refused)
     return replace(result, claimed=claimed)

@@ -333,6 +333,7 @@ def init_to_json(result: InitResult) -> dict[str, Any]:
         "exit_code": int(result.exit_code),
         "clash": result.clash,
         "owned_since_epoch": result.owned_since,
+        "refused": result.refused,
         "claimed": None if result.claimed is None else takeover_to_json(result.claimed),
     }
 
@@ -353,6 +354,8 @@ def init_to_text(result: InitResult) -> list[str]:
             "a standby does not claim the jobs: run jobsync init on the services node; "
             "this node's scheduled push will change nothing while it is standby"
         )
+    elif result.refused is not None:
+        lines.append(f"REFUSED: {result.refused}")
     elif result.owned_since is not None:
         lines.append(f"{result.node} already owns the jobs (epoch {result.owned_since}): done")
     elif result.claimed is not None:

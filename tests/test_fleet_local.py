@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import Run, run_jobsync
 
+import jobsync.lock
 import jobsync.role
 from jobsync.config import load_config
 from jobsync.errors import ConfigError
@@ -26,6 +27,7 @@ from jobsync.identity import (
     publish,
     read_folder_identity,
 )
+from jobsync.lock import WorkLock
 from jobsync.manifest import manifest_from_bytes
 
 SERVICES = "203.0.113.50"
@@ -318,3 +320,35 @@ def test_local_identity_names_the_config_node_and_this_host(tmp_path: Path) -> N
     me = local_identity(load_config(path, environ={}))
     assert (me.node, me.host) == (host_name(), host_name())
     assert (tmp_path / "state" / "install-id").read_text().strip() == me.install
+
+
+def test_init_beside_a_running_agent_records_the_identity_but_claims_nothing(
+    pair: dict[str, LocalNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-run of the install with the agent running: the owner is told so; a claim waits.
+
+    Before the claim, init says why it refuses (exit 4) and changes no job or manifest; once the
+    node owns the jobs, the same re-run answers "already owns" (exit 0).
+    """
+    node2 = pair["node2"]
+    (node2.folder / "a.jobs").write_bytes(b"v1")
+    monkeypatch.setattr(jobsync.lock, "DEFAULT_WAIT_SECONDS", 0.2)
+    agent = WorkLock(node2.home / "state", who="the jobsync agent")
+    assert agent.acquire(wait=1)
+    try:
+        refused = node2.run("init")
+        assert refused.code == 4, refused
+        assert "REFUSED: the jobsync agent (pid" in refused.out
+        assert "stop the jobsync agent service" in refused.out
+        assert not (node2.folder / ".jobsync" / "epoch.json").exists()
+        assert read_folder_identity(node2.folder) is not None
+    finally:
+        agent.release()
+    assert node2.run("init").code == 0
+    assert agent.acquire(wait=1)
+    try:
+        again = node2.run("init")
+        assert again.code == 0, again
+        assert "node2 already owns the jobs (epoch 1): done" in again.out
+    finally:
+        agent.release()

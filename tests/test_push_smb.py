@@ -332,7 +332,8 @@ def test_check_reports_each_peer(smb_cluster: Cluster) -> None:
     run = smb_cluster.run("check")
     assert run.code == 0, run
     head, *lines = run.out.splitlines()
-    assert head.startswith("node1 (host ") and head.endswith(' is active: mode = "always"'), head
+    assert head.startswith("node1 (host "), head
+    assert head.endswith(' is active: mode = "always"'), head
     assert [line.split()[:2] for line in lines] == [["node2", "OK"], ["node3", "OK"]]
     assert all("(SMB 3.1.1, encrypted with AES-128-GCM)" in line for line in lines), lines
     assert time.monotonic() - started < 30

@@ -21,11 +21,12 @@ class InitResult:
     clash: str | None = None  # another machine goes by this node's name: nothing was done
     owned_since: int | None = None  # the epoch this node already owned the jobs in
     claimed: TakeoverResult | None = None  # the first takeover that made this node the owner
+    refused: str | None = None  # why the claim was not made (the agent holds the work lock)
     dry_run: bool = False
 
     @property
     def exit_code(self) -> ExitCode:
         """0 done (or nothing to do), 3 some peer not reached, 4 refused."""
-        if self.clash is not None:
+        if self.clash is not None or self.refused is not None:
             return ExitCode.REFUSED
         return self.claimed.exit_code if self.claimed is not None else ExitCode.OK
