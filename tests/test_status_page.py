@@ -224,7 +224,7 @@ def test_the_page_before_the_agent_has_any_state(local_cluster: Cluster) -> None
     assert text.count("no pass yet") == 2
     assert "never" in text
     assert "Nothing yet." in text
-    assert "no takeover recorded in the jobs folder yet" in text
+    assert "no owner recorded yet (jobsync init on the services node claims the jobs)" in text
 
 
 def test_the_page_with_a_failing_peer_hides_secrets_and_merges_repeats() -> None:

@@ -73,7 +73,7 @@ def render_page(
     owner = (
         f"jobs owned by {text(view.owner)} (epoch {view.owner_epoch})"
         if view.owner
-        else "no takeover recorded in the jobs folder yet"
+        else "no owner recorded yet (jobsync init on the services node claims the jobs)"
     )
     jobs = f"{view.source_files} job{'' if view.source_files == 1 else 's'}"
     source = (
