@@ -352,3 +352,23 @@ def test_init_beside_a_running_agent_records_the_identity_but_claims_nothing(
         assert "node2 already owns the jobs (epoch 1): done" in again.out
     finally:
         agent.release()
+
+
+@pytest.mark.parametrize("command", [("push",), ("reconcile", "--apply"), ("init",)])
+def test_a_services_name_every_node_holds_is_refused_by_every_writer(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+) -> None:
+    """``services_host`` on loopback (a hosts file pointing at itself): exit 2, one line."""
+    nodes = _nodes(
+        tmp_path, capsys, monkeypatch, active='mode = "dns"\nservices_host = "127.0.0.1"'
+    )
+    (nodes["node2"].folder / "a.jobs").write_bytes(b"v2")
+    before = {**nodes["node1"].files(), **nodes["node2"].files()}
+    ran = nodes["node2"].run(*command)
+    assert ran.code == 2, ran
+    assert len(ran.err.splitlines()) == 1, ran.err
+    assert "a loopback or unspecified address that every node holds" in ran.err
+    assert {**nodes["node1"].files(), **nodes["node2"].files()} == before
