@@ -83,6 +83,13 @@ def fleet_problems(config: Config, me: Identity, results: Sequence[CheckResult])
                 f"peers {other} and {result.peer} both say they are node {found.node}: give each "
                 "node its own name"
             )
+    others = sorted(r.peer for r in results if r.identity is not None)
+    if config.active.mode == "always" and others:
+        problems.append(
+            f'[active] is left out (or mode = "always") and {", ".join(others)} run jobsync '
+            "too: every node with this file pushes as the services node; set [active] "
+            '(mode = "services" or "dns") on every node'
+        )
     if config.active.mode == "dns":
         holders = {me.node: set(me.addresses)}
         holders |= {r.identity.node: set(r.identity.addresses) for r in results if r.identity}

@@ -372,3 +372,22 @@ def test_a_services_name_every_node_holds_is_refused_by_every_writer(
     assert len(ran.err.splitlines()) == 1, ran.err
     assert "a loopback or unspecified address that every node holds" in ran.err
     assert {**nodes["node1"].files(), **nodes["node2"].files()} == before
+
+
+def test_check_flags_a_fleet_without_active(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two jobsync nodes without ``[active]`` both push as the services node: check says so."""
+    nodes = _nodes(tmp_path, capsys, monkeypatch, active='mode = "always"')
+    first = nodes["node1"].run("check")
+    assert first.code == 0, first  # node2 has not said yet that it runs jobsync
+    second = nodes["node2"].run("check")
+    assert second.code == 2, second
+    fleet = [line for line in second.out.splitlines() if line.startswith("FLEET")]
+    assert fleet == [
+        (
+            'FLEET  [active] is left out (or mode = "always") and node1 run jobsync too: every '
+            'node with this file pushes as the services node; set [active] (mode = "services" '
+            'or "dns") on every node'
+        )
+    ]
