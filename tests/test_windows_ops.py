@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -51,7 +52,8 @@ def test_service_xml_carries_what_winsw_needs(
 ) -> None:
     """The WinSW XML carries everything the service needs, and never an account or password.
 
-    It names the service, runs `-m jobsync watch --config <abs>`, restarts on failure at 10 s,
+    It names the service, runs `-I -m jobsync watch --config <abs>` in the interpreter's own
+    folder, restarts on failure at 10 s,
     60 s and 5 min, and rolls its logs. The account (``account``) goes to the service manager
     at install time instead (see test_windows_deploy.py), so it is not in the file.
     """
@@ -63,8 +65,8 @@ def test_service_xml_carries_what_winsw_needs(
     assert root.findtext("name")
     assert root.findtext("description")
     assert root.findtext("executable") == sys.executable
-    assert root.findtext("arguments") == f'-m jobsync watch --config "{config.path.resolve()}"'
-    assert root.findtext("workingdirectory") == str(tmp_path.resolve())
+    assert root.findtext("arguments") == f'-I -m jobsync watch --config "{config.path.resolve()}"'
+    assert root.findtext("workingdirectory") == str(Path(sys.executable).parent)
     assert root.findtext("stoptimeout") == "15 sec"
     assert [e.get("delay") for e in root.findall("onfailure")] == ["10 sec", "60 sec", "5 min"]
     assert {e.get("action") for e in root.findall("onfailure")} == {"restart"}
@@ -81,6 +83,7 @@ def test_service_python_can_be_overridden(tmp_path: Path) -> None:
     config = _config(tmp_path, f"[service]\npython = '{exe}'\nstop_timeout_seconds = 20\n")
     root = ET.fromstring(service_xml(config))  # noqa: S314 - our own output
     assert root.findtext("executable") == exe
+    assert root.findtext("workingdirectory") == "C:\\Program Files\\jobsync\\.venv\\Scripts"
     assert root.findtext("stoptimeout") == "20 sec"
 
 
@@ -124,7 +127,7 @@ def test_task_xml_carries_what_task_scheduler_needs(
     exec_ = root.find("t:Actions/t:Exec", TASK)
     assert exec_ is not None
     assert exec_.findtext("t:Arguments", namespaces=TASK) == (
-        f'-m jobsync push --config "{config.path.resolve()}"'
+        f'-I -m jobsync push --config "{config.path.resolve()}"'
     )
     principal = root.find("t:Principals/t:Principal", TASK)
     assert principal is not None
@@ -315,3 +318,48 @@ def test_the_documented_example_config_loads() -> None:
     assert [p.name for p in config.target_peers] == ["node1", "node2", "node3"]
     assert config.service.account == "CORP\\gmsa-jobsync$"
     assert config.active.mode == "dns"
+
+
+def _planted(folder: Path, marker: Path) -> None:
+    """What any local user may leave in a folder under %ProgramData%: code writing ``marker``."""
+    payload = f"open({str(marker)!r}, 'w').write('ran as the service account')\n"
+    (folder / "jobsync").mkdir(parents=True)
+    (folder / "jobsync" / "__init__.py").write_text(payload)
+    (folder / "jobsync" / "__main__.py").write_text(payload)
+    (folder / "structlog.py").write_text(payload)
+
+
+def test_the_service_and_the_task_never_import_what_a_user_planted(tmp_path: Path) -> None:
+    """The service's and the task's own command lines, run in a folder with planted modules.
+
+    The reproduction first: `python -m jobsync` in a folder a user could write runs the planted
+    `jobsync/__main__.py`. The rendered command lines (`-I`) import nothing from the folder
+    they run in, even that one; and they run in the interpreter's folder, not the config's.
+    """
+    home = tmp_path / "ProgramData-jobsync"
+    marker = tmp_path / "planted-code-ran"
+    _planted(home, marker)
+    config = _config(home)
+    old = subprocess.run(
+        [sys.executable, "-m", "jobsync", "version"], cwd=home, capture_output=True, check=False
+    )
+    assert marker.exists(), old  # what 0.2.1's command line did
+    marker.unlink()
+
+    service = ET.fromstring(service_xml(config))  # noqa: S314 - our own output
+    task = ET.fromstring(task_xml(config))  # noqa: S314 - our own output
+    arguments = [
+        service.findtext("arguments") or "",
+        task.findtext("t:Actions/t:Exec/t:Arguments", namespaces=TASK) or "",
+    ]
+    folders = {
+        service.findtext("workingdirectory"),
+        task.findtext("t:Actions/t:Exec/t:WorkingDirectory", namespaces=TASK),
+    }
+    assert folders == {str(Path(sys.executable).parent)}
+    for line in arguments:
+        argv = [sys.executable, *shlex.split(line.replace(" watch ", " push "))]
+        ran = subprocess.run(argv, cwd=home, capture_output=True, text=True, check=False)
+        assert ran.returncode == 2, ran  # the config's source does not exist: jobsync ran
+        assert "does not exist" in ran.stderr, ran.stderr
+        assert not marker.exists(), line

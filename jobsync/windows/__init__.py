@@ -9,6 +9,8 @@ virtual environment and calls these commands.
 
 from __future__ import annotations
 
+import ntpath
+import posixpath
 import sys
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -24,6 +26,28 @@ LOCAL_SYSTEM = "LocalSystem"
 def python_executable(config: Config) -> str:
     """The python.exe the service and the task run: configured, else the one running now."""
     return config.service.python or sys.executable
+
+
+# -I: isolated mode. Python otherwise puts the working directory (or the script's folder) first
+# on the import path and reads PYTHON* variables, so a file any local user may create there (a
+# planted jobsync\__main__.py or structlog.py) would run as the service's account.
+ISOLATED = "-I"
+
+
+def module_command(module: str, *arguments: str) -> str:
+    """The arguments of ``python.exe`` that run ``module`` isolated from where it runs."""
+    return " ".join([ISOLATED, "-m", module, *arguments])
+
+
+def interpreter_folder(config: Config) -> str:
+    """The folder of the python.exe, the working directory of the service and the tasks.
+
+    Only administrators may write it (the virtual environment under Program Files), so neither
+    an import nor a DLL looked up in the working directory can be planted there.
+    """
+    executable = python_executable(config)
+    windows = "\\" in executable or executable[1:2] == ":"
+    return ntpath.dirname(executable) if windows else posixpath.dirname(executable)
 
 
 def config_file(config: Config) -> PurePath:

@@ -13,7 +13,13 @@ import xml.etree.ElementTree as ET
 from pathlib import PurePath
 
 from jobsync.config import Config
-from jobsync.windows import LOCAL_SYSTEM, config_argument, config_home, python_executable
+from jobsync.windows import (
+    LOCAL_SYSTEM,
+    config_argument,
+    interpreter_folder,
+    module_command,
+    python_executable,
+)
 
 NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 SYSTEM_SID = "S-1-5-18"
@@ -29,7 +35,7 @@ def task_xml(config: Config) -> str:
         name=schedule.task_name,
         description="jobsync fallback push: copies changed Integrify jobs to the peers.",
         account=schedule.account,
-        arguments=f"-m jobsync push {config_argument(config)}",
+        arguments=module_command("jobsync", "push", config_argument(config)),
         time_limit_minutes=schedule.time_limit_minutes,
         repeat=True,
     )
@@ -45,7 +51,9 @@ def probe_task_xml(config: Config, *, name: str, result: PurePath) -> str:
         name=name,
         description="jobsync check as the service's account (removed after one run).",
         account=config.service.account,
-        arguments=f'-m jobsync.windows.probe {config_argument(config)} --result "{result}"',
+        arguments=module_command(
+            "jobsync.windows.probe", config_argument(config), f'--result "{result}"'
+        ),
         time_limit_minutes=PROBE_TIME_LIMIT_MINUTES,
         repeat=False,
     )
@@ -112,7 +120,7 @@ def _render(
     command = sub(actions, "Exec")
     sub(command, "Command", python_executable(config))
     sub(command, "Arguments", arguments)
-    sub(command, "WorkingDirectory", str(config_home(config)))
+    sub(command, "WorkingDirectory", interpreter_folder(config))
     ET.indent(task)
     return (
         '<?xml version="1.0" encoding="UTF-16"?>\n' + ET.tostring(task, encoding="unicode") + "\n"

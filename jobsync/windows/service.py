@@ -1,7 +1,8 @@
 """The WinSW definition of the agent's Windows service (``jobsync service xml``).
 
-WinSW runs ``python -m jobsync watch`` as a service, sends Ctrl+C on stop and kills after
-``stoptimeout``, restarts it on failure (10 s, 60 s, 5 min) and rolls its logs. The account is
+WinSW runs ``python -I -m jobsync watch`` as a service, in the interpreter's own folder (see
+:data:`jobsync.windows.ISOLATED`), sends Ctrl+C on stop and kills after ``stoptimeout``,
+restarts it on failure (10 s, 60 s, 5 min) and rolls its logs. The account is
 not in the file: ``jobsync service install`` gives it to the service manager (with ``sc.exe`` for
 a gMSA, through WinSW's own prompt for an account with a password), so no password is ever
 written anywhere, and the file is the same whichever WinSW release reads it.
@@ -12,7 +13,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from jobsync.config import Config
-from jobsync.windows import config_argument, config_home, python_executable
+from jobsync.windows import (
+    config_argument,
+    config_home,
+    interpreter_folder,
+    module_command,
+    python_executable,
+)
 
 RESTART_DELAYS = ("10 sec", "60 sec", "5 min")
 LOG_SIZE_KB = 10_240
@@ -29,8 +36,8 @@ def service_xml(config: Config) -> str:
         ("name", service.name),
         ("description", service.description),
         ("executable", python_executable(config)),
-        ("arguments", f"-m jobsync watch {config_argument(config)}"),
-        ("workingdirectory", str(home)),
+        ("arguments", module_command("jobsync", "watch", config_argument(config))),
+        ("workingdirectory", interpreter_folder(config)),
         ("stoptimeout", f"{service.stop_timeout_seconds:g} sec"),
         ("startmode", "Automatic"),
     ):
