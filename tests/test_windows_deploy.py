@@ -60,12 +60,26 @@ def _winsw(tmp_path: Path) -> tuple[Path, str]:
     return exe, hashlib.sha256(WINSW_BYTES).hexdigest()
 
 
+def _securing(argv: list[str]) -> bool:
+    """Whether a command locks jobsync's folder down (see the test of the locked-down folder)."""
+    if argv[0] == "powershell.exe":
+        return argv[-1].startswith("(Get-Acl")
+    return argv[0] == "icacls.exe" and (
+        "/reset" in argv or "/inheritance:r" in argv or argv[-1].endswith(":(OI)(CI)RX")
+    )
+
+
+def _steps(windows: FakeWindows) -> list[list[str]]:
+    """The commands run, but those that lock jobsync's folder down."""
+    return [c for c in windows.commands if not _securing(c)]
+
+
 def _verbs(windows: FakeWindows) -> list[str]:
     """Each command as tool and verb, e.g. 'sc.exe start' or 'winsw install'."""
     names = {"jobsync-service.exe": "winsw"}
     return [
         f"{names.get(Path(c[0]).name, Path(c[0]).name)} {c[1]}"
-        for c in windows.commands
+        for c in _steps(windows)
         if c[1] != "query"
     ]
 
@@ -233,7 +247,7 @@ def test_the_fallback_task_is_registered_from_its_xml(
     install_task(config, windows.tools())
 
     assert windows.tasks == {"jobsync push": task_xml(config)}
-    (create,) = windows.commands
+    (create,) = _steps(windows)
     assert " ".join(create[:1] + create[-2:] if "/RP" in create else create[:1]) == how
     assert (create in windows.interactive) == (account == DOMAIN_ACCOUNT)
     _no_secret_on_any_command_line(windows)
@@ -303,7 +317,7 @@ def test_check_runs_as_the_service_account_through_a_one_off_task(
     assert windows.tasks == {}
     assert not list(config.state_dir.glob("check-as-service*"))
     assert not list(config.path.parent.glob("jobsync-check-task*"))
-    registered = next(c for c in windows.commands if c[0] != "icacls.exe")
+    registered = next(c for c in _steps(windows) if c[0] != "icacls.exe")
     assert registered[0] == ("powershell.exe" if account else "schtasks.exe")
 
 
@@ -366,3 +380,54 @@ def test_a_service_that_does_not_stop_in_time_is_reported(tmp_path: Path) -> Non
     with pytest.raises(WindowsToolError, match="gave up after 30 s waiting for service jobsync"):
         uninstall_service(config, windows.tools())
     assert "jobsync" in windows.services  # not removed while it still runs
+
+
+def test_jobsyncs_folder_is_locked_down_before_anything_is_written_there(tmp_path: Path) -> None:
+    """Owner checked, inheritance removed, SYSTEM and Administrators alone, the account reads.
+
+    These are the first commands of an install, before WinSW or its definition lands there.
+    """
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    home = str(tmp_path / "ProgramData" / "jobsync")
+    assert windows.commands[:4] == [
+        [
+            "powershell.exe",
+            "-NoProfile",
+            "-NonInteractive",
+            "-Command",
+            f"(Get-Acl -LiteralPath '{home}').Owner",
+        ],
+        ["icacls.exe", home, "/reset", "/T", "/C", "/Q"],
+        [
+            "icacls.exe",
+            home,
+            "/inheritance:r",
+            "/grant:r",
+            "*S-1-5-18:(OI)(CI)F",
+            "*S-1-5-32-544:(OI)(CI)F",
+        ],
+        ["icacls.exe", home, "/grant", f"{GMSA}:(OI)(CI)RX"],
+    ]
+
+
+@pytest.mark.parametrize("what", ["service", "task"])
+def test_a_folder_another_user_owns_is_refused(tmp_path: Path, what: str) -> None:
+    """A jobsync folder a user created beforehand: exit 4, nothing installed or written there."""
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows(home_owner="NODE1\\mallory")
+
+    def install() -> None:
+        if what == "service":
+            install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+        else:
+            install_task(config, windows.tools())
+
+    with pytest.raises(SafetyRefusalError, match=r"owned by NODE1\\mallory, not by Administrators"):
+        install()
+    assert [c[0] for c in windows.commands] == ["powershell.exe"]
+    assert (windows.services, windows.tasks) == ({}, {})
+    assert [p.name for p in (tmp_path / "ProgramData" / "jobsync").iterdir()] == ["jobsync.toml"]

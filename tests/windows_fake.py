@@ -43,6 +43,7 @@ class FakeWindows:
     """The runner: call it with a command line; inspect ``commands``, ``services``, ``tasks``."""
 
     typed_account: str | None = None  # what the administrator types at WinSW's prompt
+    home_owner: str = "BUILTIN\\Administrators"  # what Get-Acl says owns jobsync's folder
     pending_queries: int = 1
     commands: list[list[str]] = field(default_factory=list)
     interactive: list[list[str]] = field(default_factory=list)
@@ -70,6 +71,8 @@ class FakeWindows:
             return self._sc(argv[1], argv[2], argv[3:])
         if tool == "schtasks.exe":
             return self._schtasks(argv[1:])
+        if tool == "powershell.exe" and argv[-1].startswith("(Get-Acl"):
+            return Completed(0, self.home_owner + "\r\n")
         if tool == "powershell.exe":
             return self._register_from_powershell(argv[-1])
         if tool == "icacls.exe":

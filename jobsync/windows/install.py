@@ -25,6 +25,7 @@ from jobsync.windows import (
     needs_password,
     write_atomically,
 )
+from jobsync.windows.acl import secure_home
 from jobsync.windows.runner import Tools, WindowsToolError
 from jobsync.windows.service import service_xml
 
@@ -77,10 +78,10 @@ def install_service(
             f"no WinSW at {exe}: pass --winsw FILE --winsw-sha256 HASH "
             "(the SHA-256 from WinSW's release page)"
         )
+    secure_home(config, tools)  # before anything is written there
     state = service_state(config, tools)
     if state not in (None, "STOPPED"):
         stop_service(config, tools)  # its executable cannot be replaced while it runs
-    exe.parent.mkdir(parents=True, exist_ok=True)
     if winsw is not None and (not exe.is_file() or _sha256(exe) != _sha256(winsw)):
         shutil.copyfile(winsw, exe)
         tools.say(f"WinSW copied to {exe}")

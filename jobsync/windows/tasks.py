@@ -16,6 +16,7 @@ from pathlib import Path
 from jobsync.config import Config
 from jobsync.errors import ExitCode
 from jobsync.windows import LOCAL_SYSTEM, config_home, is_gmsa, needs_password, write_atomically
+from jobsync.windows.acl import secure_home
 from jobsync.windows.install import grant_folders
 from jobsync.windows.runner import Tools, WindowsToolError
 from jobsync.windows.schedule import NAMESPACE, probe_task_xml, task_xml
@@ -48,6 +49,7 @@ def install_task(config: Config, tools: Tools) -> None:
     """Register (or replace) the fallback push task."""
     schedule = config.schedule
     path = Path(config_home(config)) / TASK_XML
+    secure_home(config, tools)  # before the definition is written there
     _register(schedule.task_name, path, task_xml(config), schedule.account, tools)
     tools.say(
         f"task {schedule.task_name!r} registered: jobsync push every "
@@ -75,6 +77,7 @@ def check_as_service(config: Config, tools: Tools) -> tuple[int, str]:
     """
     name = f"{config.service.id} check"
     account = config.service.account or LOCAL_SYSTEM
+    secure_home(config, tools)  # the probe's definition is written there
     grant_folders(config, tools)  # the account writes its answer to the state folder
     result = Path(config.state_dir) / PROBE_RESULT
     result.unlink(missing_ok=True)
