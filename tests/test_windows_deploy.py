@@ -138,16 +138,66 @@ def test_an_account_with_a_password_is_typed_at_winsws_own_prompt(tmp_path: Path
     _no_secret_on_any_command_line(windows)
 
 
-def test_a_mistyped_account_is_reported(tmp_path: Path) -> None:
-    """When the service ends up under another account than the config's, jobsync says so."""
+def test_a_mistyped_account_is_refused_and_a_rerun_converges(tmp_path: Path) -> None:
+    """Another account typed at WinSW's prompt: the service is not started (exit 4).
+
+    The next install sees the service under the wrong account and registers it again through
+    WinSW's prompt, where the right account is typed: it then runs as the config says.
+    """
     config = _config(tmp_path, DOMAIN_ACCOUNT)
     winsw, sha = _winsw(tmp_path)
     windows = FakeWindows(typed_account="CORP\\someone-else")
-    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
-    assert any(
-        line.startswith("warning: service jobsync runs as CORP\\someone-else")
-        for line in windows.said
-    )
+    with pytest.raises(SafetyRefusalError, match=r"runs as CORP\\someone-else, but the config"):
+        install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    assert windows.services["jobsync"].state == "STOPPED"
+
+    windows.typed_account = DOMAIN_ACCOUNT
+    windows.commands.clear()
+    install_service(config, windows.tools())
+    assert [v for v in _verbs(windows) if v.startswith("winsw")] == [
+        "winsw uninstall",
+        "winsw install",
+    ]
+    service = windows.services["jobsync"]
+    assert (service.state, service.start_name) == ("RUNNING", DOMAIN_ACCOUNT)
+
+
+def test_a_gmsa_windows_does_not_know_leaves_no_service_behind(tmp_path: Path) -> None:
+    """sc.exe config fails (1332): the registration is undone and the error said in words.
+
+    0.2.1 left the service registered as LocalSystem, and the next run started it so. Now the
+    next run (once the gMSA is installed on the node) registers it afresh, with the gMSA.
+    """
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows(unknown_accounts={GMSA})
+    with pytest.raises(WindowsToolError, match="no such account: the name does not map"):
+        install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    assert windows.services == {}
+
+    windows.unknown_accounts.clear()
+    install_service(config, windows.tools())
+    service = windows.services["jobsync"]
+    assert (service.state, service.start_name) == ("RUNNING", GMSA)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [(None, GMSA), (GMSA, None), ("CORP\\gmsa-other$", GMSA)],
+    ids=["localsystem-to-gmsa", "gmsa-to-localsystem", "gmsa-to-gmsa"],
+)
+def test_a_rerun_gives_an_installed_service_the_configs_account(
+    tmp_path: Path, before: str | None, after: str | None
+) -> None:
+    """Installing again converges: the service runs as the config says, set with sc.exe."""
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(_config(tmp_path, before), windows.tools(), winsw=winsw, winsw_sha256=sha)
+    config = _config(tmp_path, after)
+    install_service(config, windows.tools())
+    service = windows.services["jobsync"]
+    assert (service.state, service.start_name) == ("RUNNING", after or "LocalSystem")
+    assert [v for v in _verbs(windows) if v.startswith("winsw")] == ["winsw install"]
 
 
 def test_local_system_needs_no_account_step(tmp_path: Path) -> None:

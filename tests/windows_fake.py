@@ -44,6 +44,7 @@ class FakeWindows:
 
     typed_account: str | None = None  # what the administrator types at WinSW's prompt
     home_owner: str = "BUILTIN\\Administrators"  # what Get-Acl says owns jobsync's folder
+    unknown_accounts: set[str] = field(default_factory=set)  # sc.exe config answers 1332
     pending_queries: int = 1
     commands: list[list[str]] = field(default_factory=list)
     interactive: list[list[str]] = field(default_factory=list)
@@ -91,7 +92,14 @@ class FakeWindows:
                 return Completed(1062 if verb == "stop" else 1056, "already")
             service.state, service.pending = wanted, self.pending_queries
         elif verb == "config":
-            service.start_name = rest[rest.index("obj=") + 1]
+            account = rest[rest.index("obj=") + 1]
+            if account in self.unknown_accounts:
+                return Completed(
+                    1332,
+                    "[SC] ChangeServiceConfig FAILED 1332:\r\n\r\nNo mapping between account "
+                    "names and security IDs was done.\r\n",
+                )
+            service.start_name = account
         elif verb == "qc":
             return Completed(0, f"SERVICE_NAME: {name}\n SERVICE_START_NAME : {service.start_name}")
         elif verb == "delete":

@@ -41,6 +41,11 @@ _STATE = re.compile(
 )
 _START_NAME = re.compile(r"SERVICE_START_NAME\s*:\s*(\S.*?)\s*$", re.MULTILINE)
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+ACCOUNT_ERRORS = {  # what sc.exe config's errors mean for the account, in words
+    1057: " (the account name is invalid or does not exist, or its password is wrong)",
+    1332: " (no such account: the name does not map to one in the domain; for a gMSA, is it "
+    "installed on this node with Install-ADServiceAccount?)",
+}
 
 
 def service_files(config: Config) -> tuple[Path, Path]:
@@ -90,8 +95,8 @@ def install_service(
     if state is None:
         _register(config, tools, exe)
     else:
-        tools.say(f"service {service.id} was already installed: it keeps its account")
-    _verify_account(config, tools)
+        _converge_account(config, tools, exe)
+    _require_account(config, tools)
     grant_folders(config, tools)
     tools.check(["sc.exe", "failure", service.id, "reset=", "86400", "actions=", RESTART_ACTIONS])
     tools.check(["sc.exe", "failureflag", service.id, "1"])
@@ -144,34 +149,93 @@ def start_service(config: Config, tools: Tools) -> None:
 
 
 def _register(config: Config, tools: Tools, exe: Path) -> None:
+    """Register the service with its account, as one step: a failure leaves nothing behind."""
     account = config.service.account
     if needs_password(account):
-        tools.say(
-            f"WinSW asks for the service's account now: type {account}, its password, then y "
-            "(to let it log on as a service). The password goes to Windows, not to a file."
-        )
-        tools.check([str(exe), "install", "/p"], interactive=True)
-    else:
-        tools.check([str(exe), "install"])
-        if is_gmsa(account):
-            # A gMSA has no password: the empty one tells Windows to fetch it from the domain.
-            tools.check(
-                ["sc.exe", "config", config.service.id, "obj=", str(account), "password=", ""]
-            )
+        _register_with_password(config, tools, exe)
+        return
+    tools.check([str(exe), "install"])
+    if is_gmsa(account):
+        try:
+            _set_account(config, tools)
+        except WindowsToolError:
+            # Registered but not under its account: removed, so a re-run starts clean.
+            tools.run([str(exe), "uninstall"])
+            raise
     tools.say(f"service {config.service.id} installed, running as {account or LOCAL_SYSTEM}")
 
 
-def _verify_account(config: Config, tools: Tools) -> None:
-    """Say so when the service runs as another account than the config names."""
+def _register_with_password(config: Config, tools: Tools, exe: Path) -> None:
+    account = config.service.account
+    tools.say(
+        f"WinSW asks for the service's account now: type {account}, its password, then y "
+        "(to let it log on as a service). The password goes to Windows, not to a file."
+    )
+    tools.check([str(exe), "install", "/p"], interactive=True)
+    tools.say(f"service {config.service.id} installed")
+
+
+def _set_account(config: Config, tools: Tools) -> None:
+    """Give the service a gMSA (no password: Windows fetches it) or LocalSystem."""
+    account = config.service.account or LOCAL_SYSTEM
+    password = ["password=", ""] if is_gmsa(account) else []
+    try:
+        tools.check(["sc.exe", "config", config.service.id, "obj=", account, *password])
+    except WindowsToolError as exc:
+        words = ACCOUNT_ERRORS.get(_code(str(exc)) or 0, "")
+        raise WindowsToolError(
+            f"service {config.service.id} cannot run as {account}{words}: {exc}"
+        ) from exc
+
+
+def _converge_account(config: Config, tools: Tools, exe: Path) -> None:
+    """An installed service gets the config's account, whatever an earlier run left."""
+    wanted, actual = config.service.account or LOCAL_SYSTEM, _start_name(config, tools)
+    if _same_account(actual, wanted):
+        tools.say(f"service {config.service.id} was already installed, running as {actual}")
+        return
+    tools.say(f"service {config.service.id} runs as {actual}; the config says {wanted}")
+    if needs_password(wanted):
+        # Only WinSW's prompt gives an account its password and "log on as a service".
+        tools.check([str(exe), "uninstall"])
+        _register_with_password(config, tools, exe)
+    else:
+        _set_account(config, tools)
+
+
+def _require_account(config: Config, tools: Tools) -> None:
+    """Refuse to go on (and to start) when the service runs as another account than the config's."""
     service_id, wanted = config.service.id, config.service.account or LOCAL_SYSTEM
-    found = _START_NAME.search(tools.check(["sc.exe", "qc", service_id]).output)
-    actual = found.group(1) if found else "an account sc.exe did not name"
-    if name_key(actual) != name_key(wanted):
-        # A warning, not a refusal: Windows may spell one account in another form (UPN).
-        tools.say(
-            f"warning: service {service_id} runs as {actual}, but the config says {wanted}; "
-            "if that is not the same account, run jobsync service uninstall, then install"
+    actual = _start_name(config, tools)
+    if not _same_account(actual, wanted):
+        raise SafetyRefusalError(
+            f"service {service_id} runs as {actual}, but the config says {wanted}: it was not "
+            "started; run jobsync service install again (it sets the account)"
         )
+    if name_key(actual) != name_key(wanted):
+        tools.say(f"service {service_id} runs as {actual}, taken for {wanted}")
+
+
+def _start_name(config: Config, tools: Tools) -> str:
+    found = _START_NAME.search(tools.check(["sc.exe", "qc", config.service.id]).output)
+    return found.group(1) if found else "an account sc.exe did not name"
+
+
+def _same_account(actual: str, wanted: str) -> bool:
+    """One account, whether written as DOMAIN, backslash, name or as name@domain."""
+
+    def user(name: str) -> str:
+        return name_key(name.rsplit("\\", 1)[-1].split("@", 1)[0])
+
+    if name_key(actual) == name_key(wanted):
+        return True
+    system = name_key(LOCAL_SYSTEM)
+    return system not in (name_key(actual), name_key(wanted)) and user(actual) == user(wanted)
+
+
+def _code(message: str) -> int | None:
+    found = re.search(r"FAILED (\d+)", message)
+    return int(found.group(1)) if found else None
 
 
 def grant_folders(config: Config, tools: Tools) -> None:
