@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from conftest import run_jobsync
 from windows_fake import FakeWindows, Service
 
 from jobsync.config import Config, load_config
@@ -24,6 +26,7 @@ from jobsync.windows.install import (
     service_files,
     uninstall_service,
 )
+from jobsync.windows.readiness import EXAMPLE_SHA256, example_digest, require_ready
 from jobsync.windows.runner import Completed, WindowsToolError
 from jobsync.windows.schedule import task_xml
 from jobsync.windows.service import service_xml
@@ -481,3 +484,36 @@ def test_a_folder_another_user_owns_is_refused(tmp_path: Path, what: str) -> Non
     assert [c[0] for c in windows.commands] == ["powershell.exe"]
     assert (windows.services, windows.tasks) == ({}, {})
     assert [p.name for p in (tmp_path / "ProgramData" / "jobsync").iterdir()] == ["jobsync.toml"]
+
+
+def test_the_shipped_examples_digest_is_known() -> None:
+    """readiness.EXAMPLE_SHA256 is docs/jobsync.example.toml's: the refusal below stays true."""
+    example = Path(__file__).resolve().parent.parent / "docs" / "jobsync.example.toml"
+    assert example_digest(example.read_bytes()) == EXAMPLE_SHA256
+
+
+@pytest.mark.parametrize("command", ["service", "schedule"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_the_unedited_example_is_never_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, newline: str
+) -> None:
+    """install.ps1's first run copies the example; installing it as it is: exit 2, one line."""
+    example = Path(__file__).resolve().parent.parent / "docs" / "jobsync.example.toml"
+    copied = tmp_path / "jobsync.toml"
+    copied.write_bytes(example.read_text(encoding="utf-8").replace("\n", newline).encode())
+    ran = run_jobsync(capsys, [command, "install", "-c", str(copied)])
+    assert ran.code == 2, ran
+    assert len(ran.err.splitlines()) == 1
+    assert "is the example as shipped" in ran.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobsync.toml"]
+
+
+def test_a_config_whose_check_fails_is_not_installed(tmp_path: Path) -> None:
+    """A peer the check cannot write to: refused (exit 4) with the check's reason."""
+    config = _config(tmp_path, GMSA)
+    require_ready(config, what="service")  # the peer is there: ready
+    shutil.rmtree(tmp_path / "peer")
+    with pytest.raises(
+        SafetyRefusalError, match=r"the task was not installed: jobsync check fails \(node2: "
+    ):
+        require_ready(config, what="task")

@@ -63,8 +63,10 @@ def service_install(
 ) -> int:
     """Install the agent as a service (or refresh its definition), then start it."""
     from jobsync.windows.install import install_service  # noqa: PLC0415
+    from jobsync.windows.readiness import require_ready  # noqa: PLC0415
 
     config, tools = _windows(config_path)
+    require_ready(config, what="service")
     install_service(config, tools, winsw=winsw, winsw_sha256=winsw_sha256, start=not no_start)
     return int(ExitCode.OK)
 
@@ -100,9 +102,12 @@ def schedule_xml(config_path: ConfigOption = None) -> int:
 @schedule_app.command("install")
 def schedule_install(config_path: ConfigOption = None) -> int:
     """Register (or replace) the fallback push task."""
+    from jobsync.windows.readiness import require_ready  # noqa: PLC0415
     from jobsync.windows.tasks import install_task  # noqa: PLC0415
 
-    install_task(*_windows(config_path))
+    config, tools = _windows(config_path)
+    require_ready(config, what="task")
+    install_task(config, tools)
     return int(ExitCode.OK)
 
 
