@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from jobsync.windows.install import (
 )
 from jobsync.windows.readiness import EXAMPLE_SHA256, example_digest, require_ready
 from jobsync.windows.runner import Completed, WindowsToolError
-from jobsync.windows.schedule import task_xml
+from jobsync.windows.schedule import NAMESPACE, task_xml
 from jobsync.windows.service import service_xml
 from jobsync.windows.tasks import check_as_service, install_task, uninstall_task
 from jobsync.windows.upgrade import record_path, start_after_upgrade, stop_for_upgrade
@@ -517,3 +518,52 @@ def test_a_config_whose_check_fails_is_not_installed(tmp_path: Path) -> None:
         SafetyRefusalError, match=r"the task was not installed: jobsync check fails \(node2: "
     ):
         require_ready(config, what="task")
+
+
+NETWORK_SERVICE = "NT AUTHORITY\\NetworkService"
+
+
+def test_network_service_needs_no_password_and_is_named_by_sid(tmp_path: Path) -> None:
+    """NetworkService: set with sc.exe (empty password), granted by SID, its task as S-1-5-20.
+
+    0.2.1 could not even name it, and would have asked for its password at WinSW's prompt.
+    """
+    config = _config(tmp_path, NETWORK_SERVICE)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    install_task(config, windows.tools())
+
+    assert windows.interactive == []
+    assert ["sc.exe", "config", "jobsync", "obj=", NETWORK_SERVICE, "password=", ""] in (
+        windows.commands
+    )
+    assert ["icacls.exe", str(config.state_dir), "/grant", "*S-1-5-20:(OI)(CI)M"] in (
+        windows.commands
+    )
+    service = windows.services["jobsync"]
+    assert (service.state, service.start_name) == ("RUNNING", NETWORK_SERVICE)
+    root = ET.fromstring(windows.tasks["jobsync push"])  # noqa: S314 - jobsync's own XML
+    principal = root.find("t:Principals/t:Principal", {"t": NAMESPACE})
+    assert principal is not None
+    assert principal.findtext("t:UserId", namespaces={"t": NAMESPACE}) == "S-1-5-20"
+    assert principal.findtext("t:LogonType", namespaces={"t": NAMESPACE}) == "ServiceAccount"
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        ("nt authority\\networkservice", None),
+        ("NT AUTHORITY\\LocalService", "has no identity on the network"),
+        ("LocalService", "has no identity on the network"),
+    ],
+)
+def test_built_in_accounts_are_named_as_windows_names_them(
+    tmp_path: Path, written: str, problem: str | None
+) -> None:
+    """NetworkService in any case is the one account; LocalService cannot reach a peer: exit 2."""
+    if problem is None:
+        assert _config(tmp_path, written).service.account == NETWORK_SERVICE
+    else:
+        with pytest.raises(ConfigError, match=problem):
+            _config(tmp_path, written)

@@ -28,6 +28,7 @@ from jobsync.config.paths import local_folder
 from jobsync.config.reader import Table, shown
 
 _ACCOUNT = re.compile(r"[^\\/@\s]+\\[^\\/@\s]+|[^\\/@\s]+@[^\\/@\s]+|LocalSystem")
+_NO_NETWORK = ("nt authority\\localservice", "localservice")
 _MIN_STOP_SECONDS = 10  # the agent may take up to 10 s to stop
 
 
@@ -103,10 +104,18 @@ def parse_health(raw: Mapping[str, Any], *, path: Path) -> HealthConfig:
 
 def _account(table: Table, key: str) -> str | None:
     value = table.text(key)
+    if value is not None and value.casefold() in _NO_NETWORK:
+        raise table.fail(
+            f"{key}: {value} has no identity on the network (its logons reach a peer as "
+            "anonymous): use a gMSA, a domain account, NT AUTHORITY\\NetworkService or "
+            "LocalSystem"
+        )
+    if value is not None and value.casefold() == "nt authority\\networkservice":
+        return "NT AUTHORITY\\NetworkService"
     if value is not None and not _ACCOUNT.fullmatch(value):
         raise table.fail(
-            f"{key} must be DOMAIN\\name (a gMSA ends with $), name@domain or LocalSystem, "
-            f"not {shown(value)}"
+            f"{key} must be DOMAIN\\name (a gMSA ends with $), name@domain, LocalSystem or "
+            f"NT AUTHORITY\\NetworkService, not {shown(value)}"
         )
     return value
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from jobsync.config import Config
 
 LOCAL_SYSTEM = "LocalSystem"
+NETWORK_SERVICE = "NT AUTHORITY\\NetworkService"  # the computer's identity on the network
+# Built-in accounts Windows logs on without a password, by the SID Task Scheduler names them by.
+BUILTIN_SIDS = {"localsystem": "S-1-5-18", "nt authority\\networkservice": "S-1-5-20"}
 
 
 def python_executable(config: Config) -> str:
@@ -71,9 +74,20 @@ def is_gmsa(account: str | None) -> bool:
     return account is not None and account.endswith("$")
 
 
+def builtin_sid(account: str | None) -> str | None:
+    """The SID of a built-in account (LocalSystem when none is named), else None."""
+    return BUILTIN_SIDS.get((account or LOCAL_SYSTEM).casefold())
+
+
+def acl_name(account: str) -> str:
+    """How icacls is told the account: a built-in one by SID, the same in every language."""
+    sid = builtin_sid(account)
+    return f"*{sid}" if sid else account
+
+
 def needs_password(account: str | None) -> bool:
-    """An account whose password someone must type: neither LocalSystem nor a gMSA."""
-    return account is not None and account != LOCAL_SYSTEM and not is_gmsa(account)
+    """An account whose password someone must type: not built in, not a gMSA."""
+    return account is not None and builtin_sid(account) is None and not is_gmsa(account)
 
 
 def write_atomically(path: Path, text: str, *, encoding: str = "utf-8") -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from jobsync.config import Config
 from jobsync.errors import SafetyRefusalError
 from jobsync.names import name_key
-from jobsync.windows import LOCAL_SYSTEM, config_home
+from jobsync.windows import LOCAL_SYSTEM, acl_name, config_home
 from jobsync.windows.runner import Tools, WindowsToolError
 
 SYSTEM = "*S-1-5-18"  # NT AUTHORITY\SYSTEM, by SID: the same in every language of Windows
@@ -62,5 +62,5 @@ def secure_home(config: Config, tools: Tools) -> None:
     )
     for account in dict.fromkeys((config.service.account, config.schedule.account)):
         if account and account != LOCAL_SYSTEM:  # reads the config; SYSTEM already may
-            tools.check(["icacls.exe", str(home), "/grant", f"{account}:(OI)(CI)RX"])
+            tools.check(["icacls.exe", str(home), "/grant", f"{acl_name(account)}:(OI)(CI)RX"])
     tools.say(f"{home}: only SYSTEM and Administrators may change it")

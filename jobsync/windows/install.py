@@ -20,8 +20,8 @@ from jobsync.errors import ConfigError, SafetyRefusalError
 from jobsync.names import name_key
 from jobsync.windows import (
     LOCAL_SYSTEM,
+    acl_name,
     config_home,
-    is_gmsa,
     needs_password,
     write_atomically,
 )
@@ -155,7 +155,7 @@ def _register(config: Config, tools: Tools, exe: Path) -> None:
         _register_with_password(config, tools, exe)
         return
     tools.check([str(exe), "install"])
-    if is_gmsa(account):
+    if account and account != LOCAL_SYSTEM:  # a gMSA or NetworkService: no password to type
         try:
             _set_account(config, tools)
         except WindowsToolError:
@@ -176,9 +176,9 @@ def _register_with_password(config: Config, tools: Tools, exe: Path) -> None:
 
 
 def _set_account(config: Config, tools: Tools) -> None:
-    """Give the service a gMSA (no password: Windows fetches it) or LocalSystem."""
+    """Give the service a gMSA or NetworkService (no password to give) or LocalSystem."""
     account = config.service.account or LOCAL_SYSTEM
-    password = ["password=", ""] if is_gmsa(account) else []
+    password = ["password=", ""] if account != LOCAL_SYSTEM else []
     try:
         tools.check(["sc.exe", "config", config.service.id, "obj=", account, *password])
     except WindowsToolError as exc:
@@ -245,7 +245,7 @@ def grant_folders(config: Config, tools: Tools) -> None:
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         if account and account != LOCAL_SYSTEM:
-            tools.check(["icacls.exe", str(folder), "/grant", f"{account}:(OI)(CI)M"])
+            tools.check(["icacls.exe", str(folder), "/grant", f"{acl_name(account)}:(OI)(CI)M"])
     if account and account != LOCAL_SYSTEM:
         tools.say(f"{account} may write {' and '.join(str(f) for f in folders)}")
 

@@ -14,7 +14,7 @@ from pathlib import PurePath
 
 from jobsync.config import Config
 from jobsync.windows import (
-    LOCAL_SYSTEM,
+    builtin_sid,
     config_argument,
     interpreter_folder,
     module_command,
@@ -22,7 +22,6 @@ from jobsync.windows import (
 )
 
 NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
-SYSTEM_SID = "S-1-5-18"
 FIRST_RUN = "2000-01-01T00:00:00"  # a start boundary in the past: the repetition runs from now
 PROBE_TIME_LIMIT_MINUTES = 10
 
@@ -96,11 +95,12 @@ def _render(
         sub(boot, "Enabled", "true")
 
     principal = sub(sub(task, "Principals"), "Principal", id="jobsync")
-    if account and account != LOCAL_SYSTEM:
-        sub(principal, "UserId", account)
+    builtin = builtin_sid(account)
+    if builtin is None:
+        sub(principal, "UserId", str(account))
         sub(principal, "LogonType", "Password")
     else:
-        sub(principal, "UserId", SYSTEM_SID)  # the computer account on the network
+        sub(principal, "UserId", builtin)  # SYSTEM or NetworkService: the computer's identity
         sub(principal, "LogonType", "ServiceAccount")
     sub(principal, "RunLevel", "LeastPrivilege")
 
