@@ -10,7 +10,9 @@ The zip holds, at its root:
     requirements/windows-py3XX.txt   what install.ps1 installs for that Python, with hashes
     requirements/jobsync.txt         the jobsync wheel's name and hash
     wheels/                          every wheel those files name
-    docs/windows.md, docs/failover.md, docs/jobsync.example.toml, CHANGELOG.md, LICENSE
+    README.md (the configuration reference), docs/windows.md, docs/failover.md,
+    docs/guarantees.md, docs/jobsync.example.toml, docs/prometheus/*.yml (alert rules and their
+    tests), docs/grafana/jobsync-dashboard.json, CHANGELOG.md, LICENSE
     WinSW-x64.exe and .sha256        only with --winsw
 """
 
@@ -32,9 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "requirements"
 DOCS = (
+    "README.md",  # the configuration reference
     "docs/windows.md",
     "docs/failover.md",
+    "docs/guarantees.md",
     "docs/jobsync.example.toml",
+    "docs/prometheus/jobsync.rules.yml",
+    "docs/prometheus/jobsync.rules.test.yml",
+    "docs/grafana/jobsync-dashboard.json",
     "CHANGELOG.md",
     "LICENSE",
 )

@@ -66,6 +66,13 @@ elseif (-not (Test-Path $py)) {
         if ($LASTEXITCODE -ne 0) { $Python = $null }
     }
     if (-not $Python) { throw "No Python 3.10 to 3.13 found: install one (docs\windows.md) or pass -Python." }
+    # The service's account must be able to run it, and the wheels are 64-bit.
+    $bits = & $Python -c "import struct; print(struct.calcsize('P') * 8)"
+    if ($bits -ne "64") { throw "$Python is a $bits-bit Python: install the 64-bit one (docs\windows.md)." }
+    $profiles = Split-Path $env:PUBLIC
+    if ($Python.StartsWith($profiles, [StringComparison]::OrdinalIgnoreCase)) {
+        throw "$Python is installed for one user only, where the service's account cannot run it: install Python for all users (InstallAllUsers=1, docs\windows.md)."
+    }
     Step $Python @("-m", "venv", $venv)
 }
 $tag = & $py -c "import sys; print('%d%d' % sys.version_info[:2])"

@@ -85,9 +85,14 @@ def test_the_bundle_is_named_for_the_version_and_holds_what_an_install_needs(
     assert zip_path.name == f"jobsync-{jobsync.__version__}-windows.zip"
     for name in (
         "install.ps1",
+        "README.md",
         "docs/windows.md",
         "docs/failover.md",
+        "docs/guarantees.md",
         "docs/jobsync.example.toml",
+        "docs/prometheus/jobsync.rules.yml",
+        "docs/prometheus/jobsync.rules.test.yml",
+        "docs/grafana/jobsync-dashboard.json",
         "CHANGELOG.md",
         "requirements/jobsync.txt",
         f"wheels/jobsync-{jobsync.__version__}-py3-none-any.whl",
