@@ -18,7 +18,7 @@ from jobsync.credentials import resolve_password
 from jobsync.errors import ConfigError
 from jobsync.identity import host_name
 from jobsync.lock import WorkLock
-from jobsync.windows.schedule import NAMESPACE, task_xml
+from jobsync.windows.schedule import NAMESPACE, probe_task_xml, task_xml
 from jobsync.windows.service import service_xml
 
 BASE = """
@@ -363,3 +363,39 @@ def test_the_service_and_the_task_never_import_what_a_user_planted(tmp_path: Pat
         assert ran.returncode == 2, ran  # the config's source does not exist: jobsync ran
         assert "does not exist" in ran.stderr, ran.stderr
         assert not marker.exists(), line
+
+
+# The children the Task Scheduler schema (taskschedulerschema.xsd) orders as an xs:sequence;
+# the others (Task, Settings, Principal, Repetition) are xs:all, in any order.
+SCHEMA_SEQUENCES = {
+    "TimeTrigger": ["Enabled", "StartBoundary", "EndBoundary", "Repetition", "ExecutionTimeLimit"],
+    "BootTrigger": [
+        "Enabled",
+        "StartBoundary",
+        "EndBoundary",
+        "Repetition",
+        "ExecutionTimeLimit",
+        "Delay",
+    ],
+    "Exec": ["Command", "Arguments", "WorkingDirectory"],
+}
+
+
+@pytest.mark.parametrize("kind", ["push", "probe"])
+def test_task_xml_children_come_in_the_schemas_order(tmp_path: Path, kind: str) -> None:
+    """Every element the schema defines as a sequence has its children in that order.
+
+    0.2.1 wrote Repetition before Enabled in the time trigger and Delay before Enabled in the
+    boot trigger.
+    """
+    config = _config(tmp_path)
+    xml = task_xml(config) if kind == "push" else probe_task_xml(config, name="n", result=tmp_path)
+    checked = 0
+    for element in ET.fromstring(xml).iter():  # noqa: S314 - our own output
+        order = SCHEMA_SEQUENCES.get(element.tag.split("}")[1])
+        if order is None:
+            continue
+        children = [child.tag.split("}")[1] for child in element]
+        assert children == sorted(children, key=order.index), (element.tag, children)
+        checked += 1
+    assert checked == (3 if kind == "push" else 1)

@@ -84,15 +84,17 @@ def _render(
     triggers = sub(task, "Triggers")
     if repeat:
         schedule = config.schedule
+        # A trigger's children are a sequence in the schema (triggerBaseType): Enabled,
+        # StartBoundary, EndBoundary, Repetition, ExecutionTimeLimit, then the trigger's own.
         timed = sub(triggers, "TimeTrigger")
+        sub(timed, "Enabled", "true")
+        sub(timed, "StartBoundary", FIRST_RUN)
         repetition = sub(timed, "Repetition")
         sub(repetition, "Interval", f"PT{schedule.interval_minutes}M")
         sub(repetition, "StopAtDurationEnd", "false")
-        sub(timed, "StartBoundary", FIRST_RUN)
-        sub(timed, "Enabled", "true")
         boot = sub(triggers, "BootTrigger")
-        sub(boot, "Delay", f"PT{schedule.boot_delay_minutes}M")
         sub(boot, "Enabled", "true")
+        sub(boot, "Delay", f"PT{schedule.boot_delay_minutes}M")
 
     principal = sub(sub(task, "Principals"), "Principal", id="jobsync")
     builtin = builtin_sid(account)
