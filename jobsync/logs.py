@@ -2,8 +2,11 @@
 
 structlog renders for people on a terminal and as JSON lines with ``--log-json``; ``--log-file``
 appends the same events to a file. On stderr a one-shot command shows warnings and errors
-only (it prints its own summary) and the agent shows INFO, unless ``-v`` or ``--log-json``
-asks for every event; the log file always gets INFO and up (DEBUG with ``-v``).
+only (it prints its own summary), unless ``-v`` or ``--log-json`` asks for every event; the
+agent writes its routine (INFO) events to stdout and its warnings and errors to stderr, so a
+service's ``err.log`` holds what went wrong. The log file always gets INFO and up (DEBUG with
+``-v``); on Windows the events an administrator must see also go to the Application log
+(:mod:`jobsync.windows.eventlog`).
 The SMB and authentication libraries log through the
 standard library: they are pinned to WARNING at every verbosity (they log user names at INFO
 and raw messages at DEBUG), and their tracebacks are cut to one line. Every known secret is
@@ -79,8 +82,15 @@ def configure_logging(
     log_file: Path | None = None,
     secrets: Iterable[str] = (),
     console: int = logging.WARNING,
+    event_log: logging.Handler | None = None,
 ) -> None:
-    """Route structlog and the standard library to stderr (and ``log_file``)."""
+    """Route structlog and the standard library to stderr (and ``log_file``).
+
+    The agent (``console`` below WARNING) writes its routine events to stdout and its warnings
+    and errors to stderr, so a service's error log holds errors. On Windows the events of
+    :mod:`jobsync.windows.eventlog` also go to the Application log (``event_log`` replaces
+    that handler in tests).
+    """
     REDACTOR.add(secrets)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -114,10 +124,21 @@ def configure_logging(
 
     level = logging.DEBUG if verbose else logging.INFO
     handlers: list[logging.Handler] = []
+    colors = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(formatter(colors=sys.stderr.isatty() and "NO_COLOR" not in os.environ))
+    stream.setFormatter(formatter(colors=colors))
     stream.setLevel(level if verbose or json_lines else max(console, level))
+    if console < logging.WARNING and not json_lines:
+        routine = logging.StreamHandler(sys.stdout)
+        routine.setFormatter(formatter(colors=colors))
+        routine.setLevel(stream.level)
+        routine.addFilter(lambda record: record.levelno < logging.WARNING)
+        stream.setLevel(logging.WARNING)
+        handlers.append(routine)
     handlers.append(stream)
+    event_log = event_log or _windows_event_log()
+    if event_log is not None:
+        handlers.append(event_log)
     if log_file is not None:
         file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         file_handler.setFormatter(formatter(colors=False))
@@ -134,6 +155,16 @@ def configure_logging(
     root.setLevel(level)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _windows_event_log() -> logging.Handler | None:
+    """The Application log's handler on Windows, else None."""
+    if sys.platform != "win32":
+        return None
+    from jobsync.windows.eventlog import EventLogHandler, windows_report  # noqa: PLC0415
+
+    report = windows_report()
+    return EventLogHandler(report) if report is not None else None
 
 
 def _plain(sio: Any, exc_info: Any) -> None:  # noqa: ANN401 - structlog's formatter signature

@@ -149,6 +149,14 @@ def takeover(
         failed = _apply(here, scan, actions, reached.peers, stamp)
         _record_locally(config, here, choices, local, epoch=new_epoch, me=me)
         recorded, record_failures = _record_on_peers(config, reached, new_epoch, stamp, me=me)
+        log.warning(
+            "took_over",
+            node=config.node,
+            epoch=new_epoch,
+            previous_owner=local.owner or None,
+            recorded_on=recorded,
+            unreachable=[name for name, _ in reached.unreachable],
+        )
         return replace(
             result,
             failed=result.failed + tuple(failed + record_failures),

@@ -115,6 +115,7 @@ def test_a_gmsa_service_is_installed_without_any_password(tmp_path: Path) -> Non
         "winsw install",
         "sc.exe config",
         "sc.exe qc",
+        "powershell.exe -NoProfile",
         "icacls.exe " + str(config.state_dir),
         "icacls.exe " + str(exe.parent / "logs"),
         "sc.exe failure",
@@ -213,6 +214,7 @@ def test_local_system_needs_no_account_step(tmp_path: Path) -> None:
     assert _verbs(windows) == [
         "winsw install",
         "sc.exe qc",
+        "powershell.exe -NoProfile",
         "sc.exe failure",
         "sc.exe failureflag",
     ]
@@ -284,7 +286,7 @@ def test_uninstall_removes_the_service_and_keeps_config_state_and_logs(tmp_path:
 
     windows.commands.clear()
     uninstall_service(config, windows.tools())  # again: nothing there, nothing fails
-    assert _verbs(windows) == []
+    assert _verbs(windows) == ["powershell.exe -NoProfile"]  # Remove-EventLog, if there
 
 
 @pytest.mark.parametrize(

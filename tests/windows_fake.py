@@ -45,6 +45,7 @@ class FakeWindows:
     typed_account: str | None = None  # what the administrator types at WinSW's prompt
     home_owner: str = "BUILTIN\\Administrators"  # what Get-Acl says owns jobsync's folder
     unknown_accounts: set[str] = field(default_factory=set)  # sc.exe config answers 1332
+    event_sources: set[str] = field(default_factory=set)  # registered with New-EventLog
     pending_queries: int = 1
     commands: list[list[str]] = field(default_factory=list)
     interactive: list[list[str]] = field(default_factory=list)
@@ -72,10 +73,8 @@ class FakeWindows:
             return self._sc(argv[1], argv[2], argv[3:])
         if tool == "schtasks.exe":
             return self._schtasks(argv[1:])
-        if tool == "powershell.exe" and argv[-1].startswith("(Get-Acl"):
-            return Completed(0, self.home_owner + "\r\n")
         if tool == "powershell.exe":
-            return self._register_from_powershell(argv[-1])
+            return self._powershell(argv[-1])
         if tool == "icacls.exe":
             return Completed(0, "processed file")
         return self._winsw(argv)
@@ -145,6 +144,27 @@ class FakeWindows:
             self.tasks[name] = ET.tostring(root, encoding="unicode")
         elif verb == "/Run":
             return self._run_task(self.tasks[name])
+        return Completed(0)
+
+    def _powershell(self, command: str) -> Completed:
+        """The three PowerShell lines jobsync runs: an owner, the Event Log, a gMSA task."""
+        if command.startswith("(Get-Acl"):
+            return Completed(0, self.home_owner + "\r\n")
+        if "EventLog" in command:
+            return self._event_log(command)
+        return self._register_from_powershell(command)
+
+    def _event_log(self, command: str) -> Completed:
+        """New-EventLog / Remove-EventLog, each guarded by SourceExists as jobsync writes them."""
+        found = re.search(
+            r"(New|Remove)-EventLog (?:-LogName Application )?-Source '([^']+)'", command
+        )
+        assert found, command
+        verb, source = found.groups()
+        if verb == "New":
+            self.event_sources.add(source)
+        else:
+            self.event_sources.discard(source)
         return Completed(0)
 
     def _register_from_powershell(self, command: str) -> Completed:

@@ -26,6 +26,7 @@ from jobsync.windows import (
     write_atomically,
 )
 from jobsync.windows.acl import secure_home
+from jobsync.windows.eventlog import register_commands, unregister_commands
 from jobsync.windows.runner import Tools, WindowsToolError
 from jobsync.windows.service import service_xml
 
@@ -97,6 +98,7 @@ def install_service(
     else:
         _converge_account(config, tools, exe)
     _require_account(config, tools)
+    tools.check(register_commands())  # the Application log's "jobsync" source
     grant_folders(config, tools)
     tools.check(["sc.exe", "failure", service.id, "reset=", "86400", "actions=", RESTART_ACTIONS])
     tools.check(["sc.exe", "failureflag", service.id, "1"])
@@ -119,6 +121,7 @@ def uninstall_service(config: Config, tools: Tools) -> None:
         else:
             tools.check(["sc.exe", "delete", service_id])
         tools.say(f"service {service_id} removed")
+    tools.check(unregister_commands())
     for leftover in (exe, xml):
         leftover.unlink(missing_ok=True)
     tools.say(f"{exe.parent} keeps the config, the state and the logs")
