@@ -13,6 +13,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -351,6 +352,33 @@ def test_an_upgrade_leaves_alone_what_was_not_running(tmp_path: Path) -> None:
     windows.commands.clear()
     assert start_after_upgrade(config, tools) == {"service": False, "task": False}
     assert "sc.exe start" not in _verbs(windows)
+    assert windows.services["jobsync"].state == "STOPPED"
+
+
+def test_an_upgrade_points_both_definitions_at_the_new_interpreter(tmp_path: Path) -> None:
+    """The new version (another virtual environment) names its own python.exe everywhere.
+
+    Even what was not running: a stopped service gets the new definition and stays stopped, a
+    task the administrator had disabled is registered anew and stays disabled. Otherwise they
+    would still name the previous environment, which a later upgrade removes.
+    """
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    tools = windows.tools()
+    install_service(config, tools, winsw=winsw, winsw_sha256=sha, start=False)
+    install_task(config, tools)
+    tools.check(["schtasks.exe", "/Change", "/TN", "jobsync push", "/DISABLE"])
+    assert stop_for_upgrade(config, tools) == {"service": False, "task": False}
+
+    new = "C:\\Program Files\\jobsync\\venv-0.3.0\\Scripts\\python.exe"
+    upgraded = replace(config, service=replace(config.service, python=new))
+    start_after_upgrade(upgraded, tools)
+    definition = service_files(config)[1].read_text(encoding="utf-8")
+    assert f"<executable>{new}</executable>" in definition
+    task = windows.tasks["jobsync push"]
+    assert f"<Command>{new}</Command>" in task
+    assert "<Enabled>false</Enabled>" in task.split("<Settings>")[1]
     assert windows.services["jobsync"].state == "STOPPED"
 
 

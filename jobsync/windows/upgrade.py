@@ -4,8 +4,8 @@
 a killed push leaves only complete files), so no jobsync process holds the files pip replaces.
 It records what it stopped in ``stopped-for-upgrade.json`` beside the config, adding to a record
 an earlier, unfinished upgrade left, so running it twice never forgets anything. ``start``,
-run by the new version, refreshes the service's definition, starts again exactly what was
-stopped, and removes the record.
+run by the new version, rewrites the service's and the task's definitions for its own
+interpreter, starts again exactly what was stopped, and removes the record.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from jobsync.config import Config
 from jobsync.windows import config_home, write_atomically
 from jobsync.windows.install import install_service, service_state, stop_service
 from jobsync.windows.runner import Tools
-from jobsync.windows.tasks import task_enabled
+from jobsync.windows.tasks import install_task, task_enabled
 
 RECORD = "stopped-for-upgrade.json"
 
@@ -49,15 +49,24 @@ def stop_for_upgrade(config: Config, tools: Tools) -> dict[str, bool]:
 
 
 def start_after_upgrade(config: Config, tools: Tools) -> dict[str, bool]:
-    """Start again what :func:`stop_for_upgrade` stopped; what was started."""
+    """Start again what :func:`stop_for_upgrade` stopped; what was started.
+
+    The service's and the task's definitions are rewritten whether they ran or not: they name
+    the python.exe of the new version's virtual environment (the previous one is kept for a
+    rollback, and removed by a later upgrade). What was not running stays so.
+    """
     path = record_path(config)
     stopped = _read(path)
     name = config.schedule.task_name
-    if stopped.get("service") and service_state(config, tools) is not None:
-        install_service(config, tools)  # the new version's definition, then start
-    if stopped.get("task") and task_enabled(name, tools) is not None:
-        tools.check(["schtasks.exe", "/Change", "/TN", name, "/ENABLE"])
-        tools.say(f"task {name!r} enabled")
+    if service_state(config, tools) is not None:
+        install_service(config, tools, start=stopped["service"])
+    enabled = task_enabled(name, tools)
+    if enabled is not None:
+        install_task(config, tools)  # registered enabled, with the new command line
+        if not stopped["task"] and not enabled:
+            tools.check(["schtasks.exe", "/Change", "/TN", name, "/DISABLE"])
+        else:
+            tools.say(f"task {name!r} enabled")
     path.unlink(missing_ok=True)
     if not any(stopped.values()):
         tools.say("nothing was stopped for the upgrade: nothing to start")
