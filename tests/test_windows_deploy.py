@@ -269,7 +269,10 @@ def test_installing_again_refreshes_the_definition_and_keeps_the_service(tmp_pat
 
 
 def test_uninstall_removes_the_service_and_keeps_config_state_and_logs(tmp_path: Path) -> None:
-    """Stop, WinSW uninstall, its files gone; the config and the folders it wrote stay."""
+    """Stop, WinSW uninstall, its files gone, the account's grants taken back.
+
+    The config and the folders it wrote stay; a second uninstall finds nothing to remove.
+    """
     config = _config(tmp_path, GMSA)
     winsw, sha = _winsw(tmp_path)
     windows = FakeWindows()
@@ -278,6 +281,9 @@ def test_uninstall_removes_the_service_and_keeps_config_state_and_logs(tmp_path:
 
     uninstall_service(config, windows.tools())
     assert windows.services == {}
+    home = config.path.parent
+    for folder in (home, config.state_dir, home / "logs"):
+        assert ["icacls.exe", str(folder), "/remove:g", GMSA] in windows.commands
     exe, xml = service_files(config)
     assert not exe.exists()
     assert not xml.exists()
@@ -287,7 +293,10 @@ def test_uninstall_removes_the_service_and_keeps_config_state_and_logs(tmp_path:
 
     windows.commands.clear()
     uninstall_service(config, windows.tools())  # again: nothing there, nothing fails
-    assert _verbs(windows) == ["powershell.exe -NoProfile"]  # Remove-EventLog, if there
+    assert [v for v in _verbs(windows) if not v.startswith("icacls.exe")] == [
+        "powershell.exe -NoProfile"  # Remove-EventLog, if there
+    ]
+    assert windows.services == {}
 
 
 @pytest.mark.parametrize(
@@ -454,6 +463,33 @@ def test_a_refused_step_names_the_command_and_what_windows_said(tmp_path: Path) 
         f"sc.exe failure jobsync reset= 86400 actions= {RESTART_ACTIONS} failed (exit 5): "
         "[SC] ChangeServiceConfig2 FAILED 5: Access is denied."
     )
+
+
+def test_an_uninstall_goes_on_past_a_failing_step_and_says_why(tmp_path: Path) -> None:
+    """1072 (marked for deletion): the Event Log source and the grants still go; then the words.
+
+    0.2.1 stopped at the first failing step and left the account's grants behind.
+    """
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    exe = str(service_files(config)[0])
+    answer = windows.__call__
+
+    def marked(argv: Sequence[str], *, interactive: bool = False) -> Completed:
+        if list(argv) == [exe, "uninstall"]:
+            return Completed(
+                1072, "FAILED 1072: The specified service has been marked for deletion."
+            )
+        return answer(argv, interactive=interactive)
+
+    tools = windows.tools()
+    tools.run = marked
+    with pytest.raises(WindowsToolError, match=r"close services\.msc and Event Viewer"):
+        uninstall_service(config, tools)
+    assert windows.event_sources == set()
+    assert ["icacls.exe", str(config.state_dir), "/remove:g", GMSA] in windows.commands
 
 
 def test_a_service_that_does_not_stop_in_time_is_reported(tmp_path: Path) -> None:

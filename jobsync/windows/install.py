@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from jobsync.config import Config
@@ -35,6 +36,7 @@ SERVICE_XML = "jobsync-service.xml"
 SERVICE_MISSING = 1060  # ERROR_SERVICE_DOES_NOT_EXIST
 NOT_STARTED = 1062  # ERROR_SERVICE_NOT_ACTIVE
 ALREADY_RUNNING = 1056  # ERROR_SERVICE_ALREADY_RUNNING
+MARKED_FOR_DELETION = 1072  # ERROR_SERVICE_MARKED_FOR_DELETE
 RESTART_ACTIONS = "restart/10000/restart/60000/restart/300000"
 START_SECONDS = 30.0
 _STATE = re.compile(
@@ -107,24 +109,49 @@ def install_service(
 
 
 def uninstall_service(config: Config, tools: Tools) -> None:
-    """Stop and remove the service and WinSW; the config, state and logs stay."""
+    """Stop and remove the service, WinSW, its Event Log source and its account's grants.
+
+    The config, state and logs stay. A step that fails does not stop the others: each is
+    tried, and the failures are reported together at the end (a re-run finishes the job).
+    """
     exe, xml = service_files(config)
     service_id = config.service.id
+    failures: list[str] = []
+
+    def attempt(step: Callable[[], object]) -> None:
+        try:
+            step()
+        except WindowsToolError as exc:
+            failures.append(str(exc) + _in_words(str(exc)))
+
     state = service_state(config, tools)
     if state is None:
         tools.say(f"no service {service_id}: nothing to remove")
     else:
+        stopped = len(failures)
         if state != "STOPPED":
-            stop_service(config, tools)
-        if exe.is_file():
-            tools.check([str(exe), "uninstall"])
-        else:
-            tools.check(["sc.exe", "delete", service_id])
-        tools.say(f"service {service_id} removed")
-    tools.check(unregister_commands())
+            attempt(lambda: stop_service(config, tools))
+        remove = [str(exe), "uninstall"] if exe.is_file() else ["sc.exe", "delete", service_id]
+        if len(failures) == stopped:  # never removed while it still runs
+            attempt(lambda: tools.check(remove))
+    attempt(lambda: tools.check(unregister_commands()))
+    attempt(lambda: revoke_folders(config, tools))
     for leftover in (exe, xml):
         leftover.unlink(missing_ok=True)
+    if failures:
+        raise WindowsToolError("; ".join(failures))
+    if state is not None:
+        tools.say(f"service {service_id} removed")
     tools.say(f"{exe.parent} keeps the config, the state and the logs")
+
+
+def _in_words(message: str) -> str:
+    if _code(message) == MARKED_FOR_DELETION:
+        return (
+            " (Windows removes it once nothing holds it open: close services.msc and Event "
+            "Viewer, or restart the node, then run jobsync service uninstall again)"
+        )
+    return ""
 
 
 def stop_service(config: Config, tools: Tools) -> None:
@@ -239,6 +266,19 @@ def _same_account(actual: str, wanted: str) -> bool:
 def _code(message: str) -> int | None:
     found = re.search(r"FAILED (\d+)", message)
     return int(found.group(1)) if found else None
+
+
+def revoke_folders(config: Config, tools: Tools) -> None:
+    """Take back what :func:`grant_folders` and the install's read grant gave the account."""
+    account = config.service.account
+    if not account or account == LOCAL_SYSTEM:
+        return
+    home = Path(config_home(config))
+    folders = [home, Path(config.state_dir), Path(config.service.log_dir or home / "logs")]
+    for folder in folders:
+        if folder.is_dir():
+            tools.check(["icacls.exe", str(folder), "/remove:g", acl_name(account)])
+    tools.say(f"{account} no longer has grants on {home}")
 
 
 def grant_folders(config: Config, tools: Tools) -> None:
