@@ -213,3 +213,14 @@ def test_the_venv_holds_the_versions_the_linux_lock_pins() -> None:
         assert installed == pinned, f"{name} {installed} installed, {pinned} locked"
         checked += 1
     assert checked > 20  # jobsync's own dependencies and the test tools at least
+
+
+def test_install_ps1_reads_the_bundles_version_as_the_bundle_writes_it(bundle: Path) -> None:
+    """install.ps1 names each version's environment after requirements/jobsync.txt's pin."""
+    script = (bundle / "install.ps1").read_text(encoding="utf-8")
+    pattern = re.search(r"\[regex\]::Match\(\$pin, '([^']+)'\)", script)
+    assert pattern is not None
+    pin = (bundle / "requirements" / "jobsync.txt").read_text(encoding="utf-8").splitlines()[0]
+    found = re.match(pattern.group(1), pin)
+    assert found is not None
+    assert found.group(1) == jobsync.__version__
