@@ -21,7 +21,7 @@ from conftest import run_jobsync
 from windows_fake import FakeWindows, Service
 
 from jobsync.config import Config, load_config
-from jobsync.errors import ConfigError, SafetyRefusalError
+from jobsync.errors import ConfigError, JobsyncError, SafetyRefusalError
 from jobsync.windows.install import (
     RESTART_ACTIONS,
     install_service,
@@ -29,7 +29,7 @@ from jobsync.windows.install import (
     uninstall_service,
 )
 from jobsync.windows.readiness import EXAMPLE_SHA256, example_digest, require_ready
-from jobsync.windows.runner import Completed, WindowsToolError
+from jobsync.windows.runner import Completed, Tools, WindowsToolError
 from jobsync.windows.schedule import NAMESPACE, task_xml
 from jobsync.windows.service import service_xml
 from jobsync.windows.tasks import check_as_service, install_task, uninstall_task
@@ -633,3 +633,49 @@ def test_built_in_accounts_are_named_as_windows_names_them(
     else:
         with pytest.raises(ConfigError, match=problem):
             _config(tmp_path, written)
+
+
+def _failing_at(windows: FakeWindows, index: int) -> Tools:
+    """Tools whose ``index``-th command (counting from 0) fails as a Windows tool would."""
+    answer, seen = windows.__call__, [0]
+
+    def run(argv: Sequence[str], *, interactive: bool = False) -> Completed:
+        seen[0] += 1
+        if seen[0] - 1 == index:
+            windows.commands.append(list(argv))
+            return Completed(5, "Access is denied.")
+        return answer(argv, interactive=interactive)
+
+    tools = windows.tools()
+    tools.run = run
+    return tools
+
+
+@pytest.mark.parametrize("account", [GMSA, None, "NT AUTHORITY\\NetworkService"])
+def test_an_install_that_fails_at_any_step_converges_when_run_again(
+    tmp_path: Path, account: str | None
+) -> None:
+    """Each command of the service's install fails in turn; the next run ends where one run does.
+
+    Whatever step failed, the re-run leaves the service registered once, under the config's
+    account, running, with its definition, the Event Log source and the grants.
+    """
+    reference = FakeWindows()
+    config = _config(tmp_path, account)
+    winsw, sha = _winsw(tmp_path)
+    install_service(config, reference.tools(), winsw=winsw, winsw_sha256=sha)
+    steps = len(reference.commands)
+    for index in range(steps):
+        for leftover in service_files(config):
+            leftover.unlink(missing_ok=True)
+        windows = FakeWindows()
+        with pytest.raises(JobsyncError):
+            install_service(config, _failing_at(windows, index), winsw=winsw, winsw_sha256=sha)
+        install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+        service = windows.services["jobsync"]
+        assert (service.state, service.start_name) == (
+            "RUNNING",
+            account or "LocalSystem",
+        ), index
+        assert service_files(config)[1].read_text(encoding="utf-8") == service_xml(config)
+        assert windows.event_sources == {"jobsync"}, index
