@@ -26,7 +26,7 @@ from jobsync.errors import ConfigError, ExitCode, SafetyRefusalError
 from jobsync.options import ConfigOption
 from jobsync.progress import progress_bar
 from jobsync.redact import secrets_hidden
-from jobsync.windows.commands import deploy_app, schedule_app, service_app
+from jobsync.windows.commands import deploy_app, schedule_app, secret_app, service_app
 
 if TYPE_CHECKING:
     from jobsync.config import Config, PeerConfig
@@ -467,6 +467,7 @@ def _pid_alive(pid: object) -> bool:
 app.add_typer(service_app, name="service")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(secret_app, name="secret")
 
 
 @app.command()

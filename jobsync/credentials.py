@@ -3,16 +3,20 @@
 In order: no ``username`` means integrated login as the running account (Kerberos or NTLM
 through SSPI on Windows; a gMSA service account needs no secret at all); ``password_env`` names
 an environment variable; ``password_keyring`` names a service in the system credential store
-(the Windows Credential Manager through ``keyring``, read as the account jobsync runs as).
+(the Windows Credential Manager through ``keyring``, read as the account jobsync runs as);
+``password_file`` names a file ``jobsync secret set`` sealed with DPAPI on this machine, which
+is how a gMSA, NetworkService or LocalSystem service reaches a peer outside the domain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 Fail = Callable[[str], Exception]
 KeyringGet = Callable[[str, str], "str | None"]
+Unseal = Callable[[bytes, bytes], bytes]  # (sealed, entropy) -> the password's bytes
 
 
 @dataclass(frozen=True)
@@ -48,24 +52,68 @@ def resolve_password(
     fail: Fail,
     needed: bool = True,
     keyring_get: KeyringGet = keyring_password,
+    password_file: Path | None = None,
+    unseal: Unseal | None = None,
 ) -> Secret | None:
     """The password for a peer, or ``None`` for integrated login.
 
     ``needed`` is False for the node's own entry, which is never contacted: a secret that is
-    missing there is not an error.
+    missing there is not an error. ``unseal`` opens a ``password_file`` (default: DPAPI).
     """
-    if password_env is not None and password_keyring is not None:
-        raise fail("password_env and password_keyring are two sources for one password: keep one")
-    source = password_env if password_env is not None else password_keyring
-    if source is None:
+    given = [s for s in (password_env, password_keyring, password_file) if s is not None]
+    if len(given) > 1:
+        raise fail(
+            "password_env, password_keyring and password_file are each a source for one "
+            "password: keep one"
+        )
+    if not given:
         return None
-    if not source.strip():
+    if isinstance(given[0], str) and not given[0].strip():
         raise fail("password_env and password_keyring must not be empty")
     if username is None:
         raise fail("a password source is set but username is not (no username: integrated login)")
     if password_env is not None:
         return _from_environment(password_env, environ, fail=fail, needed=needed)
-    return _from_keyring(source, username, keyring_get, fail=fail, needed=needed)
+    if password_file is not None:
+        return _from_file(password_file, username, unseal, fail=fail, needed=needed)
+    return _from_keyring(str(password_keyring), username, keyring_get, fail=fail, needed=needed)
+
+
+def _from_file(
+    path: Path, username: str, unseal: Unseal | None, *, fail: Fail, needed: bool
+) -> Secret | None:
+    from jobsync.windows.dpapi import entropy, platform_seal  # noqa: PLC0415 - Windows mostly
+
+    try:
+        sealed = path.read_bytes()
+    except FileNotFoundError:
+        if not needed:
+            return None
+        raise fail(
+            f"password_file {path} does not exist: store the password with jobsync secret set "
+            "PEER, as Administrator"
+        ) from None
+    except OSError as exc:
+        raise fail(
+            f"password_file {path}: cannot read it as this account: {exc.strerror}"
+        ) from None
+    if unseal is None:
+        seal = platform_seal()
+        if seal is None:
+            if not needed:
+                return None
+            raise fail("password_file needs Windows: the file is sealed with DPAPI")
+        unseal = seal[1]
+    try:
+        return Secret(unseal(sealed, entropy(username)).decode("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        if not needed:
+            return None
+        raise fail(
+            f"password_file {path} does not open on this machine for {username} (sealed on "
+            "another machine, for another user, or damaged): store it again with jobsync "
+            "secret set PEER"
+        ) from None
 
 
 def _from_environment(

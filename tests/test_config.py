@@ -298,7 +298,7 @@ REFUSED = [
         "two password sources",
         _node2('password_keyring = "jobsync"'),
         "peer node2",
-        "two sources for one password",
+        "each a source for one password: keep one",
     ),
     (
         "share root without the key",

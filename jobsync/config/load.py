@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from jobsync.config.sections import (
     parse_service,
     parse_watch,
 )
-from jobsync.credentials import KeyringGet, keyring_password
+from jobsync.credentials import KeyringGet, Unseal, keyring_password
 from jobsync.errors import ConfigError
 from jobsync.identity import host_name
 from jobsync.names import name_key, pattern_problem
@@ -67,8 +68,13 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     keyring_get: KeyringGet = keyring_password,
+    unseal: Unseal | None = None,
+    secrets: bool = True,
 ) -> Config:
-    """Read and validate the configuration at ``path``."""
+    """Read and validate the configuration at ``path``.
+
+    ``secrets=False`` reads no password (``jobsync secret set``, which is about to store one).
+    """
     env = os.environ if environ is None else environ
     try:
         raw = path.read_bytes()
@@ -84,7 +90,17 @@ def load_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}{_toml_hint(text, exc)}") from None
-    return _parse(data, path=path, environ=env, keyring_get=keyring_get)
+    reading = _Secrets(keyring_get=keyring_get, unseal=unseal, needed=secrets)
+    return _parse(data, path=path, environ=env, secrets=reading)
+
+
+@dataclass(frozen=True)
+class _Secrets:
+    """How passwords are read, and whether they are read at all."""
+
+    keyring_get: KeyringGet
+    unseal: Unseal | None
+    needed: bool
 
 
 def _toml_hint(text: str, error: Exception) -> str:
@@ -107,7 +123,7 @@ def _parse(
     *,
     path: Path,
     environ: Mapping[str, str],
-    keyring_get: KeyringGet,
+    secrets: _Secrets,
 ) -> Config:
     top = Table(data, where=str(path))
     node = _node_name(top)
@@ -140,7 +156,7 @@ def _parse(
     if not raw_peers:
         raise top.fail("no [[peers]]: name at least one node to copy the jobs to")
     peers = _parse_peers(
-        raw_peers, path=path, environ=environ, node=node, source=source, keyring_get=keyring_get
+        raw_peers, path=path, environ=environ, node=node, source=source, secrets=secrets
     )
     return Config(
         path=path,
@@ -189,13 +205,20 @@ def _parse_peers(
     environ: Mapping[str, str],
     node: str,
     source: Path,
-    keyring_get: KeyringGet,
+    secrets: _Secrets,
 ) -> tuple[PeerConfig, ...]:
     peers: list[PeerConfig] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_peers):
         peer = parse_peer(
-            raw, index=index, path=path, environ=environ, node=node, keyring_get=keyring_get
+            raw,
+            index=index,
+            path=path,
+            environ=environ,
+            node=node,
+            keyring_get=secrets.keyring_get,
+            unseal=secrets.unseal,
+            secrets=secrets.needed,
         )
         if name_key(peer.name) in seen:
             raise ConfigError(f"{path}: peers[{index}]: duplicate peer name {shown(peer.name)}")

@@ -43,6 +43,7 @@ class PeerConfig:
     port: int = DEFAULT_SMB_PORT
     username: str | None = None
     password: Secret | None = None
+    password_file: Path | None = None  # where jobsync secret set seals the password (Windows)
     encrypt: bool = True
 
     @property

@@ -12,11 +12,19 @@ from pathlib import Path
 from jobsync.config.model import DEFAULT_SMB_PORT, PeerConfig
 from jobsync.config.paths import local_folder, parse_unc
 from jobsync.config.reader import Table, shown
-from jobsync.credentials import KeyringGet, resolve_password
+from jobsync.credentials import KeyringGet, Unseal, resolve_password
 from jobsync.errors import ConfigError
 from jobsync.names import name_key
 
-SMB_KEYS = ("port", "username", "password_env", "password_keyring", "encrypt", "share_root")
+SMB_KEYS = (
+    "port",
+    "username",
+    "password_env",
+    "password_keyring",
+    "password_file",
+    "encrypt",
+    "share_root",
+)
 
 
 def parse_peer(
@@ -27,6 +35,8 @@ def parse_peer(
     environ: Mapping[str, str],
     node: str,
     keyring_get: KeyringGet,
+    unseal: Unseal | None = None,
+    secrets: bool = True,
 ) -> PeerConfig:
     """Read one ``[[peers]]`` table; errors name the file, the peer and the key."""
     if not isinstance(raw, dict):
@@ -69,12 +79,14 @@ def parse_peer(
     username = table.text("username")
     password_env = table.take("password_env", str)
     password_keyring = table.take("password_keyring", str)
+    file_text = table.text("password_file")
     encrypt = table.take("encrypt", bool, default=True)
     table.finish()
-    if username is not None and password_env is None and password_keyring is None:
+    password_file = None if file_text is None else (path.parent / file_text)
+    if username is not None and password_env is None and password_keyring is None and not file_text:
         raise table.fail(
-            "username is set but no password source: add password_env or password_keyring, "
-            "or leave username out to log on as the account jobsync runs as"
+            "username is set but no password source: add password_env, password_keyring or "
+            "password_file, or leave username out to log on as the account jobsync runs as"
         )
     password = resolve_password(
         username=username,
@@ -82,8 +94,10 @@ def parse_peer(
         password_keyring=password_keyring,
         environ=environ,
         fail=table.fail,
-        needed=name_key(name) != name_key(node),
+        needed=secrets and name_key(name) != name_key(node),
         keyring_get=keyring_get,
+        password_file=password_file,
+        unseal=unseal,
     )
     return PeerConfig(
         name=name,
@@ -92,5 +106,6 @@ def parse_peer(
         port=port,
         username=username,
         password=password,
+        password_file=password_file,
         encrypt=bool(encrypt),
     )

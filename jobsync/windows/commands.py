@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 service_app = typer.Typer(help="The Windows service that runs the agent (WinSW).")
 schedule_app = typer.Typer(help="The scheduled task that runs the fallback push.")
 deploy_app = typer.Typer(help="Hold jobsync still during an upgrade (install.ps1 -Upgrade).")
+secret_app = typer.Typer(help="A peer's password, sealed for this machine (DPAPI).")
 
 
 def _out(text: str) -> None:
@@ -135,4 +136,31 @@ def deploy_start(config_path: ConfigOption = None) -> int:
     from jobsync.windows.upgrade import start_after_upgrade  # noqa: PLC0415
 
     start_after_upgrade(*_windows(config_path))
+    return int(ExitCode.OK)
+
+
+@secret_app.command("set")
+def secret_set(
+    peer: Annotated[str, typer.Argument(help="The peer whose user's password to store.")],
+    config_path: ConfigOption = None,
+) -> int:
+    """Type a peer's password; it is sealed for this machine into the peer's password_file."""
+    import getpass  # noqa: PLC0415
+
+    from jobsync.config import find_config_path, load_config  # noqa: PLC0415
+    from jobsync.errors import ConfigError  # noqa: PLC0415
+    from jobsync.windows import runner  # noqa: PLC0415
+    from jobsync.windows.dpapi import platform_seal  # noqa: PLC0415
+    from jobsync.windows.secrets import secret_peer, store_secret  # noqa: PLC0415
+
+    seal = platform_seal()
+    if seal is None:
+        raise ConfigError("jobsync secret set needs Windows: the password is sealed with DPAPI")
+    config = load_config(find_config_path(config_path), secrets=False)
+    target = secret_peer(config, peer)
+    prompt = f"Password of {target.username} for {target.name}: "
+    typed = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != typed:
+        raise ConfigError("the two passwords typed differ: nothing was stored")
+    store_secret(config, target, typed, runner.Tools(say=_out), seal=seal[0])
     return int(ExitCode.OK)
