@@ -109,7 +109,7 @@ function New-Venv([string]$base) {
     try {
         $tag = & $py -c "import sys; print('%d%d' % sys.version_info[:2])"
         $locked = Join-Path $PSScriptRoot "requirements\windows-py$tag.txt"
-        if (-not (Test-Path $locked)) { throw "This bundle has no wheels for Python $tag; it serves 3.10 to 3.13." }
+        if (-not (Test-Path $locked)) { throw "This bundle has no wheels for Python $($tag.Insert(1, '.')); it serves 3.10 to 3.13." }
         Invoke-Step $py @("-m", "pip", "install", "--no-index", "--find-links", (Join-Path $PSScriptRoot "wheels"),
             "--require-hashes", "-r", $locked, "-r", (Join-Path $PSScriptRoot "requirements\jobsync.txt")) | Out-Host
     } catch {

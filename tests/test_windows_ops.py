@@ -193,7 +193,10 @@ def test_credentials_resolve_in_order() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
-        ({"password_env": "PW", "password_keyring": "jobsync-peers"}, "two sources"),
+        (
+            {"password_env": "PW", "password_keyring": "jobsync-peers"},
+            "each a source for one password",
+        ),
         ({"password_env": "MISSING"}, "MISSING, which is not set"),
         ({"password_keyring": "other-service"}, "no password stored"),
         ({"username": None, "password_env": "PW"}, "username is not"),
@@ -399,3 +402,27 @@ def test_task_xml_children_come_in_the_schemas_order(tmp_path: Path, kind: str) 
         assert children == sorted(children, key=order.index), (element.tag, children)
         checked += 1
     assert checked == (3 if kind == "push" else 1)
+
+
+# The elements WinSW 2.x reads from its XML (its configuration reference); anything else it
+# ignores without a word, which would leave a setting silently unapplied.
+WINSW_KEYS = {
+    "id", "name", "description", "executable", "arguments", "startarguments", "stopexecutable",
+    "stoparguments", "workingdirectory", "priority", "stoptimeout", "startmode",
+    "delayedAutoStart", "depend", "logpath", "log", "onfailure", "resetfailure",
+    "serviceaccount", "env", "download", "interactive", "beeponshutdown", "hidewindow",
+    "stopparentprocessfirst", "waithint", "sleeptime", "securityDescriptor", "prestart",
+    "poststart", "prestop", "poststop",
+}  # fmt: skip
+WINSW_LOG_MODES = {"roll-by-size": {"sizeThreshold", "keepFiles"}}
+
+
+def test_service_xml_uses_only_what_winsw_reads(tmp_path: Path) -> None:
+    """Every element is one WinSW 2.x knows; the log's children are those of its mode."""
+    root = ET.fromstring(service_xml(_config(tmp_path)))  # noqa: S314 - our own output
+    assert {child.tag for child in root} <= WINSW_KEYS
+    log = root.find("log")
+    assert log is not None
+    mode = log.get("mode")
+    assert mode in WINSW_LOG_MODES
+    assert {child.tag for child in log} == WINSW_LOG_MODES[mode]
