@@ -6,13 +6,14 @@ are stood in for by :class:`FakeWindows`, which records each command line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -679,3 +680,67 @@ def test_an_install_that_fails_at_any_step_converges_when_run_again(
         ), index
         assert service_files(config)[1].read_text(encoding="utf-8") == service_xml(config)
         assert windows.event_sources == {"jobsync"}, index
+
+
+def _installed(tmp_path: Path) -> tuple[Config, FakeWindows]:
+    config = _config(tmp_path, GMSA)
+    winsw, sha = _winsw(tmp_path)
+    windows = FakeWindows()
+    install_service(config, windows.tools(), winsw=winsw, winsw_sha256=sha)
+    install_task(config, windows.tools())
+    record_path(config).unlink(missing_ok=True)
+    return config, windows
+
+
+def _steps_of(run: Callable[[Tools], object], windows: FakeWindows) -> int:
+    before = len(windows.commands)
+    run(windows.tools())
+    return len(windows.commands) - before
+
+
+@pytest.mark.parametrize("phase", ["stop", "start"])
+def test_an_upgrade_step_that_fails_at_any_command_converges_when_run_again(
+    tmp_path: Path, phase: str
+) -> None:
+    """Deploy stop, then deploy start, each failing at each of its commands in turn.
+
+    Run again, stop leaves the service stopped and the task disabled with both noted; start
+    leaves both running and enabled, the note gone: what one clean run leaves.
+    """
+    config, reference = _installed(tmp_path)
+    stop_steps = _steps_of(lambda t: stop_for_upgrade(config, t), reference)
+    start_steps = _steps_of(lambda t: start_after_upgrade(config, t), reference)
+    for index in range(stop_steps if phase == "stop" else start_steps):
+        config, windows = _installed(tmp_path)
+        if phase == "start":
+            stop_for_upgrade(config, windows.tools())
+        step = stop_for_upgrade if phase == "stop" else start_after_upgrade
+        # A command whose failure is expected (ending a push when none runs) is not an error.
+        with contextlib.suppress(JobsyncError):
+            step(config, _failing_at(windows, index))
+        step(config, windows.tools())
+        enabled = "<Enabled>true</Enabled>" in windows.tasks["jobsync push"].split("<Settings>")[1]
+        if phase == "stop":
+            assert windows.services["jobsync"].state == "STOPPED", index
+            assert not enabled, index
+            assert json.loads(record_path(config).read_text())["service"] is True, index
+        else:
+            assert windows.services["jobsync"].state == "RUNNING", index
+            assert enabled, index
+            assert not record_path(config).exists(), index
+
+
+@pytest.mark.parametrize("account", [GMSA, None, DOMAIN_ACCOUNT])
+def test_a_task_install_that_fails_at_any_step_converges_when_run_again(
+    tmp_path: Path, account: str | None
+) -> None:
+    """Each command of the task's install fails in turn; the re-run registers it as one run does."""
+    config = _config(tmp_path, account)
+    reference = FakeWindows()
+    install_task(config, reference.tools())
+    for index in range(len(reference.commands)):
+        windows = FakeWindows()
+        with pytest.raises(JobsyncError):
+            install_task(config, _failing_at(windows, index))
+        install_task(config, windows.tools())
+        assert windows.tasks == {"jobsync push": task_xml(config)}, index

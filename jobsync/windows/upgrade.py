@@ -17,7 +17,7 @@ from pathlib import Path
 from jobsync.config import Config
 from jobsync.windows import config_home, write_atomically
 from jobsync.windows.install import install_service, service_state, stop_service
-from jobsync.windows.runner import Tools
+from jobsync.windows.runner import Tools, WindowsToolError
 from jobsync.windows.tasks import install_task, task_enabled
 
 RECORD = "stopped-for-upgrade.json"
@@ -32,17 +32,23 @@ def stop_for_upgrade(config: Config, tools: Tools) -> dict[str, bool]:
     """Stop the service and disable the task, as far as they run; what is now stopped."""
     path = record_path(config)
     stopped = _read(path)
+
+    def note(what: str) -> None:
+        # Noted before it is stopped: a run that fails halfway still starts it again later.
+        stopped[what] = True
+        _save(path, stopped)
+
     if service_state(config, tools) not in (None, "STOPPED"):
+        note("service")
         stop_service(config, tools)
-        stopped["service"] = True
     name = config.schedule.task_name
     if task_enabled(name, tools):
+        note("task")
         tools.check(["schtasks.exe", "/Change", "/TN", name, "/DISABLE"])
         tools.run(["schtasks.exe", "/End", "/TN", name])  # fails when no push runs: fine
         tools.say(f"task {name!r} disabled")
-        stopped["task"] = True
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_atomically(path, json.dumps({**stopped, "since": stamp}) + "\n")
+    if not path.exists():
+        _save(path, stopped)  # nothing was running: the note says so
     if not any(stopped.values()):
         tools.say("neither the service nor the task was running")
     return stopped
@@ -58,9 +64,18 @@ def start_after_upgrade(config: Config, tools: Tools) -> dict[str, bool]:
     path = record_path(config)
     stopped = _read(path)
     name = config.schedule.task_name
-    if service_state(config, tools) is not None:
-        install_service(config, tools, start=stopped["service"])
+    service = service_state(config, tools)
     enabled = task_enabled(name, tools)
+    for what, missing in (("service", service is None), ("task", enabled is None)):
+        if stopped[what] and missing:
+            # The note says it was there when stopped: an answer that says otherwise is not
+            # believed, and the note is kept for the next run.
+            raise WindowsToolError(
+                f"the {what} stopped for the upgrade cannot be found now; nothing was started: "
+                "run jobsync deploy start again"
+            )
+    if service is not None:
+        install_service(config, tools, start=stopped["service"])
     if enabled is not None:
         install_task(config, tools)  # registered enabled, with the new command line
         if not stopped["task"] and not enabled:
@@ -71,6 +86,11 @@ def start_after_upgrade(config: Config, tools: Tools) -> dict[str, bool]:
     if not any(stopped.values()):
         tools.say("nothing was stopped for the upgrade: nothing to start")
     return stopped
+
+
+def _save(path: Path, stopped: dict[str, bool]) -> None:
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_atomically(path, json.dumps({**stopped, "since": stamp}) + "\n")
 
 
 def _read(path: Path) -> dict[str, bool]:
