@@ -39,6 +39,18 @@ def _binary(name: str) -> str:
     return found
 
 
+def _rpc_ports() -> str:
+    """A thousand ports outside this machine's ephemeral range, for the DC's RPC servers."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        low, high = (int(part) for part in text.split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    if high + 1000 <= 65535:
+        return f"{high + 1}-{high + 1000}"
+    return f"{low - 1000}-{low - 1}"
+
+
 @dataclass
 class DomainController:
     """A provisioned and running Samba AD DC under ``root``."""
@@ -138,6 +150,10 @@ class DomainController:
             "interfaces": "lo",
             "bind interfaces only": "yes",
             "smb ports": str(self.smb_port),
+            # Samba's default 49152-65535 overlaps the ports the kernel hands out to every
+            # outgoing connection and to the suite's peers: once 127.0.0.1:49154 was taken and
+            # the DC did not start. A range outside the ephemeral one cannot collide.
+            "rpc server dynamic port range": _rpc_ports(),
             "pid directory": str(run),
             # Not "winbindd socket directory": the DC's smbd finds its winbindd through
             # libwbclient's built-in path only. Its winbindd therefore listens where a system
