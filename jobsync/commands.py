@@ -271,7 +271,7 @@ def check(config: Config, peer: PeerOption = None, as_json: JsonOption = False) 
     me = local_identity(config, addresses=published_addresses(config))
     clash = publish(config.source, me) if config.source.is_dir() else None
     results = run_check(config, peers=_select(config, peer))
-    fleet = [clash] * bool(clash) + fleet_problems(config, me, results)
+    fleet = ([clash] if clash else []) + fleet_problems(config, me, results)
     head = f"{config.node} (host {me.host}) is {decision.name}: {decision.reason}"
     _emit(
         as_json=as_json,
@@ -284,7 +284,7 @@ def check(config: Config, peer: PeerOption = None, as_json: JsonOption = False) 
         },
         lines=lambda: [head, *check_to_text(results), *(f"FLEET  {p}" for p in fleet)],
     )
-    codes = [r.exit_code for r in results] + [ExitCode.USAGE] * bool(fleet)
+    codes = [r.exit_code for r in results] + ([ExitCode.USAGE] if fleet else [])
     return int(worst(codes))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobsync.files import replace_atomically
-from jobsync.identity import NODE_FILE, Identity, clash, identity_from_bytes
+from jobsync.identity import Identity, clash, read_folder_identity
 from jobsync.manifest import (
     Manifest,
     ManifestCorruptError,
@@ -84,6 +84,11 @@ def owner_identity(manifest: Manifest) -> Identity | None:
     return Identity(manifest.owner, manifest.owner_host or "unknown host", manifest.owner_install)
 
 
+def manifest_clash(manifest: Manifest, me: Identity, *, where: str) -> str | None:
+    """Whether the owner a manifest names is another machine going by ``me``'s node name."""
+    return clash(me, owner_identity(manifest), where=where)
+
+
 def fence_reason(
     manifest: Manifest, *, epoch: int, node: str, me: Identity | None = None, where: str = ""
 ) -> str | None:
@@ -92,7 +97,7 @@ def fence_reason(
     With ``me``, a manifest whose owner has this node's name but another install (two machines
     given one name) refuses too, saying it was found ``where``.
     """
-    if me is not None and (problem := clash(me, owner_identity(manifest), where=where)):
+    if me is not None and (problem := manifest_clash(manifest, me, where=where)):
         return problem
     winner = manifest_claim(manifest)
     mine = Claim(node=node, epoch=epoch)
@@ -117,7 +122,7 @@ def fence_verdict(
     """Whether ``node``, pushing in ``epoch``, may write to a folder with this manifest."""
     # A node whose claim was lost still owns what it owns: keep the peer's epoch then.
     same_owner = name_key(manifest.owner) == name_key(node)
-    problem = clash(me, owner_identity(manifest), where=where) if me is not None else None
+    problem = manifest_clash(manifest, me, where=where) if me is not None else None
     reason = problem or fence_reason(manifest, epoch=epoch, node=node)
     return Verdict(
         epoch=max(epoch, manifest.epoch) if same_owner else epoch,
@@ -229,23 +234,17 @@ class LocalFence:
             return clashed
         if too_new is not None:
             return too_new
-        if self.identity is not None and (problem := self._folder_clash(self.identity)):
+        if self.identity is not None and (problem := folder_clash(self._folder, self.identity)):
             return problem
         if local is not None or seen is None:
             return local
         return outranked_reason(seen, Claim(node=self._node, epoch=epoch))
 
-    def _folder_clash(self, me: Identity) -> str | None:
-        return folder_clash(self._folder, me)
-
 
 def folder_clash(folder: Path, me: Identity) -> str | None:
     """Another machine's ``node.json`` in this node's own folder (a shared or copied one)."""
-    try:
-        recorded = identity_from_bytes((folder / NODE_FILE).read_bytes())
-    except OSError:
-        return None
-    return clash(me, recorded, where="by node.json in this node's own jobs folder")
+    where = "by node.json in this node's own jobs folder"
+    return clash(me, read_folder_identity(folder), where=where)
 
 
 def local_clash(folder: Path, me: Identity) -> str | None:
@@ -259,4 +258,4 @@ def local_clash(folder: Path, me: Identity) -> str | None:
     except ManifestTooNewError:
         manifest = Manifest()
     where = "by the manifest in this node's own jobs folder"
-    return clash(me, owner_identity(manifest), where=where) or folder_clash(folder, me)
+    return manifest_clash(manifest, me, where=where) or folder_clash(folder, me)

@@ -28,7 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jobsync.config import Config, PeerConfig
-from jobsync.epoch import folder_clash, owner_identity, read_claim, write_claim
+from jobsync.epoch import (
+    folder_clash,
+    manifest_clash,
+    owner_identity,
+    read_claim,
+    write_claim,
+)
 from jobsync.errors import PeerError
 from jobsync.fanout import each_peer
 from jobsync.identity import NODE_FILE, Identity, clash, identity_from_bytes, local_identity
@@ -385,16 +391,16 @@ def _record_on_peers(
 def _identity_refusal(
     me: Identity, local: Manifest, reached: _Reached, *, here_folder: Path
 ) -> str | None:
-    """Why not: a manifest names another machine that goes by this node's name."""
-    found = [("by the manifest in this node's own jobs folder", local)]
-    found += [(f"by the manifest on {n}", v.manifest) for n, v in sorted(reached.views.items())]
-    for where, manifest in found:
-        if problem := clash(me, owner_identity(manifest), where=where):
+    """Why not: a manifest or a node.json names another machine that goes by this node's name."""
+    found = [
+        (f"by the manifest on {n}", owner_identity(v.manifest)) for n, v in reached.views.items()
+    ]
+    found += [(f"by node.json in its jobs folder on {n}", i) for n, i in reached.identities.items()]
+    for where, other in sorted(found, key=lambda item: item[0]):
+        if problem := clash(me, other, where=where):
             return problem
-    for name, identity in sorted(reached.identities.items()):
-        if problem := clash(me, identity, where=f"by node.json in its jobs folder on {name}"):
-            return problem
-    return folder_clash(here_folder, me)
+    here = "by the manifest in this node's own jobs folder"
+    return manifest_clash(local, me, where=here) or folder_clash(here_folder, me)
 
 
 def _owned_refusal(config: Config, local: Manifest, reached: _Reached) -> str | None:
@@ -406,6 +412,6 @@ def _owned_refusal(config: Config, local: Manifest, reached: _Reached) -> str | 
             return (
                 f"{manifest.owner} owns the jobs at epoch {manifest.epoch} (recorded in {where}); "
                 "nothing was changed: to make this node the services node, run jobsync takeover "
-                "(or jobsync failover) here"
+                "here"
             )
     return None
