@@ -1,4 +1,4 @@
-"""Throwaway Samba servers (``smbd``) on loopback for tests.
+r"""Throwaway Samba servers (``smbd``) on loopback for tests.
 
 Each :class:`SambaPeer` runs its own ``smbd`` with a private ``smb.conf``,
 port, state folders and password database under one temp folder, so peers
@@ -13,12 +13,20 @@ Typical use::
         ...  # talk to peer.unc("a", "b") on peer.port
     finally:
         peer.stop()
+
+A peer started with ``spooler=True`` also stands in for a Windows node's service manager:
+Samba's built-in ``Spooler`` service really starts and stops over MS-SCMR, and the test user
+is a member of BUILTIN\Administrators, as remote service control requires. Its state lives in
+the ``rpcd_classic`` helper (one worker, so every client sees one state), which exits after
+about 60 s without a client and starts again with Spooler RUNNING: keep a test's calls within
+that window. :meth:`SambaPeer.service_state` asks with Samba's own client, to cross-check.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import grp
 import os
 import pwd
 import shutil
@@ -33,6 +41,7 @@ from typing import IO
 from polling import poll_until
 
 __all__ = [
+    "ADMIN_SHARE",
     "DEFAULT_PASSWORD",
     "HOST",
     "SHARE_NAME",
@@ -47,7 +56,13 @@ __all__ = [
 TEST_USER = "jobsynctest"
 DEFAULT_PASSWORD = "S3cret-pw!"  # noqa: S105 -- throwaway account on loopback
 SHARE_NAME = "jobs"
+ADMIN_SHARE = "C$"
 HOST = "127.0.0.1"
+# The Unix group mapped to BUILTIN\Administrators on peers started with ``spooler=True``.
+_ADMIN_GROUP = "jobsyncadmins"
+_ADMINISTRATORS_SID = "S-1-5-32-544"
+_SERVICES_KEY = "HKLM\\SYSTEM\\CurrentControlSet\\Services"
+_HOSTS_FOLDER = ("Windows", "System32", "drivers", "etc")
 
 _ENCRYPT_VALUES = ("desired", "off", "required")
 _START_TIMEOUT = 20.0
@@ -108,6 +123,21 @@ def _ensure_user(user: str) -> pwd.struct_passwd:
         raise SambaUnavailableError(
             f"cannot create Unix user {user}: {(result.stderr or result.stdout).strip()}"
         ) from None
+
+
+def _ensure_member(user: str, group: str) -> None:
+    """Make ``user`` a member of the Unix group ``group``, creating the group if missing."""
+    if any(user in entry.gr_mem for entry in grp.getgrall() if entry.gr_name == group):
+        return
+    for command in (
+        [_find_binary("groupadd"), "-f", group],
+        [_find_binary("usermod"), "-a", "-G", group, user],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SambaUnavailableError(
+                f"{' '.join(command)} failed: {(result.stderr or result.stdout).strip()}"
+            )
 
 
 def _make_traversable(path: Path) -> None:
@@ -233,6 +263,11 @@ class SambaPeer:
     "SMB2_02", "SMB3_00"). ``options`` are extra ``[global]`` lines and ``share_options``
     extra lines of the share, to make this peer behave like a particular server (``smb2 max
     trans = 65536``, ``smb2 max credits = 8``, ``vfs objects = acl_xattr``, ...).
+
+    ``spooler`` serves Samba's ``Spooler`` service over MS-SCMR, with the test user an
+    administrator (see the module's docstring); ``admin_root`` is served as the share ``C$``,
+    standing in for a Windows node's admin share (``True``: the folder ``C`` under ``root``),
+    with the folder of the hosts file (``Windows/System32/drivers/etc``) in it.
     """
 
     root: Path
@@ -245,6 +280,8 @@ class SambaPeer:
     min_protocol: str = "SMB2_10"
     options: tuple[str, ...] = ()
     share_options: tuple[str, ...] = ()
+    spooler: bool = False
+    admin_root: Path | bool | None = None
     _proc: subprocess.Popen[bytes] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -271,6 +308,13 @@ class SambaPeer:
     def output_path(self) -> Path:
         """Where smbd's stdout and stderr go."""
         return self.root / "log" / "smbd.out"
+
+    @property
+    def admin_path(self) -> Path | None:
+        """The folder served as ``C$``, if any."""
+        if self.admin_root is True:
+            return self.root / "C"
+        return self.admin_root or None
 
     @property
     def pid(self) -> int | None:
@@ -315,7 +359,8 @@ class SambaPeer:
             f"    passdb backend = tdbsam:{self.root / 'private' / 'passdb.tdb'}",
             "    security = user",
             "    map to guest = never",
-            "    disable spoolss = yes",
+            f"    disable spoolss = {'no' if self.spooler else 'yes'}",
+            *(["    rpcd_classic:num_workers = 1"] if self.spooler else []),
             "    load printers = no",
             "    printing = bsd",
             "    printcap name = /dev/null",
@@ -334,6 +379,15 @@ class SambaPeer:
             *(f"    {line}" for line in self.share_options),
             "",
         ]
+        if self.admin_path is not None:
+            lines += [
+                f"[{ADMIN_SHARE}]",
+                f"    path = {self.admin_path}",
+                "    read only = no",
+                "    browseable = no",
+                f"    valid users = {self.user}",
+                "",
+            ]
         self.conf_path.write_text("\n".join(lines))
 
     def _prepare(self) -> None:
@@ -346,8 +400,77 @@ class SambaPeer:
         os.chown(self.share_path, account.pw_uid, account.pw_gid)
         self.share_path.chmod(0o755)
         _make_traversable(self.share_path)
+        if self.admin_path is not None:
+            etc = self.admin_path.joinpath(*_HOSTS_FOLDER)  # as on every Windows C$
+            etc.mkdir(parents=True, exist_ok=True)
+            for folder in (etc, *etc.parents):
+                os.chown(folder, account.pw_uid, account.pw_gid)
+                if folder == self.admin_path:
+                    break
+            _make_traversable(etc)
         self._write_conf()
         self._smbpasswd(self.user, self.password)
+        if self.spooler:
+            self._make_administrator(self.user)
+
+    def _make_administrator(self, user: str) -> None:
+        r"""Map a Unix group holding ``user`` to BUILTIN\Administrators on this peer."""
+        _ensure_member(user, _ADMIN_GROUP)
+        listed = self._net("groupmap", "list", f"sid={_ADMINISTRATORS_SID}", check=False)
+        if _ADMINISTRATORS_SID not in listed:
+            self._net(
+                "groupmap", "add", f"sid={_ADMINISTRATORS_SID}", f"unixgroup={_ADMIN_GROUP}",
+                "type=builtin",
+            )  # fmt: skip
+
+    def _net(self, *args: str, check: bool = True, password: str | None = None) -> str:
+        """Run Samba's ``net`` with this peer's smb.conf; its output.
+
+        ``password`` goes in the environment (``PASSWD``), never on the command line.
+        """
+        env = _SMBD_ENV if password is None else {**_SMBD_ENV, "PASSWD": password}
+        result = subprocess.run(
+            [_find_binary("net"), *args, "-s", str(self.conf_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=env,
+        )
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise SambaUnavailableError(
+                f"net {args[0]} {args[1]} failed (exit {result.returncode}): "
+                + " | ".join(detail[-3:])
+            )
+        return result.stdout
+
+    def service_state(
+        self, service: str = "Spooler", *, user: str | None = None, password: str | None = None
+    ) -> str:
+        """The service's state as Samba's own client reports it ("running", "stopped", ...).
+
+        An independent observer for tests of jobsync's own client; ``user`` (default: the test
+        user) logs on with ``password`` (default: this peer's).
+        """
+        out = self._net(
+            "rpc", "service", "status", service, "-S", HOST, "-p", str(self.port),
+            "--user", user or self.user, password=password or self.password,
+        )  # fmt: skip
+        first = out.splitlines()[0] if out else ""
+        prefix, suffix = f"{service} service is ", "."
+        if not (first.startswith(prefix) and first.endswith(suffix)):
+            raise RuntimeError(f"net rpc service status answered {first!r}")
+        return first[len(prefix) : -len(suffix)]
+
+    def set_service_value(self, service: str, name: str, value: str) -> None:
+        """Write a string value of the service's registry key, as a Windows admin could.
+
+        The service manager reads ``ObjectName`` (the account) from there at once. The rpcd
+        helpers write their defaults back when they start, so call this after a first RPC.
+        """
+        key = f"{_SERVICES_KEY}\\{service}"
+        self._net("registry", "setvalue", key, name, "sz", value)
 
     def add_user(self, user: str, password: str) -> pwd.struct_passwd:
         """Create a second account (Unix and Samba) on this peer; returns the Unix account."""
@@ -522,6 +645,8 @@ def start_peer(
     min_protocol: str = "SMB2_10",
     options: tuple[str, ...] = (),
     share_options: tuple[str, ...] = (),
+    spooler: bool = False,
+    admin_root: Path | bool | None = None,
 ) -> SambaPeer:
     """Start a fresh peer in a new folder under ``base`` on a free port (see :class:`SambaPeer`)."""
     _check_root()
@@ -545,6 +670,8 @@ def start_peer(
         min_protocol=min_protocol,
         options=tuple(options),
         share_options=tuple(share_options),
+        spooler=spooler,
+        admin_root=admin_root,
     )
     peer.start()
     return peer

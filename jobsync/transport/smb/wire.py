@@ -18,6 +18,7 @@ CREATE: Final = 0x05
 CLOSE: Final = 0x06
 READ: Final = 0x08
 WRITE: Final = 0x09
+IOCTL: Final = 0x0B
 CANCEL: Final = 0x0C
 ECHO: Final = 0x0D
 QUERY_DIRECTORY: Final = 0x0E
@@ -48,6 +49,9 @@ LIST_ACCESS: Final = _FILE_READ_DATA | _FILE_READ_ATTRIBUTES  # FILE_LIST_DIRECT
 _FILE_OPEN, _FILE_CREATE, _FILE_OPEN_IF = 1, 2, 3
 _FILE_DIRECTORY_FILE, _FILE_NON_DIRECTORY_FILE, _FILE_DELETE_ON_CLOSE = 0x1, 0x40, 0x1000
 _IMPERSONATION = 2
+_PIPE_ACCESS: Final = _FILE_READ_DATA | _FILE_WRITE_DATA | _FILE_READ_ATTRIBUTES
+_FSCTL_PIPE_TRANSCEIVE = 0x0011C017  # MS-FSCC 2.3.49: write a message, read the answer
+_IOCTL_IS_FSCTL = 0x1
 
 # Information classes (MS-FSCC 2.4)
 _INFO_FILE = 1
@@ -70,6 +74,7 @@ _SET_INFO = struct.Struct("<HBBIHHI16s")
 _CLOSE = struct.Struct("<HHI16s")
 _QUERY_DIRECTORY = struct.Struct("<HBBI16sHHI")
 _QUERY_INFO = struct.Struct("<HBBIHHIII16s")
+_IOCTL = struct.Struct("<HHI16sIIIIIIII")
 _BASIC_INFO = struct.Struct("<qqqqII")
 _RENAME_INFO = struct.Struct("<B7xQI")
 _SMALL_REQUEST = struct.Struct("<HH")  # StructureSize and Reserved: ECHO, LOGOFF, TREE_DISCONNECT
@@ -156,6 +161,26 @@ def open_dir(path: str, *, make: bool = False) -> Request:
         disposition=_FILE_OPEN_IF if make else _FILE_OPEN,
         options=_FILE_DIRECTORY_FILE,
     )
+
+
+def open_pipe(name: str) -> Request:
+    """Open a named pipe on the ``IPC$`` share (``svcctl``) to read and write messages."""
+    return create(
+        name,
+        access=_PIPE_ACCESS,
+        disposition=_FILE_OPEN,
+        options=0,
+        share=_FILE_SHARE_READ | _FILE_SHARE_WRITE,
+    )
+
+
+def pipe_transceive(data: bytes, *, out_length: int, file_id: bytes) -> Request:
+    """Write ``data`` to an open pipe and read its answer, in one round trip (MS-SMB2 2.2.31)."""
+    fixed = _IOCTL.pack(
+        57, 0, _FSCTL_PIPE_TRANSCEIVE, file_id, HEADER_SIZE + _IOCTL.size, len(data), 0, 0, 0,
+        out_length, _IOCTL_IS_FSCTL, 0,
+    )  # fmt: skip
+    return Request(IOCTL, fixed + data, _charge(max(len(data), out_length)))
 
 
 def write(data: bytes, *, offset: int = 0, file_id: bytes = RELATED_FILE_ID) -> Request:
@@ -258,6 +283,13 @@ def read_data(body: bytes) -> bytes:
     """The data of a READ response."""
     _need(body, 16, "READ")
     return _buffer(body, body[2], struct.unpack_from("<I", body, 4)[0], "READ")
+
+
+def ioctl_output(body: bytes) -> bytes:
+    """The output of an IOCTL response: for a pipe transceive, the first part of the answer."""
+    _need(body, 40, "IOCTL")
+    offset, length = struct.unpack_from("<II", body, 32)
+    return _buffer(body, offset, length, "IOCTL") if length else b""
 
 
 def _buffer(body: bytes, offset: int, length: int, what: str) -> bytes:
