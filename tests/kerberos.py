@@ -7,6 +7,10 @@ throwaway domain (TEST.LAN) under a temp folder, runs ``samba`` in the foregroun
 cache for the Administrator account. Tickets last ``TICKET_LIFETIME`` (the shortest the MIT
 client accepts), so a session's expiry can be met in minutes.
 
+It also serves the domain's DNS zone (``test.lan``) with Samba's internal DNS server, as an AD
+DC does, on a port of its own (``dns_port``): a secure zone that takes only updates signed
+with GSS-TSIG, for the failover's signed updates of the services name.
+
 The KDC and LDAP use their standard ports on 127.0.0.1 (88, 389, ...): they must be free.
 """
 
@@ -23,6 +27,8 @@ from polling import poll_until
 from samba import SambaUnavailableError, free_port, port_open, stop_tree
 
 REALM = "TEST.LAN"
+ZONE = "test.lan"  # the domain's DNS zone, served by the DC
+DC_HOST_NAME = "dc1.test.lan"  # the zone's SOA MNAME: clients ask Kerberos for DNS/<it>
 SHARE = "integrify$"
 HOST = "127.0.0.1"
 TICKET_LIFETIME_SECONDS = 300  # "5m": the MIT client refuses anything shorter
@@ -57,6 +63,7 @@ class DomainController:
 
     root: Path
     smb_port: int = field(default_factory=free_port)
+    dns_port: int = field(default_factory=free_port)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _output: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -115,11 +122,13 @@ class DomainController:
         )
         proc = self._proc
 
+        ports = (_KDC_PORT, self.smb_port, self.dns_port)
+
         def up_or_gone() -> bool:
-            return proc.poll() is not None or (port_open(_KDC_PORT) and port_open(self.smb_port))
+            return proc.poll() is not None or all(map(port_open, ports))
 
         poll_until(up_or_gone, timeout=_START_TIMEOUT, interval=0.2)
-        if proc.poll() is not None or not (port_open(_KDC_PORT) and port_open(self.smb_port)):
+        if proc.poll() is not None or not all(map(port_open, ports)):
             tail = (self.root / "samba.out").read_text(errors="replace")[-2000:]
             self.stop()
             raise SambaUnavailableError(f"the domain controller did not start:\n{tail}")
@@ -143,6 +152,11 @@ class DomainController:
             env={**os.environ, **self.env},
         )
 
+    def add_user(self, name: str, password: str) -> str:
+        """Create a plain domain user; its principal, ``name@REALM``."""
+        self._tool("user", "create", name, password)
+        return f"{name}@{REALM}"
+
     def _provision(self) -> None:
         run = self.root / "run"
         run.mkdir(parents=True, exist_ok=True)
@@ -150,6 +164,9 @@ class DomainController:
             "interfaces": "lo",
             "bind interfaces only": "yes",
             "smb ports": str(self.smb_port),
+            # The internal DNS server (--dns-backend=SAMBA_INTERNAL) on a port of its own, so
+            # that it needs no port 53 and leaves the host's resolver alone.
+            "dns port": str(self.dns_port),
             # Samba's default 49152-65535 overlaps the ports the kernel hands out to every
             # outgoing connection and to the suite's peers: once 127.0.0.1:49154 was taken and
             # the DC did not start. A range outside the ephemeral one cannot collide.
@@ -170,7 +187,7 @@ class DomainController:
                 f"--realm={REALM}",
                 "--domain=TEST",
                 "--server-role=dc",
-                "--dns-backend=NONE",
+                "--dns-backend=SAMBA_INTERNAL",
                 f"--adminpass={_ADMIN_PASSWORD}",
                 "--host-name=dc1",
                 *(f"--option={key}={value}" for key, value in options.items()),
