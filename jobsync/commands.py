@@ -30,6 +30,7 @@ from jobsync.windows.commands import deploy_app, schedule_app, secret_app, servi
 
 if TYPE_CHECKING:
     from jobsync.config import Config, PeerConfig
+    from jobsync.result import StepOutcome
 
 
 def _show_version(value: bool) -> None:
@@ -359,6 +360,60 @@ def takeover(
         document=lambda: takeover_to_json(result),
         lines=lambda: takeover_to_text(result),
     )
+    return int(result.exit_code)
+
+
+@app.command()
+@configured()
+def failover(
+    config: Config,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Ask every node; change nothing; show the plan.")
+    ] = False,
+    old_node_down: Annotated[
+        bool,
+        typer.Option(
+            "--old-node-down",
+            help="Go on past a node whose services cannot be stopped (it is down).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> int:
+    """Make this node the services node: fence, take over, start, repoint, prove."""
+    from jobsync.failover.run import plan_lines, prepare  # noqa: PLC0415
+    from jobsync.failover.run import run as run_failover  # noqa: PLC0415
+    from jobsync.render import (  # noqa: PLC0415
+        failover_step_to_text,
+        failover_to_json,
+        failover_verdict,
+    )
+
+    def show(outcome: StepOutcome) -> None:
+        for line in failover_step_to_text(outcome):
+            _out(line)
+
+    move = prepare(
+        config,
+        dry_run=dry_run,
+        old_node_down=old_node_down,
+        on_step=(lambda _outcome: None) if as_json else show,
+    )
+    plan = plan_lines(move)
+    if not as_json:
+        for line in plan:
+            _out(line)
+    with _exclusive(config, "jobsync failover", needed=not dry_run) as busy:
+        if busy:
+            raise SafetyRefusalError(
+                f"failover refused: {busy} is at work on this node; stop the jobsync agent "
+                "service here first (it starts again as the services node's agent), then run "
+                "jobsync failover again"
+            )
+        result = run_failover(move)
+    if as_json:
+        _out(json.dumps(failover_to_json(result, plan), indent=2, ensure_ascii=False))
+    else:
+        _out(failover_verdict(result))
     return int(result.exit_code)
 
 

@@ -34,6 +34,13 @@ class ExitCode(IntEnum):
     PEER_FAILED = 3
     REFUSED = 4
     AGENT_NOT_RUNNING = 5  # jobsync status: no agent runs with this configuration
+    # jobsync failover: the step that failed, each leaving a known state (docs/failover.md)
+    FENCE_FAILED = 10  # the services elsewhere may still run; nothing changed here
+    TAKEOVER_FAILED = 11  # fenced elsewhere; the jobs were not taken over
+    START_FAILED = 12  # the jobs are taken over; a service here did not reach RUNNING
+    REPOINT_FAILED = 13  # services and jobs here; the services name still points elsewhere
+    NOT_PROVEN = 14  # everything moved, but the healthcheck or a final check does not pass
+    OUTRANKED = 15  # another node's takeover won meanwhile; the services here were stopped
 
 
 class JobsyncError(Exception):

@@ -8,14 +8,17 @@ from typing import Any
 from jobsync.result import (
     AgentView,
     CheckResult,
+    FailoverResult,
     InitResult,
     Kind,
     PeerResult,
     PushResult,
     ReconcileResult,
+    StepOutcome,
     TakeoverResult,
     iso,
 )
+from jobsync.result.failover import LEFT_AS
 from jobsync.result.takeover import AFTER_EVERYTHING
 
 
@@ -361,3 +364,50 @@ def init_to_text(result: InitResult) -> list[str]:
     elif result.claimed is not None:
         lines.extend(takeover_to_text(result.claimed))
     return lines
+
+
+def failover_step_to_text(outcome: StepOutcome) -> list[str]:
+    """One step as it ends: its status and summary, then its details, indented."""
+    head = f"{outcome.step:<9} {outcome.status.upper():<9} {outcome.summary}"
+    return [f"{head}  ({outcome.seconds:.2f} s)", *(f"    {d}" for d in outcome.details)]
+
+
+def failover_verdict(result: FailoverResult) -> str:
+    """The last line: where the move stands and what to do."""
+    failed = result.failed
+    if result.dry_run:
+        return "dry run: nothing was changed"
+    if failed is None:
+        return f"failover done: {result.node} is the services node ({result.seconds:.2f} s)"
+    code = int(result.exit_code)
+    if failed.status == "outranked":
+        return f"failover stopped (exit {code}): another node owns the jobs; services here stopped"
+    return (
+        f"failover stopped at {failed.step} (exit {code}): {LEFT_AS[failed.step]}; fix the "
+        "cause above and run jobsync failover again (it finishes the move)"
+    )
+
+
+def failover_to_json(result: FailoverResult, plan: list[str]) -> dict[str, Any]:
+    """The plan, every step that ran, and the verdict, for a cluster manager or a script."""
+    failed = result.failed
+    return {
+        "node": result.node,
+        "dry_run": result.dry_run,
+        "plan": [line.strip() for line in plan],
+        "steps": [
+            {
+                "step": s.step,
+                "status": s.status,
+                "summary": s.summary,
+                "details": list(s.details),
+                "seconds": s.seconds,
+            }
+            for s in result.steps
+        ],
+        "seconds": round(result.seconds, 3),
+        "failed_step": failed.step if failed else None,
+        "left_as": LEFT_AS[failed.step] if failed and failed.status != "outranked" else None,
+        "exit_code": int(result.exit_code),
+        "message": failover_verdict(result),
+    }

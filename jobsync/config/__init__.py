@@ -6,8 +6,9 @@ is refused, not replaced by a default. Secrets are read from the environment or 
 store, never from the file, and are wrapped so that printing a config never prints a password.
 
 The package: :mod:`.model` (the values), :mod:`.reader` (reading a table), :mod:`.sections`
-(the optional tables), :mod:`.peers` and :mod:`.paths` (peers and folders), :mod:`.load` (the
-file). A new table is a dataclass in ``model``, a parser in ``sections``, a line in ``load``.
+(the optional tables), :mod:`.failover` (``[failover]``), :mod:`.peers` and :mod:`.paths`
+(peers and folders), :mod:`.load` (the file). A new table is a dataclass in ``model``, a
+parser in ``sections``, a line in ``load``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from jobsync.config.model import (
     DEFAULT_TIMEOUT_SECONDS,
     ActiveConfig,
     Config,
+    DnsConfig,
+    FailoverConfig,
     HealthConfig,
     PeerConfig,
     RetentionConfig,
@@ -43,6 +46,8 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "ActiveConfig",
     "Config",
+    "DnsConfig",
+    "FailoverConfig",
     "HealthConfig",
     "PeerConfig",
     "RetentionConfig",

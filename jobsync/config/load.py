@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobsync.config.failover import parse_failover
 from jobsync.config.model import (
     DEFAULT_MAX_DELETE_RATIO,
     DEFAULT_PATTERN,
@@ -139,6 +140,7 @@ def _parse(
     service = parse_service(top.take("service", dict, {}), path=path)
     schedule = parse_schedule(top.take("schedule", dict, {}), path=path, service=service)
     retention = parse_retention(top.take("retention", dict, {}), path=path)
+    failover = parse_failover(top.take("failover", dict), path=path, active=active)
     top.finish()
 
     if any(sep in pattern for sep in "/\\"):
@@ -173,6 +175,7 @@ def _parse(
         service=service,
         schedule=schedule,
         retention=retention,
+        failover=failover,
     )
 
 

@@ -45,6 +45,8 @@ class PeerConfig:
     password: Secret | None = None
     password_file: Path | None = None  # where jobsync secret set seals the password (Windows)
     encrypt: bool = True
+    address: str | None = None  # the IP address the services name gets when this is the node
+    admin_share: str = "C$"  # the share holding the node's Windows folder (failover, hosts file)
 
     @property
     def location(self) -> str:
@@ -104,6 +106,36 @@ class ScheduleConfig:
     account: str | None = None  # default: the service's account
 
 
+REPOINT_METHODS = ("dns", "hosts", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DnsConfig:
+    """``[failover.dns]``: the DNS server that takes signed dynamic updates (RFC 2136, GSS-TSIG)."""
+
+    server: str
+    zone: str
+    port: int = 53
+    ttl_seconds: int = 300
+    kerberos_host: str | None = None  # the server's Kerberos name; default: the zone's SOA MNAME
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailoverConfig:
+    """``[failover]``: what ``jobsync failover`` moves and how it proves the move."""
+
+    services: tuple[str, ...]  # Integrify's Windows services, in the order they start
+    repoint: str  # "dns", "hosts" or "none" (a cluster's Network Name owns the services name)
+    services_name: str | None = None
+    healthcheck: str = "http://{address}/healthcheck"  # {address}: a node's address or the name
+    dns: DnsConfig | None = None
+    old_node_unreachable: str = "refuse"  # or "continue": go on when the old node cannot be fenced
+    stop_timeout_seconds: float = 60.0
+    start_timeout_seconds: float = 120.0
+    healthcheck_timeout_seconds: float = 180.0
+    singleton_check_seconds: float = 60.0  # how often each agent asks where the services run
+
+
 DEFAULT_KEEP_DAYS = 365  # a job that runs once a year is missed within a year
 
 
@@ -133,6 +165,7 @@ class Config:
     service: ServiceConfig = ServiceConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     retention: RetentionConfig = RetentionConfig()
+    failover: FailoverConfig | None = None  # absent: jobsync failover says what to add
 
     @property
     def target_peers(self) -> tuple[PeerConfig, ...]:

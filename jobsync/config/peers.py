@@ -6,6 +6,7 @@ the SMB keys. A user name needs a password source; without one, the running acco
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +25,8 @@ SMB_KEYS = (
     "password_file",
     "encrypt",
     "share_root",
+    "address",
+    "admin_share",
 )
 
 
@@ -81,6 +84,8 @@ def parse_peer(
     password_keyring = table.take("password_keyring", str)
     file_text = table.text("password_file")
     encrypt = table.take("encrypt", bool, default=True)
+    address = _address(table)
+    admin_share = table.text("admin_share", "C$")
     table.finish()
     password_file = None if file_text is None else (path.parent / file_text)
     if username is not None and password_env is None and password_keyring is None and not file_text:
@@ -108,4 +113,19 @@ def parse_peer(
         password=password,
         password_file=password_file,
         encrypt=bool(encrypt),
+        address=address,
+        admin_share=admin_share.strip("\\"),
     )
+
+
+def _address(table: Table) -> str | None:
+    """``address``: the node's IP address, which the services name gets when it is that node."""
+    text = table.text("address")
+    if text is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise table.fail(
+            f"address must be the node's IP address (such as 10.0.0.12), not {shown(text)}"
+        ) from None

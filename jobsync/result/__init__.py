@@ -13,6 +13,7 @@ from jobsync.result.agent import (
 )
 from jobsync.result.check import CheckResult
 from jobsync.result.codes import worst
+from jobsync.result.failover import FailoverResult, StepOutcome
 from jobsync.result.init import InitResult
 from jobsync.result.push import FileFailure, PeerResult, PushResult
 from jobsync.result.reconcile import Drift, Kind, PeerDrift, ReconcileResult
@@ -23,6 +24,7 @@ __all__ = [
     "CheckResult",
     "Drift",
     "Event",
+    "FailoverResult",
     "FileFailure",
     "InitResult",
     "Kind",
@@ -31,6 +33,7 @@ __all__ = [
     "PeerView",
     "PushResult",
     "ReconcileResult",
+    "StepOutcome",
     "TakeoverResult",
     "iso",
     "state_document",
