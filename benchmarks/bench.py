@@ -4,8 +4,8 @@ Measures: a full push of N jobs to K peers against `smbclient mput` to the same 
 after another (the script an administrator would write); a push when nothing changed; reconcile
 and reconcile --deep on an in-sync cluster; the agent's delay from saving a job to its arrival
 on every peer, also with one peer frozen; the idle agent's CPU and memory; what serving the
-status page costs the agent. Prints a table and writes the figures as JSON. Run it with
-scripts/bench.sh.
+status page costs the agent; a failover of 3 nodes, from the command to a passing
+healthcheck. Prints a table and writes the figures as JSON. Run it with scripts/bench.sh.
 """
 
 from __future__ import annotations
@@ -32,12 +32,15 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from failover_part import run_failover_part
 from samba import SambaPeer, free_port, start_peer
 
 PASSWORD_ENV = "JOBSYNC_BENCH_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 EDIT_DEADLINE_SECONDS = 60
-# push: full, no-op, reconcile; agent: save-to-arrival delay, idle; page: the status page's cost
-PARTS = ("push", "agent", "page")
+# push: full, no-op, reconcile; agent: save-to-arrival delay, idle; page: the status page's
+# cost; failover: jobsync failover from the command to a passing healthcheck
+PARTS = ("push", "agent", "page", "failover")
+FAILOVER_RUNS = 5
 NOOP_RUNS = 7
 LARGE_EVERY_HUNDREDTH = 7  # job 7, 107, 207, ... is a larger one
 
@@ -319,6 +322,8 @@ def main() -> int:
         n = args.files
         if "push" in args.parts:
             run_push_part(bench, files=n, large=args.large)
+        elif args.parts == ["failover"]:
+            pass  # the failover part has its own nodes
         else:
             bench.add_jobs(max(n, args.large), 0)
             bench.jobsync("push")  # the agent part starts from peers already in sync
@@ -331,6 +336,8 @@ def main() -> int:
             )
         if "page" in args.parts:
             run_page_part(bench, requests=args.page_requests)
+        if "failover" in args.parts:
+            run_failover_part(base, bench.record, files=n, runs=FAILOVER_RUNS)
 
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}

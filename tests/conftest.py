@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from kerberos import DomainController
 from polling import poll_until
-from samba import DEFAULT_PASSWORD, SambaPeer, SambaUnavailableError, start_peer
+from samba import (
+    DEFAULT_PASSWORD,
+    PASSWORD_ENV,
+    SambaPeer,
+    SambaUnavailableError,
+    start_peer,
+)
 
 from jobsync.cli import main
 from jobsync.config import PeerConfig, parse_unc
@@ -135,8 +141,6 @@ def domain_controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doma
 
 
 # -- jobsync clusters: a source folder, a config file and peers ------------------------------
-
-PASSWORD_ENV = "JOBSYNC_TEST_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conftest import PASSWORD_ENV
-from samba import DEFAULT_PASSWORD, TEST_USER, SambaPeer, free_port
+from samba import DEFAULT_PASSWORD, PASSWORD_ENV, TEST_USER, SambaPeer, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -55,6 +55,7 @@ __all__ = [
 
 TEST_USER = "jobsynctest"
 DEFAULT_PASSWORD = "S3cret-pw!"  # noqa: S105 -- throwaway account on loopback
+PASSWORD_ENV = "JOBSYNC_TEST_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 SHARE_NAME = "jobs"
 ADMIN_SHARE = "C$"
 HOST = "127.0.0.1"

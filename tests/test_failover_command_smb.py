@@ -13,7 +13,6 @@ import signal
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import PASSWORD_ENV
 from failover_bed import (
     SERVICE,
     SERVICES_NAME,
@@ -22,7 +21,7 @@ from failover_bed import (
     make_fleet,
     stop_fleet,
 )
-from samba import DEFAULT_PASSWORD, SambaPeer
+from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer
 
 from jobsync.config import load_config
 from jobsync.errors import ExitCode

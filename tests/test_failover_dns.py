@@ -11,10 +11,9 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import PASSWORD_ENV
 from failover_bed import SERVICES_NAME, make_fleet, stop_fleet
 from kerberos import HOST, ZONE, DomainController
-from samba import DEFAULT_PASSWORD, SambaPeer
+from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer
 from test_failover_command_smb import set_spooler, spooler
 
 from jobsync.failover.dns_update import DnsServer, lookup, repoint
