@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -380,6 +381,7 @@ def failover(
     as_json: JsonOption = False,
 ) -> int:
     """Make this node the services node: fence, take over, start, repoint, prove."""
+    from jobsync.failover.agent_here import agent_set_aside  # noqa: PLC0415
     from jobsync.failover.run import plan_lines, prepare  # noqa: PLC0415
     from jobsync.failover.run import run as run_failover  # noqa: PLC0415
     from jobsync.render import (  # noqa: PLC0415
@@ -402,17 +404,17 @@ def failover(
     if not as_json:
         for line in plan:
             _out(line)
-    with _exclusive(config, "jobsync failover", needed=not dry_run) as busy:
-        if busy:
-            raise SafetyRefusalError(
-                f"failover refused: {busy} is at work on this node; stop the jobsync agent "
-                "service here first (it starts again as the services node's agent), then run "
-                "jobsync failover again"
-            )
+    if dry_run:
         result = run_failover(move)
+    else:
+        with agent_set_aside(move) as notes:
+            result = run_failover(move)
+        result = replace(result, notes=tuple(notes))
     if as_json:
         _out(json.dumps(failover_to_json(result, plan), indent=2, ensure_ascii=False))
     else:
+        for line in result.notes:
+            _out(line)
         _out(failover_verdict(result))
     return int(result.exit_code)
 

@@ -406,6 +406,7 @@ def failover_to_json(result: FailoverResult, plan: list[str]) -> dict[str, Any]:
             for s in result.steps
         ],
         "seconds": round(result.seconds, 3),
+        "notes": list(result.notes),
         "failed_step": failed.step if failed else None,
         "left_as": LEFT_AS[failed.step] if failed and failed.status != "outranked" else None,
         "exit_code": int(result.exit_code),

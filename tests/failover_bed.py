@@ -50,7 +50,7 @@ healthcheck = "http://{{address}}:{health_port}/healthcheck"
 stop_timeout_seconds = 20
 start_timeout_seconds = 20
 healthcheck_timeout_seconds = {health_wait}
-{dns}"""
+{dns}{active}"""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -180,11 +180,13 @@ def make_fleet(
     health_wait: float = 5.0,
     dns: str = "",
     env: dict[str, str] | None = None,
+    active: str = "",
 ) -> Fleet:
     """The nodes, their configs from one template, hosts files that name no services node.
 
     ``dns`` is a ``[failover.dns]`` table: the services name then moves by a signed DNS update
-    instead of the hosts files; ``env`` is added to every command's environment.
+    instead of the hosts files; ``env`` is added to every command's environment; ``active``
+    is an ``[active]`` table (for an agent).
     """
     health_port = free_port()
     # On Windows one account (a gMSA) runs jobsync on every node and reaches the others' shares:
@@ -227,6 +229,7 @@ def make_fleet(
             health_wait=health_wait,
             repoint="dns" if dns else "hosts",
             dns=dns,
+            active=active,
         )
         (home / "jobsync.toml").write_text(config)
         health = HealthServer(addresses[name], health_port)

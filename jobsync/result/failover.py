@@ -58,7 +58,7 @@ class FailoverResult:
     node: str
     steps: tuple[StepOutcome, ...]
     dry_run: bool = False
-    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # around the steps: the jobsync agent here, set aside and back
 
     @property
     def failed(self) -> StepOutcome | None:

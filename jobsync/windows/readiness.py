@@ -17,7 +17,7 @@ from jobsync.errors import ConfigError, SafetyRefusalError
 
 # SHA-256 of docs/jobsync.example.toml with "\n" line ends (tests/test_windows_ops.py keeps it
 # in step with the file).
-EXAMPLE_SHA256 = "fae09c6f8bb88973b74caae30d912b14a963a1515d22333c7caa813087157032"
+EXAMPLE_SHA256 = "edb8a8cf9a761705ae19b928f311e00b8ac0ef10f8a307cf4c92d6fa7895e147"
 
 
 def example_digest(text: bytes) -> str:
