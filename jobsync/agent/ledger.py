@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from jobsync.agent.events import EventRing
@@ -108,13 +108,21 @@ class Ledger:
         with self._lock:
             return {n: now - (t.last_success or self.started) for n, t in self._tallies.items()}
 
-    def save(self, make_view: Callable[[], AgentView]) -> None:
-        """Write the state file from a fresh view (and keep the pending gauges with it)."""
+    def save(
+        self,
+        make_view: Callable[[], AgentView],
+        *,
+        extra: Callable[[], Mapping[str, object]] = dict,
+    ) -> None:
+        """Write the state file from a fresh view (and keep the pending gauges with it).
+
+        ``extra``: more top-level keys, from what the view does not hold (where the services run).
+        """
         with self._save_lock:
             view = make_view()
             for peer in view.peers:
                 self._metrics.pending.labels(peer.name).set(peer.pending)
             try:
-                write_state(self._state_path, state_document(view))
+                write_state(self._state_path, {**state_document(view), **extra()})
             except OSError as exc:
                 log.warning("state_not_saved", path=str(self._state_path), error=str(exc))

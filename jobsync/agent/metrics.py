@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobsync import __version__
+from jobsync.agent.services_nodes import ServicesNodes
 from jobsync.result import PeerResult
 from jobsync.retention import kind_of
 
@@ -93,6 +95,26 @@ class AgentMetrics:
             registry=r,
         )
 
+        self.services_nodes = Gauge(
+            "jobsync_services_nodes",
+            "Nodes the Integrify services run on, by this node's last check; -1 while it cannot "
+            "tell (a node could not be asked, no check yet, or no [failover])",
+            registry=r,
+        )
+        self.services_nodes.set(-1)
+        self.services_running = Gauge(
+            "jobsync_services_running",
+            "1 while a configured Integrify service runs on the node, else 0, by this node's "
+            "last check (absent while the node cannot be asked)",
+            ["node"],
+            registry=r,
+        )
+        self.services_checked = Gauge(
+            "jobsync_services_check_timestamp_seconds",
+            "When this node last asked every node where the Integrify services run (Unix time)",
+            registry=r,
+        )
+
     def add_peers(self, names: Iterable[str]) -> None:
         """Start every per-peer series at zero, so rates and alerts see them from the start."""
         for peer in names:
@@ -123,6 +145,20 @@ class AgentMetrics:
         if result.status == "ok":
             self.last_success.labels(peer).set(now)
         self.count_pruned(peer, result.pruned)
+
+    def record_services(self, found: ServicesNodes) -> None:
+        """Show one check of where the services run."""
+        self.services_nodes.set(found.count)
+        if found.error is not None:
+            self.services_running.clear()  # no node was asked: none is shown
+        for answer in found.answers:
+            if answer.error is None:
+                self.services_running.labels(answer.node).set(1 if answer.running else 0)
+            else:
+                with suppress(KeyError):  # it never answered
+                    self.services_running.remove(answer.node)
+        if found.at is not None:
+            self.services_checked.set(found.at)
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from jobsync import __version__
+from jobsync.agent.services_nodes import ServicesNodes
 from jobsync.agent.verdict import Verdict, duration, verdict_of
 from jobsync.result import AgentView, Event, PeerView
 
@@ -57,18 +58,21 @@ def render_page(
     hide: Callable[[str], str],
     max_lag: float,
     refresh: int = REFRESH_SECONDS,
+    services: ServicesNodes | None = None,
 ) -> bytes:
     """The page for ``view``; ``hide`` replaces secrets in any text before it is shown.
 
     Its header says what ``/healthz`` says (``max_lag``: ``[health] max_lag_seconds``) and
-    the next thing to do.
+    the next thing to do; ``services``, the last check of where Integrify's services run
+    (with ``[failover]``), adds a line under it when they run on no node or several, and a
+    section naming the nodes.
     """
 
     def text(value: object) -> str:
         return escape(hide(str(value)))
 
     now = view.at
-    verdict = verdict_of(view, max_lag=max_lag)
+    verdict = verdict_of(view, max_lag=max_lag, services=services)
     role_line = view.role + (f": {view.role_reason}" if view.role_reason else "")
     owner = (
         f"jobs owned by {text(view.owner)} (epoch {view.owner_epoch})"
@@ -108,6 +112,8 @@ def render_page(
         for problem in verdict.problems
         if problem.reason != view.source_error
     ]
+    if services is not None and services.wrong:
+        parts.append(f'<p class="problem">{text(services.summary())}</p>')
     if view.role == "standby":
         parts.append(
             "<p>This node is on standby: it watches the jobs folder but pushes nothing while "
@@ -120,6 +126,7 @@ def render_page(
         f"<dt>Source</dt><dd>{source}</dd>",
         f"<dt>Agent</dt><dd>{agent}</dd>",
         "</dl>",
+        *(() if services is None else ("<h2>Integrify services</h2>", _services(services, text))),
         "<h2>Peers</h2>",
         _peer_table(view, text),
         "<h2>Recent events</h2>",
@@ -173,6 +180,30 @@ def _peer_row(peer: PeerView, view: AgentView, text: Callable[[object], str]) ->
     ]
     row_class = ' class="failing"' if state == "failing" else ""
     return f"<tr{row_class}>{''.join(cells)}</tr>"
+
+
+def _services(found: ServicesNodes, text: Callable[[object], str]) -> str:
+    """Which node runs which of the services, by the last check."""
+    names = ", ".join(found.services)
+    if found.at is None:
+        return f"<p>Not checked yet where {text(names)} run.</p>"
+    look = "s-ok" if found.verdict == "one" else "s-failing" if found.wrong else "s-other"
+    checked = f"checked at {_clock(found.at)} UTC"
+    head = (
+        f'<p><span class="state {look}">{text(found.summary())}</span> '
+        f'<span class="loc">({text(names)}; {checked})</span></p>'
+    )
+    if found.error is not None:
+        return head
+    rows = ["<table><thead><tr><th>Node</th><th>Running</th></tr></thead><tbody>"]
+    for answer in found.answers:
+        if answer.error is not None:
+            cell = f'<span class="error">could not be asked: {text(answer.error)}</span>'
+        else:
+            cell = text(", ".join(answer.running)) if answer.running else "none"
+        rows.append(f"<tr><td>{text(answer.node)}</td><td>{cell}</td></tr>")
+    rows.append("</tbody></table>")
+    return head + "".join(rows)
 
 
 def _event_table(events: tuple[Event, ...], now: float, text: Callable[[object], str]) -> str:

@@ -4,7 +4,8 @@ The main thread only keeps time: it rescans every ``rescan_seconds`` (at once wh
 reports trouble), checks the role every ``check_seconds``, restarts a dead watcher or worker
 and writes the state file. Everything that touches a peer happens on that peer's worker
 (:mod:`~jobsync.agent.crew`); the source is followed by :mod:`~jobsync.agent.source_feed`, and
-what the agent knows is kept in its :mod:`~jobsync.agent.ledger`.
+what the agent knows is kept in its :mod:`~jobsync.agent.ledger`. With ``[failover]``, where
+Integrify's services run is checked on a thread of its own (:mod:`~jobsync.agent.singleton`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from jobsync.agent.ledger import Ledger, Role
 from jobsync.agent.local_retention import LocalPruner
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
+from jobsync.agent.services_nodes import ServicesNodes
+from jobsync.agent.singleton import SingletonGuard
 from jobsync.agent.source_feed import SourceFeed
 from jobsync.agent.verdict import health_of
 from jobsync.agent.worker import workers_for
@@ -86,6 +89,9 @@ class Agent:
             metrics=self.metrics,
             events=self.events,
         )
+        self._guard = SingletonGuard.for_config(
+            config, metrics=self.metrics, events=self.events, changed=self._save_state
+        )
         self._health = health_server(
             config, live=self.live, health=self.health, metrics=self.metrics.render, page=self.page
         )
@@ -128,8 +134,15 @@ class Agent:
     def health(self) -> tuple[bool, dict[str, object]]:
         """``/healthz``: whether this node does its duty; peers left behind only degrade it."""
         return health_of(
-            self.view(), max_lag=self.config.health.max_lag_seconds, hide=self._redactor.text
+            self.view(),
+            max_lag=self.config.health.max_lag_seconds,
+            hide=self._redactor.text,
+            services=self.services_nodes(),
         )
+
+    def services_nodes(self) -> ServicesNodes | None:
+        """The last check of where Integrify's services run; ``None`` without ``[failover]``."""
+        return None if self._guard is None else self._guard.last
 
     def view(self, *, running: bool = True) -> AgentView:
         """What the agent holds now, as one value (no peer is asked anything)."""
@@ -150,7 +163,10 @@ class Agent:
     def page(self) -> bytes:
         """The status page (``GET /``)."""
         return render_page(
-            self.view(), hide=self._redactor.text, max_lag=self.config.health.max_lag_seconds
+            self.view(),
+            hide=self._redactor.text,
+            max_lag=self.config.health.max_lag_seconds,
+            services=self.services_nodes(),
         )
 
     # -- the main loop ------------------------------------------------------------------------
@@ -191,6 +207,8 @@ class Agent:
             self._health.start()
         self._feed.start()
         self._crew.start()
+        if self._guard is not None:
+            self._guard.start()
         self._wake_workers()  # the start is a full push
         self._local_pruner.prune_if_due(active=self.active)
         self._save_state()
@@ -273,6 +291,8 @@ class Agent:
     def _shutdown(self) -> None:
         self.stopping.set()
         self._feed.stop()
+        if self._guard is not None:
+            self._guard.stop()
         self._crew.stop()
         if self._health is not None:
             self._health.stop()
@@ -280,4 +300,8 @@ class Agent:
         log.info("agent_stopped")
 
     def _save_state(self, *, running: bool = True) -> None:
-        self.ledger.save(lambda: self.view(running=running))
+        self.ledger.save(lambda: self.view(running=running), extra=self._state_extra)
+
+    def _state_extra(self) -> dict[str, object]:
+        services = self.services_nodes()
+        return {"services_nodes": None if services is None else services.document()}

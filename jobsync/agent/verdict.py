@@ -6,7 +6,9 @@ failure (its source folder unreadable, fenced by a newer owner, a worker thread 
 agent stopping) makes ``/healthz`` answer 503. Peers the active node leaves behind are listed
 apart and only make it ``degraded`` (still 200): a standby peer that is down must not take the
 services node out of a load balancer's rotation. Their lag is alerted on from the
-``jobsync_peer_lag_seconds`` metric instead.
+``jobsync_peer_lag_seconds`` metric instead. Integrify's services found on no node or on
+several (:mod:`~jobsync.agent.services_nodes`) degrade every node alike: it is the fleet's
+problem, seen from each node, not this node's own failure.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from jobsync import __version__
+from jobsync.agent.services_nodes import ServicesNodes
 from jobsync.result import AgentView, PeerView, iso
 
 Status = Literal["ok", "degraded", "failing"]
@@ -44,7 +47,7 @@ class Behind:
 class Verdict:
     """The agent at one moment, judged."""
 
-    status: Status  # failing: its own problem (503); degraded: peers behind (200)
+    status: Status  # failing: its own problem (503); degraded: peers behind, services wrong (200)
     problems: tuple[Problem, ...]
     behind: tuple[Behind, ...]
     headline: str  # "ACTIVE - 1 peer failing"
@@ -56,30 +59,45 @@ class Verdict:
         return self.status != "failing"
 
 
-def verdict_of(view: AgentView, *, max_lag: float) -> Verdict:
-    """Judge ``view``; a peer counts as behind after ``max_lag`` s without success."""
+def verdict_of(
+    view: AgentView, *, max_lag: float, services: ServicesNodes | None = None
+) -> Verdict:
+    """Judge ``view``; a peer counts as behind after ``max_lag`` s without success.
+
+    ``services``: the last check of where Integrify's services run, when ``[failover]`` is set.
+    """
     problems = _problems(view)
     behind: tuple[Behind, ...] = ()
     if view.role == "active":  # a standby node pushes nothing: its peers are not its duty
         behind = tuple(b for p in view.peers if (b := _behind(p, view, max_lag)))
-    status: Status = "failing" if problems else "degraded" if behind else "ok"
+    wrong = services if services is not None and services.wrong else None
+    status: Status = "failing" if problems else "degraded" if behind or wrong else "ok"
     return Verdict(
         status=status,
         problems=problems,
         behind=behind,
-        headline=_headline(view.role, problems, behind),
-        next_step=_next_step(view, problems, behind),
+        headline=_headline(view.role, problems, behind, wrong),
+        next_step=(
+            wrong.next_step()  # services twice (or nowhere) come before any peer's lag
+            if wrong is not None and not problems
+            else _next_step(view, problems, behind)
+        ),
     )
 
 
 def health_of(
-    view: AgentView, *, max_lag: float, hide: Callable[[str], str] = str
+    view: AgentView,
+    *,
+    max_lag: float,
+    hide: Callable[[str], str] = str,
+    services: ServicesNodes | None = None,
 ) -> tuple[bool, dict[str, object]]:
     """``/healthz``: whether this node does its duty, and the document that says why.
 
-    ``hide`` replaces secrets in any text taken from errors.
+    ``hide`` replaces secrets in any text taken from errors; ``services_nodes`` is ``null``
+    without ``[failover]``.
     """
-    verdict = verdict_of(view, max_lag=max_lag)
+    verdict = verdict_of(view, max_lag=max_lag, services=services)
     peers: dict[str, object] = {}
     for peer in view.peers:
         peers[peer.name] = {
@@ -108,6 +126,7 @@ def health_of(
         ],
         "next_step": hide(verdict.next_step),
         "peers": peers,
+        "services_nodes": None if services is None else services.document(hide),
     }
     return verdict.healthy, body
 
@@ -182,10 +201,18 @@ def _behind(peer: PeerView, view: AgentView, max_lag: float) -> Behind | None:
     return Behind(peer.name, reason, lag, peer.last_error)
 
 
-def _headline(role: str, problems: tuple[Problem, ...], behind: tuple[Behind, ...]) -> str:
+def _headline(
+    role: str,
+    problems: tuple[Problem, ...],
+    behind: tuple[Behind, ...],
+    wrong: ServicesNodes | None,
+) -> str:
     word = role.upper()
     if problems:
         return f"{word} - {problems[0].short if len(problems) == 1 else 'failing'}"
+    if wrong is not None:
+        where = f"{len(wrong.running_on)} nodes" if wrong.running_on else "no node"
+        return f"{word} - services on {where}"
     if behind:
         state = "failing" if all(b.last_error for b in behind) else "behind"
         return f"{word} - {_count(len(behind), 'peer')} {state}"

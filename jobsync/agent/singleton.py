@@ -1,0 +1,176 @@
+"""The services singleton guard: asks every node, now and then, where Integrify's services run.
+
+With ``[failover]`` configured, the agent asks every node's service manager (MS-SCMR), this
+node included, the way ``jobsync failover`` does (:func:`~jobsync.failover.fence.fence_node`,
+dry): concurrently, each call bounded by ``timeout_seconds``. It runs on a thread of its own,
+so a node that hangs delays the next check, never a sync pass. The answer
+(:class:`~jobsync.agent.services_nodes.ServicesNodes`) goes to the metrics at once and to
+``/healthz``, the page and the state file when they are read; a change of verdict is logged
+as a warning and kept as an event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from jobsync.agent.events import EventRing
+from jobsync.agent.metrics import AgentMetrics
+from jobsync.agent.services_nodes import NodeAnswer, ServicesNodes
+from jobsync.config import Config, FailoverConfig
+from jobsync.errors import ConfigError
+from jobsync.failover.fence import fence_node
+from jobsync.failover.nodes import FleetNode, fleet_nodes
+from jobsync.failover.services import ServiceOpener, open_services
+from jobsync.fanout import each_peer
+from jobsync.logs import get_logger
+from jobsync.names import name_key
+
+log = get_logger(__name__)
+
+STOP_GRACE_SECONDS = 2.0  # a check still under way then is left to end on its own (daemon)
+
+Asker = Callable[[], tuple[NodeAnswer, ...]]
+
+
+def ask_nodes(
+    nodes: tuple[FleetNode, ...],
+    failover: FailoverConfig,
+    *,
+    timeout: float,
+    opener: ServiceOpener = open_services,
+) -> tuple[NodeAnswer, ...]:
+    """Which configured services run on each node, every node at once; never raises for one."""
+
+    def ask(node: FleetNode) -> NodeAnswer:
+        seen = fence_node(node, failover, timeout=timeout, dry_run=True, opener=opener)
+        if seen.error is None:
+            return NodeAnswer(node.name, running=seen.running)
+        alive = f"; yet {seen.alive}: it may still run them" if seen.alive else ""
+        return NodeAnswer(node.name, error=seen.error + alive)
+
+    return tuple(each_peer(nodes, ask, name="jobsync-singleton"))
+
+
+class SingletonGuard:
+    """Checks now and then that the services run on exactly one node; keeps the last answer."""
+
+    def __init__(
+        self,
+        failover: FailoverConfig,
+        ask: Asker,
+        *,
+        metrics: AgentMetrics,
+        events: EventRing,
+        changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Check with ``ask`` every ``singleton_check_seconds``; ``changed`` on a new verdict."""
+        self._services = failover.services
+        self._interval = failover.singleton_check_seconds
+        self._ask = ask
+        self._metrics = metrics
+        self._events = events
+        self._changed = changed
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._last = ServicesNodes(failover.services)
+        self._thread = threading.Thread(target=self._run, name="services-guard", daemon=True)
+
+    @classmethod
+    def for_config(
+        cls,
+        config: Config,
+        *,
+        metrics: AgentMetrics,
+        events: EventRing,
+        changed: Callable[[], None] = lambda: None,
+    ) -> SingletonGuard | None:
+        """The guard ``[failover]`` asks for; ``None`` without that table."""
+        failover = config.failover
+        if failover is None:
+            return None
+        try:
+            nodes = _in_config_order(fleet_nodes(config), config)
+        except ConfigError as exc:
+            problem = str(exc)
+        else:
+
+            def ask() -> tuple[NodeAnswer, ...]:
+                return ask_nodes(nodes, failover, timeout=config.timeout_seconds)
+
+            return cls(failover, ask, metrics=metrics, events=events, changed=changed)
+        # Not a reason to refuse the start: the agent syncs as before, the check says why not.
+        log.error("services_check_impossible", reason=problem)
+
+        def cannot() -> tuple[NodeAnswer, ...]:
+            raise ConfigError(problem)
+
+        return cls(failover, cannot, metrics=metrics, events=events, changed=changed)
+
+    @property
+    def last(self) -> ServicesNodes:
+        """The last check's answer (``at`` is ``None`` before the first ends)."""
+        with self._lock:
+            return self._last
+
+    def start(self) -> None:
+        """Check at once, then every interval, until stopped."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop checking; waits a little for a check under way, never for a hung node."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(STOP_GRACE_SECONDS)
+
+    def check(self) -> ServicesNodes:
+        """Ask every node once (on the caller's thread) and keep the answer."""
+        try:
+            found = ServicesNodes(self._services, self._ask(), at=time.time())
+        except ConfigError as exc:
+            found = ServicesNodes(self._services, at=time.time(), error=str(exc))
+        except Exception as exc:  # a bug must not end the guard: say so, try again later
+            log.exception("services_check_failed")
+            found = ServicesNodes(self._services, at=time.time(), error=f"the check failed: {exc}")
+        self._metrics.record_services(found)
+        with self._lock:
+            before, self._last = self._last, found
+        if _verdict_key(before) != _verdict_key(found):
+            self._report(before, found)
+        return found
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self.check()
+            self._stopping.wait(self._interval)
+
+    def _report(self, before: ServicesNodes, found: ServicesNodes) -> None:
+        """Log a new verdict (a warning unless all is well from the start) and keep an event."""
+        fields = {
+            "verdict": found.verdict,
+            "nodes": list(found.running_on),
+            "unknown": list(found.unknown),
+            "was": before.verdict if before.at is not None else None,
+        }
+        if found.verdict == "one" and before.at is None:
+            log.info("services_nodes_checked", **fields)
+        else:
+            log.warning("services_nodes_changed", **fields)
+        kind = "services" if found.verdict == "one" else "failure"
+        self._events.add(kind, found.summary())
+        if not self._stopping.is_set():
+            self._changed()
+
+
+def _in_config_order(nodes: tuple[FleetNode, ...], config: Config) -> tuple[FleetNode, ...]:
+    """The nodes as the config lists them, so every node names them in one order."""
+    place = {name_key(p.name): i for i, p in enumerate(config.peers)}
+    return tuple(sorted(nodes, key=lambda n: place.get(name_key(n.name), -1)))
+
+
+def _verdict_key(found: ServicesNodes) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """What a change is reported on: the verdict and the nodes it names."""
+    if found.at is None:
+        return ("not checked", (), ())
+    return (found.verdict, found.running_on, found.unknown)
