@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from jobsync import __version__
 from jobsync.agent.services_nodes import ServicesNodes
+from jobsync.failover.last import LastFailover
 from jobsync.result import PeerResult
 from jobsync.retention import kind_of
 
@@ -125,6 +126,10 @@ class AgentMetrics:
             for kind in KEPT_KINDS:
                 self.pruned.labels(peer, kind)
 
+    def watch_failover(self, last: Callable[[], LastFailover | None]) -> None:
+        """Serve the last failover run on this node, asked of ``last`` at each scrape."""
+        self.registry.register(_FailoverCollector(last))
+
     def watch_lag(self, lags: Callable[[], Mapping[str, float]]) -> None:
         """Serve ``jobsync_peer_lag_seconds``, asked of ``lags`` at each scrape."""
         self.registry.register(_LagCollector(lags))
@@ -185,3 +190,47 @@ class _LagCollector(Collector):
         for peer, lag in sorted(self._lags().items()):
             family.add_metric([peer], round(lag, 3))
         return [family]
+
+
+class _FailoverCollector(Collector):
+    """The last ``jobsync failover`` on this node: when, its exit code, each step's outcome."""
+
+    def __init__(self, last: Callable[[], LastFailover | None]) -> None:
+        self._last = last
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "jobsync_failover_last_timestamp_seconds",
+                "When the last jobsync failover on this node ended (Unix time)",
+            ),
+            GaugeMetricFamily(
+                "jobsync_failover_last_exit_code",
+                "The exit code of the last jobsync failover on this node (0: moved and proven)",
+            ),
+            GaugeMetricFamily(
+                "jobsync_failover_step_ok",
+                "1 if the step of the last failover here held, 0 if it failed",
+                labels=["step"],
+            ),
+            GaugeMetricFamily(
+                "jobsync_failover_step_seconds",
+                "How long the step of the last failover here took",
+                labels=["step"],
+            ),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        when, code, ok, seconds = families = self._families()
+        last = self._last()
+        if last is not None:
+            when.add_metric([], last.finished)
+            code.add_metric([], last.exit_code)
+            for step in last.steps:
+                ok.add_metric([step.step], 1 if step.ok else 0)
+                seconds.add_metric([step.step], step.seconds)
+        return families

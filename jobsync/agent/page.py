@@ -14,6 +14,7 @@ from html import escape
 from jobsync import __version__
 from jobsync.agent.services_nodes import ServicesNodes
 from jobsync.agent.verdict import Verdict, duration, verdict_of
+from jobsync.failover.last import LastFailover
 from jobsync.result import AgentView, Event, PeerView
 
 REFRESH_SECONDS = 5
@@ -59,13 +60,15 @@ def render_page(
     max_lag: float,
     refresh: int = REFRESH_SECONDS,
     services: ServicesNodes | None = None,
+    failover: LastFailover | None = None,
 ) -> bytes:
     """The page for ``view``; ``hide`` replaces secrets in any text before it is shown.
 
     Its header says what ``/healthz`` says (``max_lag``: ``[health] max_lag_seconds``) and
     the next thing to do; ``services``, the last check of where Integrify's services run
     (with ``[failover]``), adds a line under it when they run on no node or several, and a
-    section naming the nodes.
+    section naming the nodes; ``failover``, the last ``jobsync failover`` run here, a section
+    with its steps.
     """
 
     def text(value: object) -> str:
@@ -127,6 +130,7 @@ def render_page(
         f"<dt>Agent</dt><dd>{agent}</dd>",
         "</dl>",
         *(() if services is None else ("<h2>Integrify services</h2>", _services(services, text))),
+        *(() if failover is None else ("<h2>Last failover here</h2>", _failover(failover, text))),
         "<h2>Peers</h2>",
         _peer_table(view, text),
         "<h2>Recent events</h2>",
@@ -204,6 +208,30 @@ def _services(found: ServicesNodes, text: Callable[[object], str]) -> str:
         rows.append(f"<tr><td>{text(answer.node)}</td><td>{cell}</td></tr>")
     rows.append("</tbody></table>")
     return head + "".join(rows)
+
+
+def _failover(last: LastFailover, text: Callable[[object], str]) -> str:
+    """When the last failover here ended, how, and each of its steps."""
+    look = "s-ok" if last.exit_code == 0 else "s-failing"
+    outcome = "moved and proven" if last.exit_code == 0 else f"stopped, exit {last.exit_code}"
+    rows = [
+        (
+            f'<p><span class="state {look}">{outcome}</span> '
+            f'<span class="loc">(ended {_clock(last.finished)} UTC)</span></p>'
+        ),
+        (
+            "<table><thead><tr><th>Step</th><th>Status</th><th>Summary</th><th>Seconds</th>"
+            "</tr></thead><tbody>"
+        ),
+    ]
+    for step in last.steps:
+        status = text(step.status) if step.ok else f'<span class="error">{text(step.status)}</span>'
+        rows.append(
+            f"<tr><td>{text(step.step)}</td><td>{status}</td><td>{text(step.summary)}</td>"
+            f"<td>{step.seconds:.2f}</td></tr>"
+        )
+    rows.append("</tbody></table>")
+    return "".join(rows)
 
 
 def _event_table(events: tuple[Event, ...], now: float, text: Callable[[object], str]) -> str:

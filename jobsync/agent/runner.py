@@ -28,6 +28,7 @@ from jobsync.agent.verdict import health_of
 from jobsync.agent.worker import workers_for
 from jobsync.config import Config
 from jobsync.epoch import LocalFence
+from jobsync.failover.last import read_last
 from jobsync.identity import local_identity, publish, published_addresses
 from jobsync.lock import WorkLock
 from jobsync.logs import get_logger
@@ -57,6 +58,7 @@ class Agent:
         self.config = config
         self.stopping = threading.Event()
         self.metrics = AgentMetrics()
+        self.metrics.watch_failover(lambda: read_last(config.state_dir))
         self.events = EventRing()
         self.identity = local_identity(config, addresses=published_addresses(config))
         self.fence = LocalFence(config.source, config.node, identity=self.identity)
@@ -167,6 +169,7 @@ class Agent:
             hide=self._redactor.text,
             max_lag=self.config.health.max_lag_seconds,
             services=self.services_nodes(),
+            failover=read_last(self.config.state_dir),
         )
 
     # -- the main loop ------------------------------------------------------------------------

@@ -8,25 +8,22 @@ failover made at the same time stops its own services and says so (exit 15).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 
 from jobsync.config import Config
 from jobsync.failover.fence import fence_step
 from jobsync.failover.jobs import takeover_step
+from jobsync.failover.last import record
 from jobsync.failover.move import Move
 from jobsync.failover.nodes import failover_config, fleet_nodes, healthcheck_url
 from jobsync.failover.prove import prove_step
 from jobsync.failover.repoint import repoint_step
 from jobsync.failover.start import start_step, stop_here
-from jobsync.files import replace_atomically
 from jobsync.logs import get_logger
 from jobsync.result.failover import STEPS, FailoverResult, Step, StepOutcome
 
 log = get_logger(__name__)
-LAST_FAILOVER = "last-failover.json"  # in state_dir: what the status page and metrics show
 
 _STEPS: dict[Step, Callable[[Move], StepOutcome]] = {
     "fence": fence_step,
@@ -105,7 +102,7 @@ def run(move: Move) -> FailoverResult:
             break
     result = FailoverResult(node=move.here.name, steps=tuple(outcomes), dry_run=move.dry_run)
     if not move.dry_run:
-        record(move.config, result)
+        record(move.config.state_dir, result)
     return result
 
 
@@ -127,15 +124,3 @@ def _log(outcome: StepOutcome) -> None:
         log.info("failover_step", **fields)
     else:
         log.error("failover_step", **fields)
-
-
-def record(config: Config, result: FailoverResult) -> None:
-    """Keep the result in ``state_dir`` for the agent's page and metrics."""
-    document = {
-        "node": result.node,
-        "finished": time.time(),
-        "exit_code": int(result.exit_code),
-        "steps": [asdict(s) for s in result.steps],
-    }
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-    replace_atomically(config.state_dir / LAST_FAILOVER, json.dumps(document).encode("utf-8"))
