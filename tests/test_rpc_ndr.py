@@ -14,11 +14,10 @@ import pytest
 from jobsync.config import PeerConfig, UncPath
 from jobsync.errors import PeerIOError, PeerUnreachableError
 from jobsync.transport.smb import statuses, wire
+from jobsync.transport.smb.ndr import NdrReader, NdrWriter
 from jobsync.transport.smb.rpc import (
     NCA_S_OP_RNG_ERROR,
     NDR,
-    NdrReader,
-    NdrWriter,
     RpcFaultError,
     RpcPipe,
     SyntaxId,

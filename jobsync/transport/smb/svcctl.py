@@ -22,10 +22,9 @@ from typing import Final, Literal, final
 
 from jobsync.config import PeerConfig
 from jobsync.errors import PeerError, PeerUnreachableError
+from jobsync.transport.smb.ndr import NdrReader, NdrWriter
 from jobsync.transport.smb.rpc import (
     NCA_S_OP_RNG_ERROR,
-    NdrReader,
-    NdrWriter,
     RpcFaultError,
     RpcPipe,
     SyntaxId,
