@@ -131,6 +131,8 @@ def status_to_text(view: AgentView | None, *, where: str, alive: bool) -> list[s
     )
     problem = f"; PROBLEM: {view.source_error}" if view.source_error else ""
     lines = [head, f"source: {view.source_files} jobs in {view.source_folder}{problem}"]
+    if view.services_verdict is not None:
+        lines.append(_services_line(view))
     width = max((len(p.name) for p in view.peers), default=0)
     for peer in view.peers:
         failing = bool(peer.last_error)
@@ -143,6 +145,14 @@ def status_to_text(view: AgentView | None, *, where: str, alive: bool) -> list[s
             line += f"; last error: {peer.last_error}"
         lines.append(line)
     return lines
+
+
+def _services_line(view: AgentView) -> str:
+    """Where the Integrify services run, by the agent's last check."""
+    on = ", ".join(view.services_on) or "no node"
+    unknown = f"; could not ask {', '.join(view.services_unknown)}" if view.services_unknown else ""
+    flag = {"none": "PROBLEM: ", "several": "PROBLEM: "}.get(view.services_verdict or "", "")
+    return f"Integrify services: {flag}{view.services_verdict}: running on {on}{unknown}"
 
 
 def reconcile_to_json(result: ReconcileResult) -> dict[str, Any]:

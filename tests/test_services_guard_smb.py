@@ -27,6 +27,8 @@ from test_failover_command_smb import set_spooler
 from jobsync.agent.runner import Agent
 from jobsync.agent.state import read_state, state_path
 from jobsync.config import load_config
+from jobsync.render import status_to_text
+from jobsync.result import view_from_document
 from jobsync.role import RoleDetector
 
 if TYPE_CHECKING:
@@ -172,6 +174,9 @@ def test_one_node_then_a_second_one_is_several_and_degrades_every_node(fleet: Fl
             return (state.get("services_nodes") or {}).get("verdict") == "several"
 
         wait_for(saved, timeout=DEADLINE, what="the state file to carry the verdict")
+        state = read_state(state_path(watched.agent.config.state_dir))
+        status = status_to_text(view_from_document(state), where="", alive=True)
+        assert "Integrify services: PROBLEM: several: running on n1, n3" in status
     changes = [e for e in logs if e["event"] == "services_nodes_changed"]
     assert [(e["log_level"], e["verdict"], e["nodes"], e["was"]) for e in changes] == [
         ("warning", "several", ["n1", "n3"], "one")

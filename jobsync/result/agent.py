@@ -84,6 +84,11 @@ class AgentView:
     events: tuple[Event, ...] = ()
     fenced: str | None = None  # why this node must not push (a newer owner), if it must not
     stalled: tuple[str, ...] = ()  # peers whose worker thread is not running (while it should)
+    # where the Integrify services run, by the agent's last check (with [failover]): its verdict
+    # ("one", "none", "several", "unknown"), the nodes seen running them, those not asked
+    services_verdict: str | None = None
+    services_on: tuple[str, ...] = ()
+    services_unknown: tuple[str, ...] = ()
 
 
 def state_document(view: AgentView) -> dict[str, Any]:
@@ -143,9 +148,21 @@ def view_from_document(document: Any) -> AgentView | None:  # noqa: ANN401 - par
             source_files=int(source.get("files") or 0),
             source_error=source.get("error"),
             peers=tuple(_peer_view(p) for p in document.get("peers") or ()),
+            **_services(document.get("services_nodes")),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def _services(doc: object) -> dict[str, Any]:
+    """The agent's last check of where the services run, as the state file keeps it."""
+    if not isinstance(doc, dict) or not doc.get("verdict"):
+        return {}
+    return {
+        "services_verdict": str(doc["verdict"]),
+        "services_on": tuple(str(n) for n in doc.get("nodes") or ()),
+        "services_unknown": tuple(str(n) for n in doc.get("unknown") or ()),
+    }
 
 
 def _peer_view(doc: dict[str, Any]) -> PeerView:
