@@ -19,24 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from failover_bed import SERVICES_NAME, FailoverNode, make_fleet, stop_fleet
+from failover_bed import SERVICES_NAME, make_fleet, set_spooler, stop_fleet
 from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer, start_peer
 
-from jobsync.config import load_config
 from jobsync.failover.hosts_file import point_name
-from jobsync.failover.nodes import fleet_nodes
-from jobsync.failover.services import open_services
 
 Record = Callable[..., None]
-
-
-def _spooler(node: FailoverNode, *, running: bool) -> None:
-    here = fleet_nodes(load_config(node.config))[0]
-    with open_services(here, 10.0) as services:
-        if running:
-            services.start("Spooler", within=20)
-        else:
-            services.stop("Spooler", within=20)
 
 
 def _check(done: subprocess.CompletedProcess[str], what: str) -> None:
@@ -67,7 +55,7 @@ def run_failover_part(base: Path, record: Record, *, files: int, runs: int) -> N
             node.hosts.write_bytes(
                 point_name(node.hosts.read_bytes(), SERVICES_NAME, n1.address).data
             )
-            _spooler(node, running=node is n1)
+            set_spooler(node, running=node is n1)
         walls: list[float] = []
         steps: dict[str, list[float]] = {}
         for run in range(runs):

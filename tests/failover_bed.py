@@ -23,6 +23,10 @@ from typing import TYPE_CHECKING
 
 from samba import DEFAULT_PASSWORD, PASSWORD_ENV, TEST_USER, SambaPeer, free_port
 
+from jobsync.config import load_config
+from jobsync.failover.nodes import fleet_nodes
+from jobsync.failover.services import open_services
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -237,6 +241,25 @@ def make_fleet(
             name, samba, home, folder, addresses[name], health, extra_env=dict(env or {})
         )
     return fleet
+
+
+def spooler(node: FailoverNode, of: FailoverNode | None = None) -> str | None:
+    """The Spooler's state on ``node``, asked over SCMR as ``of`` (default: itself) would."""
+    config = load_config((of or node).config)
+    target = next(n for n in fleet_nodes(config) if n.name == node.name)
+    with open_services(target, 5.0) as services:
+        return services.state(SERVICE)
+
+
+def set_spooler(node: FailoverNode, *, running: bool) -> None:
+    """Start or stop the Spooler on ``node`` (the state a test begins from)."""
+    config = load_config(node.config)
+    here = fleet_nodes(config)[0]
+    with open_services(here, 5.0) as services:
+        if running:
+            services.start(SERVICE, within=20)
+        else:
+            services.stop(SERVICE, within=20)
 
 
 def stop_fleet(fleet: Fleet) -> None:

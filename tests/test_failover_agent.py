@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from agent_support import wait_for
-from failover_bed import FailoverNode, make_fleet, stop_fleet
+from failover_bed import FailoverNode, make_fleet, set_spooler, spooler, stop_fleet
 from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer
-from test_failover_command_smb import set_spooler, spooler
 
 from jobsync.config import load_config
 from jobsync.errors import ExitCode, SafetyRefusalError

@@ -19,6 +19,8 @@ from failover_bed import (
     FailoverNode,
     Fleet,
     make_fleet,
+    set_spooler,
+    spooler,
     stop_fleet,
 )
 from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer
@@ -26,10 +28,8 @@ from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer
 from jobsync.config import load_config
 from jobsync.errors import ExitCode
 from jobsync.failover.hosts_file import point_name
-from jobsync.failover.nodes import fleet_nodes
 from jobsync.failover.ownership import read_ownership
 from jobsync.failover.run import prepare, run
-from jobsync.failover.services import open_services
 from jobsync.result import StepOutcome
 
 if TYPE_CHECKING:
@@ -39,25 +39,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.smb
 
 JOBS = {"Daily Report.jobs": b"<job>daily</job>", "Weekly Export.jobs": b"<job>weekly</job>"}
-
-
-def spooler(node: FailoverNode, of: FailoverNode | None = None) -> str | None:
-    """The Spooler's state on ``node``, asked over SCMR as ``of`` (default: itself) would."""
-    config = load_config((of or node).config)
-    target = next(n for n in fleet_nodes(config) if n.name == node.name)
-    with open_services(target, 5.0) as services:
-        return services.state(SERVICE)
-
-
-def set_spooler(node: FailoverNode, *, running: bool) -> None:
-    """Start or stop the Spooler on ``node`` (the state a test begins from)."""
-    config = load_config(node.config)
-    here = fleet_nodes(config)[0]
-    with open_services(here, 5.0) as services:
-        if running:
-            services.start(SERVICE, within=20)
-        else:
-            services.stop(SERVICE, within=20)
 
 
 def point_hosts(fleet: Fleet, at: FailoverNode) -> None:

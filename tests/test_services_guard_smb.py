@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from agent_support import wait_for
-from failover_bed import FailoverNode, Fleet, make_fleet, stop_fleet
+from failover_bed import FailoverNode, Fleet, make_fleet, set_spooler, stop_fleet
 from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer, free_port
 from structlog.testing import capture_logs
-from test_failover_command_smb import set_spooler
 
 from jobsync.agent.runner import Agent
 from jobsync.agent.state import read_state, state_path

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Literal, final
+from typing import Final, Literal, final, get_args
 
 from jobsync.config import PeerConfig
 from jobsync.errors import PeerError, PeerUnreachableError
@@ -47,16 +47,9 @@ ServiceState = Literal[
     "paused",
 ]
 StartType = Literal["boot", "system", "auto", "demand", "disabled"]
-_STATES: Final[tuple[ServiceState, ...]] = (
-    "stopped",
-    "start pending",
-    "stop pending",
-    "running",
-    "continue pending",
-    "pause pending",
-    "paused",
-)
-_START_TYPES: Final[tuple[StartType, ...]] = ("boot", "system", "auto", "demand", "disabled")
+# In the order of their codes: SERVICE_STOPPED is 1, SERVICE_BOOT_START 0.
+_STATES: Final[tuple[ServiceState, ...]] = get_args(ServiceState)
+_START_TYPES: Final[tuple[StartType, ...]] = get_args(StartType)
 _START_TYPE_WORDS: Final[dict[StartType, str]] = {  # as the Services console shows them
     "boot": "Boot",
     "system": "System",
