@@ -41,8 +41,7 @@ def takeover_step(move: Move) -> StepOutcome:
         return StepOutcome(
             "takeover",
             "outranked",
-            f"{after.winner.node} took over at epoch {after.winner.epoch} meanwhile and owns "
-            "the jobs (the ownership rule); this node steps back",
+            after.stepping_back(),
             tuple(details),
         )
     return StepOutcome("takeover", "done", f"took over in epoch {result.epoch}", tuple(details))

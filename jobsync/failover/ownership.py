@@ -36,6 +36,13 @@ class Ownership:
         """Whether another node's claim wins over this node's."""
         return not self.winner.same_node(self.mine) and self.winner.outranks(self.mine)
 
+    def stepping_back(self) -> str:
+        """The summary of a step that found this node outranked."""
+        return (
+            f"{self.winner.node} took over at epoch {self.winner.epoch} meanwhile and owns the "
+            "jobs (the ownership rule); this node steps back"
+        )
+
     def settled(self, *, down: frozenset[str] = frozenset()) -> bool:
         """Whether this node owns the jobs on every folder but those known to be down."""
         unseen = {name_key(n) for n in self.unreachable} - {name_key(n) for n in down}

@@ -46,12 +46,7 @@ def prove_step(move: Move) -> StepOutcome:
         )
     owner = read_ownership(move.config, opener=move.opener)
     if owner.outranked:
-        return StepOutcome(
-            "prove",
-            "outranked",
-            f"{owner.winner.node} took over at epoch {owner.winner.epoch} meanwhile and owns "
-            "the jobs (the ownership rule); this node steps back",
-        )
+        return StepOutcome("prove", "outranked", owner.stepping_back())
     facts = [
         _ownership(owner, move),
         _singleton(move),
