@@ -10,8 +10,9 @@ The zip holds, at its root:
     requirements/windows-py3XX.txt   what install.ps1 installs for that Python, with hashes
     requirements/jobsync.txt         the jobsync wheel's name and hash
     wheels/                          every wheel those files name
-    README.md (the configuration reference), docs/windows.md, docs/failover.md,
-    docs/guarantees.md, docs/jobsync.example.toml, docs/prometheus/*.yml (alert rules and their
+    README.md, the reference (docs/configuration.md, commands.md, exit-codes.md, metrics.md),
+    docs/ownership.md, safety.md, smb-servers.md, windows.md, failover.md, guarantees.md,
+    status-page.png, docs/jobsync.example.toml, docs/prometheus/*.yml (alert rules and their
     tests), docs/grafana/jobsync-dashboard.json, CHANGELOG.md, LICENSE
     WinSW-x64.exe and .sha256        only with --winsw
 """
@@ -34,7 +35,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "requirements"
 DOCS = (
-    "README.md",  # the configuration reference
+    "README.md",
+    "docs/configuration.md",  # the configuration reference
+    "docs/commands.md",
+    "docs/exit-codes.md",
+    "docs/metrics.md",
+    "docs/ownership.md",
+    "docs/safety.md",
+    "docs/smb-servers.md",
+    "docs/status-page.png",
     "docs/windows.md",
     "docs/failover.md",
     "docs/guarantees.md",

@@ -18,7 +18,12 @@ from jobsync.windows.service import service_xml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = {".md", ".toml", ".yml", ".yaml", ".json", ".txt"}  # pictures cannot show a path
-DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*") if p.suffix in TEXT)]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "CONTRIBUTING.md",
+    ROOT / "benchmarks" / "README.md",
+    *sorted(p for p in (ROOT / "docs").rglob("*") if p.suffix in TEXT),
+]
 WINDOWS_CONFIG = PureWindowsPath(r"C:\ProgramData\jobsync\jobsync.toml")
 WINDOWS_PYTHON = r"C:\Program Files\jobsync\venv-0.3.0\Scripts\python.exe"
 # Shapes of build-machine paths: temp folders, home folders, macOS and Windows temp folders.
