@@ -33,7 +33,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from failover_part import run_failover_part
-from samba import SambaPeer, free_port, start_peer
+
+from support.ports import free_port
+from support.smbd import SambaPeer, start_peer
 
 PASSWORD_ENV = "JOBSYNC_BENCH_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 EDIT_DEADLINE_SECONDS = 60

@@ -1,6 +1,6 @@
 """The failover's part of the benchmark: from the command to a passing healthcheck.
 
-Three nodes as in the failover tests (tests/failover_bed.py: real smbd with Samba's Spooler
+Three nodes as in the failover tests (tests/support/failover_bed.py: real smbd with Samba's Spooler
 standing in for Integrify's services, a C$ share with the hosts file, a real HTTP healthcheck
 per node), 2,000 jobs on the services node. The services node moves back and forth between
 the standbys; each run is timed as an administrator sees it (interpreter start included) and
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from failover_bed import SERVICES_NAME, make_fleet, set_spooler, stop_fleet
-from samba import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer, start_peer
-
 from jobsync.failover.hosts_file import point_name
+
+from support.failover_bed import SERVICES_NAME, make_fleet, set_spooler, stop_fleet
+from support.smbd import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer, start_peer
 
 Record = Callable[..., None]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from samba import SambaPeer, SambaUnavailableError, start_peer
+from support.smbd import SambaPeer, SambaUnavailableError, start_peer
 
 JOBSYNC = [sys.executable, "-m", "jobsync"]
 PASSWORD_ENV = "JOBSYNC_DEMO_PASSWORD"  # noqa: S105 - the name of a variable, not a secret

@@ -22,7 +22,7 @@ except ImportError as missing:
     ) from None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from samba import SambaPeer, start_peer
+from support.smbd import SambaPeer, start_peer
 
 PASSWORD_ENV = "JOBSYNC_DEMO_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 

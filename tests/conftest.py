@@ -1,26 +1,30 @@
-"""Shared pytest fixtures.
+"""Shared pytest fixtures and hooks, for tests/unit and tests/integration alike.
 
-Samba: real, throwaway ``smbd`` peers on loopback (see ``tests/samba.py``). They need root
-and Samba installed; when smbd cannot start, the fixtures fail with the reason, never skip,
-so a broken environment cannot pass as a green run.
+Samba: real, throwaway ``smbd`` peers on loopback (see ``tests/support/smbd.py``). They need
+root and Samba installed; when smbd cannot start, the fixtures fail with the reason, never skip,
+so a broken environment cannot pass as a green run. A test that uses one of them, or the domain
+controller, carries the ``smb`` marker and lives in tests/integration: collection refuses
+anything else, so ``-m "not smb"`` and ``tests/unit`` never need a server.
+
+The helpers and types the tests share are in ``tests/support/``; this file holds fixtures only.
+Being here, it puts tests/ on ``sys.path`` (pytest's default "prepend" import mode), which is
+how tests in both folders import ``support``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from kerberos import DomainController
-from polling import poll_until
-from samba import (
+import structlog
+
+from support.cluster import Cluster
+from support.domain_controller import DomainController
+from support.polling import poll_until
+from support.smbd import (
     DEFAULT_PASSWORD,
     PASSWORD_ENV,
     SambaPeer,
@@ -28,13 +32,35 @@ from samba import (
     start_peer,
 )
 
-from jobsync.cli import main
-from jobsync.config import PeerConfig, parse_unc
-from jobsync.credentials import Secret
-from jobsync.names import is_job_temp_name
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+UNIT = Path(__file__).resolve().parent / "unit"
+SERVER_FIXTURES = frozenset(
+    {
+        "samba_base",
+        "smb_peer_factory",
+        "shared_peers",
+        "jobs_dirs",
+        "smb_cluster",
+        "one_peer_cluster",
+        "domain_controller",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a run whose markers lie: a server without ``smb``, or ``smb`` in tests/unit."""
+    wrong = []
+    for item in items:
+        marked = item.get_closest_marker("smb") is not None
+        servers = sorted(SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if servers and not marked:
+            wrong.append(f"{item.nodeid} uses {', '.join(servers)} without the smb marker")
+        if marked and item.path.is_relative_to(UNIT):
+            wrong.append(f"{item.nodeid} is marked smb: it belongs in tests/integration")
+    if wrong:
+        raise pytest.UsageError("\n".join(["markers that do not tell the truth:", *wrong]))
 
 
 def _start_or_fail(base: Path, **settings: Any) -> SambaPeer:
@@ -140,138 +166,6 @@ def domain_controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doma
     pytest.fail(f"domain controller unavailable: {reason}", pytrace=False)
 
 
-# -- jobsync clusters: a source folder, a config file and peers ------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """What one jobsync invocation returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        """Stdout parsed as the one JSON document it must be."""
-        return json.loads(self.out)
-
-
-def run_jobsync(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Run:
-    """Run ``jobsync ARGV`` in this process and capture its exit code and output."""
-    capsys.readouterr()
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:  # pragma: no cover - main always exits
-        code = 0
-    captured = capsys.readouterr()
-    return Run(code, captured.out, captured.err)
-
-
-@dataclass
-class Cluster:
-    """A source folder, a config file and its peers (Samba shares or local folders)."""
-
-    root: Path
-    source: Path
-    peers: list[tuple[str, str, Path]]  # (name, path in the config, folder on disk)
-    capsys: pytest.CaptureFixture[str]
-    smb: dict[str, SambaPeer] = field(default_factory=dict)
-    timeout: float = 5.0
-    extra: str = ""
-    ports: dict[str, int] = field(default_factory=dict)  # peer name -> port to use instead
-    plain: set[str] = field(default_factory=set)  # peers configured with encrypt = false
-
-    @property
-    def config(self) -> Path:
-        """The config file, written from the current settings."""
-        path = self.root / "jobsync.toml"
-        lines = [
-            'node = "node1"',
-            "node_differs_from_host = true",
-            f"source = '{self.source}'",
-            f"timeout_seconds = {self.timeout}",
-            self.extra,
-        ]
-        for name, location, _ in self.peers:
-            samba = self.smb.get(name)
-            if samba is None:  # a local folder, or a peer logging on as the current account
-                lines += ["[[peers]]", f'name = "{name}"', f"path = '{location}'"]
-                if name in self.ports:
-                    lines.append(f"port = {self.ports[name]}")
-                continue
-            lines += samba.peer_toml(
-                name, password_env=PASSWORD_ENV, port=self.ports.get(name), path=location
-            )
-            if name in self.plain:
-                lines.append("encrypt = false")
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
-
-    def disk(self, name: str) -> Path:
-        """The folder on disk behind peer ``name``."""
-        return next(d for n, _, d in self.peers if n == name)
-
-    def write_job(self, name: str, content: bytes, *, mtime_ns: int | None = None) -> Path:
-        """Create or change a job in the source folder."""
-        path = self.source / name
-        path.write_bytes(content)
-        if mtime_ns is not None:
-            os.utime(path, ns=(mtime_ns, mtime_ns))
-        return path
-
-    def variant(self, name: str, old: str, new: str) -> Path:
-        """A copy of the config with ``old`` replaced by ``new`` (once), for one test."""
-        text = self.config.read_text(encoding="utf-8")
-        assert old in text, old
-        path = self.root / name
-        path.write_text(text.replace(old, new, 1), encoding="utf-8")
-        return path
-
-    def run(self, *args: str, config: Path | None = None) -> Run:
-        """Run ``jobsync ARGS -c CONFIG`` in this process and capture what it printed."""
-        return run_jobsync(self.capsys, [*args, "-c", str(config or self.config)])
-
-    def run_process(
-        self, *args: str, config: Path | None = None, env: dict[str, str] | None = None
-    ) -> Run:
-        """Run ``python -m jobsync ARGS -c CONFIG`` as a separate process."""
-        env = {**os.environ, PASSWORD_ENV: DEFAULT_PASSWORD, "NO_COLOR": "1", **(env or {})}
-        done = subprocess.run(
-            [sys.executable, "-m", "jobsync", *args, "-c", str(config or self.config)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
-
-
-def peer_config(samba: SambaPeer, *parts: str, encrypt: bool = True) -> PeerConfig:
-    """The configuration of ``samba`` as peer node2, its jobs folder ``parts`` (``jobs``)."""
-    unc = samba.unc(*(parts or ("jobs",)))
-    return PeerConfig(
-        name="node2",
-        path=unc,
-        target=parse_unc(unc),
-        port=samba.port,
-        username=samba.user,
-        password=Secret(samba.password),
-        encrypt=encrypt,
-    )
-
-
-def leftover_temps(folder: Path) -> list[str]:
-    """Jobsync's temp files in a jobs folder: jobs being written, and files under .jobsync/tmp."""
-    found = [p.name for p in folder.iterdir() if is_job_temp_name(p.name)]
-    tmp = folder / ".jobsync" / "tmp"
-    if tmp.is_dir():
-        found += [f".jobsync/tmp/{p.name}" for p in tmp.iterdir()]
-    return found
-
-
 @pytest.fixture
 def source_dir(tmp_path: Path) -> Path:
     """An empty source folder."""
@@ -350,3 +244,22 @@ def no_leaked_threads() -> Iterator[None]:
 
     poll_until(lambda: not leaked(), timeout=5, interval=0.05)
     assert not leaked(), f"threads left running: {[t.name for t in leaked()]}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loggers_never_cached() -> Iterator[None]:
+    """Keep jobsync's loggers from caching their processors, so capture_logs sees every event.
+
+    Each in-process command configures logging anew (``jobsync.logs``), with a new processor
+    list; a module's logger cached under an earlier list would keep it, and a later test's
+    ``structlog.testing.capture_logs`` (which swaps the current list's contents) would miss its
+    events, depending on which tests ran before.
+    """
+    configure = structlog.configure
+
+    def uncached(**settings: Any) -> None:
+        configure(**{**settings, "cache_logger_on_first_use": False})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(structlog, "configure", uncached)
+        yield

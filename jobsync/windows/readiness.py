@@ -15,7 +15,7 @@ import hashlib
 from jobsync.config import Config
 from jobsync.errors import ConfigError, SafetyRefusalError
 
-# SHA-256 of docs/jobsync.example.toml with "\n" line ends (tests/test_windows_ops.py keeps it
+# SHA-256 of docs/jobsync.example.toml with "\n" line ends (tests/unit/test_windows_ops.py keeps it
 # in step with the file).
 EXAMPLE_SHA256 = "edb8a8cf9a761705ae19b928f311e00b8ac0ef10f8a307cf4c92d6fa7895e147"
 

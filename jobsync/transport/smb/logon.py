@@ -2,7 +2,7 @@
 
 This is the only module that touches smbprotocol's internals (the receive thread, the socket,
 the credit window), which is why pyproject.toml pins the tested 1.17 line and
-:func:`check_library` refuses any other; tests/test_smb_library.py fails loudly if the pinned
+:func:`check_library` refuses any other; tests/unit/test_smb_library.py fails loudly if the pinned
 version stops having what :func:`take_over` relies on. smbprotocol's errors are translated, by
 type, in :mod:`~jobsync.transport.smb.failures`.
 
