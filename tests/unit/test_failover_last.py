@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 from jobsync.agent.metrics import AgentMetrics
@@ -11,26 +10,13 @@ from jobsync.agent.page import render_page
 from jobsync.failover.last import LAST_FAILOVER, read_last, record
 from jobsync.result import AgentView, FailoverResult, StepOutcome
 
+from support.page_text import page_text
+
 STEPS = (
     StepOutcome("fence", "done", "stopped the services on n1", seconds=0.05),
     StepOutcome("takeover", "done", "took over in epoch 2", seconds=0.5),
     StepOutcome("start", "failed", "n2: IntegrifyWorker did not reach RUNNING", seconds=20.0),
 )
-
-
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def _text(page: bytes) -> str:
-    parser = _Text()
-    parser.feed(page.decode("utf-8"))
-    return " ".join(" ".join(parser.parts).split())
 
 
 def _view() -> AgentView:
@@ -73,10 +59,10 @@ def test_the_last_failover_is_kept_and_read_back(tmp_path: Path) -> None:
 def test_the_page_shows_the_last_failover_and_its_steps(tmp_path: Path) -> None:
     """A section with the outcome and every step; none without a failover."""
     record(tmp_path, FailoverResult(node="n2", steps=STEPS))
-    page = _text(render_page(_view(), hide=str, max_lag=300, failover=read_last(tmp_path)))
+    page = page_text(render_page(_view(), hide=str, max_lag=300, failover=read_last(tmp_path)))
     assert "Last failover here stopped, exit 12" in page
     assert "start failed n2: IntegrifyWorker did not reach RUNNING 20.00" in page
-    assert "Last failover here" not in _text(render_page(_view(), hide=str, max_lag=300))
+    assert "Last failover here" not in page_text(render_page(_view(), hide=str, max_lag=300))
 
 
 def test_the_metrics_show_the_last_failover_when_there_is_one(tmp_path: Path) -> None:
