@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jobsync.failover.hosts_file import point_name
+from jobsync.failover.repoint import point_name
 
 from support.failover_bed import SERVICES_NAME, make_fleet, set_spooler, stop_fleet
 from support.smbd import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer, start_peer

@@ -3,11 +3,9 @@
 Every command returns an exit code. A command that reads the config is declared with
 :func:`configured`, which adds the options every such command takes (``-c``, ``-v``,
 ``--log-json``, ``--log-file``) once, reads the config and sets up logging, and hands the
-command its :class:`~jobsync.config.Config`. A command imports what its work needs when it
+command its :class:`~jobsync.config.model.Config`. A command imports what its work needs when it
 runs, so ``--help`` and ``status`` never load the SMB stack.
 """
-
-from __future__ import annotations
 
 import functools
 import inspect
@@ -24,13 +22,13 @@ import typer
 
 from jobsync import __version__
 from jobsync.errors import ConfigError, ExitCode, SafetyRefusalError
+from jobsync.logs import secrets_hidden
 from jobsync.options import ConfigOption
-from jobsync.progress import progress_bar
-from jobsync.redact import secrets_hidden
+from jobsync.render import progress_bar
 from jobsync.windows.commands import deploy_app, schedule_app, secret_app, service_app
 
 if TYPE_CHECKING:
-    from jobsync.config import Config, PeerConfig
+    from jobsync.config.model import Config, PeerConfig
     from jobsync.result import StepOutcome
 
 
@@ -113,12 +111,9 @@ def configured(
     """
 
     def decorate(fn: Callable[..., int]) -> Callable[..., int]:
-        own = inspect.signature(fn).parameters  # annotations are strings (see the top)
-        parameters = [
-            p.replace(annotation=eval(p.annotation, fn.__globals__))  # noqa: S307 - our source
-            for name, p in own.items()
-            if name != "config"
-        ]
+        # This module does not postpone annotations, so typer's Annotated options are real here.
+        own = inspect.signature(fn).parameters
+        parameters = [p for name, p in own.items() if name != "config"]
 
         @functools.wraps(fn)
         def command(**options: Any) -> int:  # noqa: ANN401 - whatever typer parsed
@@ -149,12 +144,12 @@ def _setup(
     log_file: Path | None,
     console: int = logging.WARNING,
     logs: bool = True,
-) -> Config:
-    from jobsync.config import find_config_path, load_config  # noqa: PLC0415 - see above
+) -> "Config":
+    from jobsync.config.load import find_config_path, load_config
 
     if not logs:
         return load_config(find_config_path(config_path))
-    from jobsync.logs import configure_logging  # noqa: PLC0415
+    from jobsync.logs import configure_logging
 
     def logging_with(secrets: tuple[str, ...]) -> None:
         configure_logging(
@@ -171,7 +166,7 @@ def _setup(
     return config
 
 
-def _select(config: Config, names: list[str] | None) -> tuple[PeerConfig, ...]:
+def _select(config: "Config", names: list[str] | None) -> tuple["PeerConfig", ...]:
     targets = config.target_peers
     if not names:
         return targets
@@ -187,9 +182,9 @@ def _select(config: Config, names: list[str] | None) -> tuple[PeerConfig, ...]:
 
 
 @contextmanager
-def _exclusive(config: Config, who: str, *, needed: bool = True) -> Iterator[str | None]:
+def _exclusive(config: "Config", who: str, *, needed: bool = True) -> Iterator[str | None]:
     """Hold the node's work lock; yields None when held, else who is at work instead."""
-    from jobsync.lock import WorkLock  # noqa: PLC0415
+    from jobsync.node import WorkLock
 
     if not needed:
         yield None
@@ -222,7 +217,7 @@ def _emit(
 @app.command()
 @configured()
 def push(
-    config: Config,
+    config: "Config",
     peer: PeerOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change.")] = False,
     allow_mass_delete: Annotated[
@@ -233,9 +228,9 @@ def push(
     as_json: JsonOption = False,
 ) -> int:
     """Copy every changed job to the peers, atomically and verified (services node only)."""
-    from jobsync.render import push_to_json, push_to_text  # noqa: PLC0415
-    from jobsync.sync import PushOptions  # noqa: PLC0415 - keeps `--help` fast
-    from jobsync.sync import push as run_push  # noqa: PLC0415
+    from jobsync.render import push_to_json, push_to_text
+    from jobsync.sync.passes import PushOptions
+    from jobsync.sync.peer_sync import push as run_push
 
     peers = _select(config, peer)
     options = PushOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
@@ -260,14 +255,14 @@ def push(
 
 @app.command()
 @configured()
-def check(config: Config, peer: PeerOption = None, as_json: JsonOption = False) -> int:
+def check(config: "Config", peer: PeerOption = None, as_json: JsonOption = False) -> int:
     """Validate the config and prove each peer can take a push; judge the fleet too."""
-    from jobsync.check import check as run_check  # noqa: PLC0415
-    from jobsync.check import fleet_problems  # noqa: PLC0415
-    from jobsync.identity import local_identity, publish, published_addresses  # noqa: PLC0415
-    from jobsync.render import check_to_json, check_to_text  # noqa: PLC0415
-    from jobsync.result import worst  # noqa: PLC0415
-    from jobsync.role_gate import decide  # noqa: PLC0415
+    from jobsync.errors import worst
+    from jobsync.node import local_identity, publish, published_addresses
+    from jobsync.node_setup import check as run_check
+    from jobsync.node_setup import fleet_problems
+    from jobsync.render import check_to_json, check_to_text
+    from jobsync.role import decide
 
     decision = decide(config)
     me = local_identity(config, addresses=published_addresses(config))
@@ -293,7 +288,7 @@ def check(config: Config, peer: PeerOption = None, as_json: JsonOption = False) 
 @app.command()
 @configured()
 def reconcile(
-    config: Config,
+    config: "Config",
     peer: PeerOption = None,
     deep: Annotated[bool, typer.Option("--deep", help="Hash every file on every peer.")] = False,
     apply: Annotated[
@@ -306,10 +301,10 @@ def reconcile(
     as_json: JsonOption = False,
 ) -> int:
     """Report drift between the source and each peer (exit 1 when found); --apply repairs it."""
-    from jobsync.reconcile import ReconcileOptions  # noqa: PLC0415
-    from jobsync.reconcile import reconcile as run_reconcile  # noqa: PLC0415
-    from jobsync.render import reconcile_to_json, reconcile_to_text  # noqa: PLC0415
-    from jobsync.role_gate import decide, standby_line  # noqa: PLC0415
+    from jobsync.reconcile import ReconcileOptions
+    from jobsync.reconcile import reconcile as run_reconcile
+    from jobsync.render import reconcile_to_json, reconcile_to_text
+    from jobsync.role import decide, standby_line
 
     if force and not apply:
         raise ConfigError("--force only makes sense with --apply")
@@ -338,7 +333,7 @@ def reconcile(
 @app.command()
 @configured()
 def takeover(
-    config: Config,
+    config: "Config",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
     require_all: Annotated[
         bool, typer.Option("--require-all", help="Refuse unless every peer can be seen.")
@@ -346,8 +341,8 @@ def takeover(
     as_json: JsonOption = False,
 ) -> int:
     """Make this node the services node: adopt the newest jobs, start a new epoch."""
-    from jobsync.render import takeover_to_json, takeover_to_text  # noqa: PLC0415
-    from jobsync.takeover import takeover as run_takeover  # noqa: PLC0415
+    from jobsync.render import takeover_to_json, takeover_to_text
+    from jobsync.takeover import takeover as run_takeover
 
     with _exclusive(config, "jobsync takeover", needed=not dry_run) as busy:
         if busy:
@@ -367,7 +362,7 @@ def takeover(
 @app.command()
 @configured()
 def failover(
-    config: Config,
+    config: "Config",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Ask every node; change nothing; show the plan.")
     ] = False,
@@ -381,16 +376,16 @@ def failover(
     as_json: JsonOption = False,
 ) -> int:
     """Make this node the services node: fence, take over, start, repoint, prove."""
-    from jobsync.failover.agent_here import agent_set_aside  # noqa: PLC0415
-    from jobsync.failover.run import plan_lines, prepare  # noqa: PLC0415
-    from jobsync.failover.run import run as run_failover  # noqa: PLC0415
-    from jobsync.render import (  # noqa: PLC0415
+    from jobsync.failover.nodes import agent_set_aside
+    from jobsync.failover.run import plan_lines, prepare
+    from jobsync.failover.run import run as run_failover
+    from jobsync.render import (
         failover_step_to_text,
         failover_to_json,
         failover_verdict,
     )
 
-    def show(outcome: StepOutcome) -> None:
+    def show(outcome: "StepOutcome") -> None:
         for line in failover_step_to_text(outcome):
             _out(line)
 
@@ -422,14 +417,14 @@ def failover(
 @app.command()
 @configured()
 def init(
-    config: Config,
+    config: "Config",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what it would do.")] = False,
     as_services_node: AsServicesNodeOption = False,
     as_json: JsonOption = False,
 ) -> int:
     """Install step of every node: record who it is; the services node claims the jobs."""
-    from jobsync.node_init import init as run_init  # noqa: PLC0415
-    from jobsync.render import init_to_json, init_to_text  # noqa: PLC0415
+    from jobsync.node_setup import init as run_init
+    from jobsync.render import init_to_json, init_to_text
 
     with _exclusive(config, "jobsync init", needed=not dry_run) as busy:
         # A running agent leaves init the identity and the owner's answer, not a claim.
@@ -444,9 +439,9 @@ def init(
 
 @app.command()
 @configured(console=logging.INFO)
-def watch(config: Config) -> int:
+def watch(config: "Config") -> int:
     """Run the agent: push every change as it happens, until stopped (Ctrl+C, SIGTERM)."""
-    from jobsync.agent.runner import Agent  # noqa: PLC0415
+    from jobsync.agent.runner import Agent
 
     agent = Agent(config)
 
@@ -462,11 +457,10 @@ def watch(config: Config) -> int:
 
 @app.command()
 @configured(logs=False)
-def status(config: Config, as_json: JsonOption = False) -> int:
+def status(config: "Config", as_json: JsonOption = False) -> int:
     """Show what the agent last reported: role, peers, pending changes, last errors."""
-    from jobsync.agent.state import read_state, state_path  # noqa: PLC0415
-    from jobsync.render import status_to_text  # noqa: PLC0415
-    from jobsync.result import state_document, view_from_document  # noqa: PLC0415
+    from jobsync.agent.view import read_state, state_document, state_path, view_from_document
+    from jobsync.render import status_to_text
 
     where = state_path(config.state_dir)
     view = view_from_document(read_state(where))
@@ -486,14 +480,14 @@ def status(config: Config, as_json: JsonOption = False) -> int:
     return int(ExitCode.PEER_FAILED if failing else ExitCode.OK)
 
 
-def _standby(config: Config, *, override: bool, as_json: bool, what: str) -> bool:
+def _standby(config: "Config", *, override: bool, as_json: bool, what: str) -> bool:
     """Whether this node is standby, which then changes nothing and says so in one line.
 
     A standby that finds another machine going by its name refuses instead (exit 4).
     """
-    from jobsync.epoch import local_clash  # noqa: PLC0415
-    from jobsync.identity import local_identity  # noqa: PLC0415
-    from jobsync.role_gate import decide, standby_line  # noqa: PLC0415
+    from jobsync.epoch import local_clash
+    from jobsync.node import local_identity
+    from jobsync.role import decide, standby_line
 
     decision = decide(config, override=override)
     if decision.active:
@@ -516,7 +510,7 @@ def _standby(config: Config, *, override: bool, as_json: bool, what: str) -> boo
 
 
 def _pid_alive(pid: object) -> bool:
-    import psutil  # noqa: PLC0415
+    import psutil
 
     return isinstance(pid, int) and psutil.pid_exists(pid)
 

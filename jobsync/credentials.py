@@ -1,18 +1,82 @@
 """Where a peer's password comes from. Never from the config file.
 
+Where a peer's password comes from. Never from the config file.
 In order: no ``username`` means integrated login as the running account (Kerberos or NTLM
 through SSPI on Windows; a gMSA service account needs no secret at all); ``password_env`` names
 an environment variable; ``password_keyring`` names a service in the system credential store
 (the Windows Credential Manager through ``keyring``, read as the account jobsync runs as);
 ``password_file`` names a file ``jobsync secret set`` sealed with DPAPI on this machine, which
 is how a gMSA, NetworkService or LocalSystem service reaches a peer outside the domain.
+
+DPAPI, machine scope: a password sealed so that only this machine can open it.
+``jobsync secret set`` seals a peer's password with ``CryptProtectData`` (machine scope, so the
+service's account can open it whatever it is: a gMSA, NetworkService or LocalSystem, none of
+which can hold a password of its own in a vault an administrator can fill) and writes it to a
+file only SYSTEM, Administrators and the service's and task's accounts may read. A copy of the
+file taken elsewhere (a backup) opens nowhere else. The user name is mixed in as entropy: a
+file sealed for one account does not open as another's password.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+Seal = Callable[[bytes, bytes], bytes]  # (data, entropy) -> sealed, or back
+
+_LOCAL_MACHINE = 0x4  # CRYPTPROTECT_LOCAL_MACHINE
+_UI_FORBIDDEN = 0x1  # CRYPTPROTECT_UI_FORBIDDEN: a service has no desktop to prompt on
+
+
+def entropy(username: str) -> bytes:
+    """What binds a sealed password to the account it is for."""
+    return f"jobsync:{username.casefold()}".encode()
+
+
+def platform_seal() -> tuple[Seal, Seal] | None:
+    """(protect, unprotect) through the Windows API; None where there is no DPAPI."""
+    if sys.platform != "win32":
+        return None
+    return _protect, _unprotect
+
+
+def _call(name: str, data: bytes, extra: bytes) -> bytes:  # pragma: no cover - Windows only
+    import ctypes
+    from ctypes import wintypes
+
+    class Blob(ctypes.Structure):
+        _fields_ = (("size", wintypes.DWORD), ("data", ctypes.POINTER(ctypes.c_char)))
+
+    def blob(raw: bytes) -> Blob:
+        buffer = ctypes.create_string_buffer(raw, len(raw))
+        return Blob(len(raw), ctypes.cast(buffer, ctypes.POINTER(ctypes.c_char)))
+
+    crypt32 = ctypes.WinDLL("crypt32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined,unused-ignore]
+    source, salt, out = blob(data), blob(extra), Blob()
+    flags = _UI_FORBIDDEN | (_LOCAL_MACHINE if name == "CryptProtectData" else 0)
+    # Both take (in, description, entropy, reserved, prompt, flags, out); the description
+    # out-parameter of CryptUnprotectData is not wanted (None).
+    function = getattr(crypt32, name)
+    arguments = (ctypes.byref(source), None, ctypes.byref(salt), None, None, flags)
+    done = function(*arguments, ctypes.byref(out))
+    if not done:
+        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
+    try:
+        return ctypes.string_at(out.data, out.size)
+    finally:
+        kernel32.LocalFree(out.data)
+
+
+def _protect(data: bytes, extra: bytes) -> bytes:  # pragma: no cover - Windows only
+    return _call("CryptProtectData", data, extra)
+
+
+def _unprotect(sealed: bytes, extra: bytes) -> bytes:  # pragma: no cover - Windows only
+    return _call("CryptUnprotectData", sealed, extra)
+
 
 Fail = Callable[[str], Exception]
 KeyringGet = Callable[[str, str], "str | None"]
@@ -34,8 +98,8 @@ class Secret:
 
 def keyring_password(service: str, username: str) -> str | None:
     """Read a password from the system credential store."""
-    import keyring  # noqa: PLC0415 - only configs that use it pay for the import
-    from keyring.errors import KeyringError  # noqa: PLC0415
+    import keyring
+    from keyring.errors import KeyringError
 
     try:
         return keyring.get_password(service, username)
@@ -82,8 +146,6 @@ def resolve_password(
 def _from_file(
     path: Path, username: str, unseal: Unseal | None, *, fail: Fail, needed: bool
 ) -> Secret | None:
-    from jobsync.windows.dpapi import entropy, platform_seal  # noqa: PLC0415 - Windows mostly
-
     try:
         sealed = path.read_bytes()
     except FileNotFoundError:

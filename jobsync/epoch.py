@@ -17,15 +17,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobsync.files import replace_atomically
-from jobsync.identity import Identity, clash, read_folder_identity
-from jobsync.manifest import (
+from jobsync.jobs_folder import (
+    MANIFEST,
+    STATE_DIR,
     Manifest,
     ManifestCorruptError,
     ManifestTooNewError,
     manifest_from_bytes,
+    name_key,
 )
-from jobsync.names import MANIFEST, STATE_DIR, name_key
+from jobsync.node import Identity, clash, read_folder_identity, replace_atomically
 from jobsync.versions import Claim, manifest_claim
 
 CLAIM = f"{STATE_DIR}/epoch.json"

@@ -1,5 +1,6 @@
-"""The one error tree of jobsync; every class knows the exit code it stands for.
+"""The one error tree of jobsync, each class with its exit code, and their roll-up.
 
+The one error tree of jobsync; every class knows the exit code it stands for.
 ::
 
     JobsyncError
@@ -18,10 +19,13 @@
 
 Errors of the lower libraries are translated into this tree once, at the transport boundary.
 Drift is a result, not an exception.
+
+One roll-up of exit codes: the most serious wins.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -116,3 +120,11 @@ class SafetyRefusalError(JobsyncError):
 
 class NewerManifestError(SafetyRefusalError):
     """A folder's manifest is in a newer jobsync's format: this one leaves the folder alone."""
+
+
+def worst(codes: Iterable[ExitCode]) -> ExitCode:
+    """The code of a run made of parts: refusals outrank failures, failures outrank drift.
+
+    (The codes are ordered so: 0 success, 1 drift, 3 failed, 4 refused; see ``ExitCode``.)
+    """
+    return max(codes, default=ExitCode.OK)

@@ -12,18 +12,18 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jobsync.config import Config, PeerConfig
-from jobsync.drift import find_drift
+from jobsync.config.model import Config, PeerConfig
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerError
-from jobsync.fanout import each_peer
-from jobsync.identity import local_identity
-from jobsync.names import compile_pattern, name_key
+from jobsync.jobs_folder import compile_pattern, name_key
+from jobsync.node import local_identity
+from jobsync.plan import find_drift
 from jobsync.result import PeerDrift, ReconcileResult
 from jobsync.scan import SourceScan, scan_source
-from jobsync.sync import PeerSync, PushOptions
-from jobsync.transport import Opener, default_opener
-from jobsync.transport.manifests import read_manifest
+from jobsync.sync.manifests import read_manifest
+from jobsync.sync.passes import PushOptions
+from jobsync.sync.peer_sync import PeerSync
+from jobsync.transport import Opener, default_opener, each_peer
 from jobsync.versions import Newer, is_vouched
 
 

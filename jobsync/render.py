@@ -1,25 +1,31 @@
-"""Turning results into text for people and JSON for programs."""
+"""Turning results into text for people and JSON for programs; a long push's progress.
+
+Turning results into text for people and JSON for programs.
+
+A progress bar on stderr for long pushes, shown only on a terminal (rich, loaded then).
+"""
 
 from __future__ import annotations
 
+import sys
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
+from jobsync.agent.view import AgentView, iso
+from jobsync.plan import Kind
 from jobsync.result import (
-    AgentView,
+    LEFT_AS,
     CheckResult,
     FailoverResult,
     InitResult,
-    Kind,
     PeerResult,
     PushResult,
     ReconcileResult,
     StepOutcome,
     TakeoverResult,
-    iso,
 )
-from jobsync.result.failover import LEFT_AS
-from jobsync.result.takeover import AFTER_EVERYTHING
+from jobsync.versions import AFTER_EVERYTHING
 
 
 def push_to_json(result: PushResult) -> dict[str, Any]:
@@ -422,3 +428,41 @@ def failover_to_json(result: FailoverResult, plan: list[str]) -> dict[str, Any]:
         "exit_code": int(result.exit_code),
         "message": failover_verdict(result),
     }
+
+
+class ProgressBar:
+    """A progress bar on stderr for long pushes, shown only on a terminal."""
+
+    THRESHOLD = 200  # files; shorter pushes finish before a bar helps
+
+    def __init__(self) -> None:
+        """Nothing shown until a peer reports a long push."""
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, peer: str, done: int, total: int) -> None:
+        """``done`` of ``total`` jobs sent to ``peer``."""
+        if total < self.THRESHOLD:
+            return
+        with self._lock:
+            if self._bar is None:
+                from rich.console import Console
+                from rich.progress import Progress
+
+                self._bar = Progress(console=Console(stderr=True), transient=True)
+                self._bar.start()
+            if peer not in self._tasks:
+                self._tasks[peer] = self._bar.add_task(peer, total=total)
+            self._bar.update(self._tasks[peer], completed=done)
+
+    def close(self) -> None:
+        """Take the bar off the terminal."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.stop()
+
+
+def progress_bar() -> ProgressBar | None:
+    """A progress bar for a push, when a person watches stderr."""
+    return ProgressBar() if sys.stderr.isatty() else None

@@ -1,5 +1,6 @@
-"""Is this node the services node? Asked every ``check_seconds``, answered with hysteresis.
+"""Whether this node is the services node, and whether it may change the jobs now.
 
+Is this node the services node? Asked every ``check_seconds``, answered with hysteresis.
 ``always``: yes. ``dns``: while ``services_host`` resolves (through ``getaddrinfo``, which
 honours the hosts file) to an address this machine carries. ``services``: while every named
 Windows service runs here. A role change needs ``confirmations`` consecutive answers, so a
@@ -11,6 +12,12 @@ refuses (:class:`ConfigError`) a setting that can never tell the services node a
 (a service removed, a name that stopped resolving) is standby, with the reason.
 :func:`dns_problem` judges a ``dns`` answer against the addresses every node of the fleet
 carries, which no single node can see by itself.
+
+May this node change the jobs now? One answer for every writer.
+``jobsync push`` (the scheduled task), ``jobsync reconcile --apply``, ``jobsync init`` and the
+agent all ask :func:`decide` before they touch any peer, and it answers from ``[active]`` the
+same way for each: a standby node never writes. An operator who means it overrides the answer
+with ``--as-services-node``; the override is logged, never silent.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from jobsync.config import ActiveConfig
+from jobsync.config.model import ActiveConfig, Config
 from jobsync.errors import ConfigError
+from jobsync.logs import get_logger
 
 _CANNOT_TELL = 'mode = "dns" cannot tell the services node'
 
@@ -45,7 +53,7 @@ class InstalledService:
 
 def local_addresses() -> set[str]:
     """Every IP address of this machine's interfaces, loopback included."""
-    import psutil  # noqa: PLC0415 - only the dns mode needs it
+    import psutil
 
     found = set()
     for addresses in psutil.net_if_addrs().values():
@@ -147,7 +155,7 @@ def services_running(names: Iterable[str]) -> tuple[bool, str]:
     """Whether every named Windows service is running here."""
     if sys.platform != "win32":
         return False, 'mode = "services" needs Windows; treating this node as standby'
-    import psutil  # noqa: PLC0415
+    import psutil
 
     for name in names:
         try:
@@ -161,7 +169,7 @@ def services_running(names: Iterable[str]) -> tuple[bool, str]:
 
 def installed_services() -> list[InstalledService]:
     """Every Windows service installed here, from the Service Control Manager (Windows only)."""
-    import psutil  # noqa: PLC0415 - only the services mode needs it
+    import psutil
 
     try:
         return [
@@ -310,3 +318,54 @@ class RoleTracker:
             return False
         self.active, self.reason, self._streak = probe.active, probe.reason, 0
         return True
+
+
+@dataclass(frozen=True)
+class Role:
+    """The agent's role as the view shows it."""
+
+    name: str  # "active", "standby", or "starting" before the first role check
+    reason: str | None = None
+
+
+log = get_logger(__name__)
+
+OVERRIDE_FLAG = "--as-services-node"
+
+
+@dataclass(frozen=True)
+class RoleDecision:
+    """Whether this node acts as the services node now, and why."""
+
+    active: bool
+    reason: str
+    overridden: bool = False  # standby by [active], active because the operator said so
+
+    @property
+    def name(self) -> str:
+        """``active`` or ``standby``, as reports and JSON say it."""
+        return "active" if self.active else "standby"
+
+
+def decide(
+    config: Config, *, override: bool = False, detector: RoleDetector | None = None
+) -> RoleDecision:
+    """Ask ``[active]`` once; raises ConfigError when its mode cannot work on this site."""
+    if detector is None:
+        from jobsync.role import RoleDetector
+
+        detector = RoleDetector(config.active)
+    detector.validate()
+    probe = detector.probe()
+    if probe.active or not override:
+        return RoleDecision(active=probe.active, reason=probe.reason)
+    log.warning("role_overridden", node=config.node, reason=probe.reason, flag=OVERRIDE_FLAG)
+    return RoleDecision(active=True, reason=probe.reason, overridden=True)
+
+
+def standby_line(decision: RoleDecision, *, what: str) -> str:
+    """The one line a standby writer prints: what it did not do, why, and how to insist."""
+    return (
+        f"standby: {decision.reason}; {what} (the services node does it; {OVERRIDE_FLAG} "
+        "makes this node act as the services node anyway)"
+    )

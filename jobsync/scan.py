@@ -22,9 +22,15 @@ from pathlib import Path
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from jobsync.errors import SourceError
+from jobsync.jobs_folder import (
+    SkippedFile,
+    SourceFile,
+    SourceScan,
+    compile_pattern,
+    name_key,
+    windows_name_problem,
+)
 from jobsync.logs import get_logger
-from jobsync.names import compile_pattern, name_key, windows_name_problem
-from jobsync.source import SkippedFile, SourceFile, SourceScan
 
 __all__ = [
     "SkippedFile",

@@ -3,7 +3,7 @@
 1. Read the local jobs folder (with the manifest the previous owner's pushes left in it) and
    every reachable peer's manifest and listing, hashing the recorded copies whose size or write
    time changed since they were recorded.
-2. For each job choose the authoritative version (:mod:`jobsync.takeover_plan`); a deletion
+2. For each job choose the authoritative version (:mod:`jobsync.versions`); a deletion
    recorded by the owner (a tombstone) is a version too, so a job the previous owner deleted
    stays deleted. Copies edited by hand are never authoritative.
 3. Pull those versions into the local folder atomically, verified against the SHA-256 their
@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobsync.config import Config, PeerConfig
+from jobsync.config.model import Config, PeerConfig
 from jobsync.epoch import (
     folder_clash,
     manifest_clash,
@@ -36,27 +36,24 @@ from jobsync.epoch import (
     write_claim,
 )
 from jobsync.errors import PeerError
-from jobsync.fanout import each_peer
-from jobsync.identity import NODE_FILE, Identity, clash, identity_from_bytes, local_identity
-from jobsync.logs import get_logger
-from jobsync.manifest import Manifest, ManifestEntry
-from jobsync.names import (
+from jobsync.jobs_folder import (
     BACKUP_DIR,
     MANIFEST,
     TMP_DIR,
     TRASH_DIR,
+    Manifest,
+    ManifestEntry,
     compile_pattern,
     is_job_temp_name,
     job_temp_name,
     name_key,
     stamp_name,
 )
+from jobsync.logs import get_logger
+from jobsync.node import NODE_FILE, Identity, clash, identity_from_bytes, local_identity
 from jobsync.result import FileFailure, TakeoverResult
 from jobsync.scan import SourceFile, SourceScan, scan_source
-from jobsync.takeover_plan import Action, Choice, PeerView, plan_takeover, to_read
-from jobsync.transport import FileWrite, Opener, Peer, default_opener
-from jobsync.transport.local import LocalPeer
-from jobsync.transport.manifests import (
+from jobsync.sync.manifests import (
     Distrust,
     ManifestProblem,
     read_manifest,
@@ -64,7 +61,10 @@ from jobsync.transport.manifests import (
     state_listing,
     write_manifest,
 )
-from jobsync.versions import Claim
+from jobsync.transport import Opener, default_opener, each_peer
+from jobsync.transport.base import FileWrite, Peer
+from jobsync.transport.local import LocalPeer
+from jobsync.versions import Action, Choice, Claim, PeerFolder, plan_takeover, to_read
 
 log = get_logger(__name__)
 
@@ -74,7 +74,7 @@ class _Reached:
     """The peers takeover could read."""
 
     peers: dict[str, Peer]
-    views: dict[str, PeerView]
+    views: dict[str, PeerFolder]
     corrupt: frozenset[str]  # peers whose manifest did not parse
     newer: frozenset[str]  # peers whose manifest a newer jobsync wrote
     unreachable: list[tuple[str, str]]
@@ -175,7 +175,7 @@ def takeover(
 
 # A peer as takeover found it: its name, the open peer, its view or why it is unreachable, why
 # its manifest is not trusted, and whose folder it says it is (its node.json).
-_Visit = tuple[str, Peer | None, PeerView | str, ManifestProblem | None, Identity | None]
+_Visit = tuple[str, Peer | None, PeerFolder | str, ManifestProblem | None, Identity | None]
 
 
 def _open_all(config: Config, opener: Opener) -> _Reached:
@@ -202,13 +202,13 @@ def _open_all(config: Config, opener: Opener) -> _Reached:
             for n, d in contents.items()
         }
         identity = identity_from_bytes(found) if isinstance(found, bytes) else None
-        return peer_config.name, peer, PeerView(files, manifest, hashes), problem, identity
+        return peer_config.name, peer, PeerFolder(files, manifest, hashes), problem, identity
 
     visits = each_peer(config.target_peers, visit, name="takeover")
     distrusted = {name: problem.kind for name, _, _, problem, _ in visits if problem is not None}
     return _Reached(
         peers={name: peer for name, peer, _, _, _ in visits if peer is not None},
-        views={name: view for name, _, view, _, _ in visits if isinstance(view, PeerView)},
+        views={name: view for name, _, view, _, _ in visits if isinstance(view, PeerFolder)},
         corrupt=frozenset(n for n, kind in distrusted.items() if kind is Distrust.CORRUPT),
         newer=frozenset(n for n, kind in distrusted.items() if kind is Distrust.NEWER),
         unreachable=[(name, view) for name, _, view, _, _ in visits if isinstance(view, str)],

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 try:
-    import jobsync.cli  # noqa: F401 - only to stop early, and clearly, without jobsync's libraries
+    import jobsync.__main__  # noqa: F401 - only to stop early, and clearly, without jobsync's libraries
 except ImportError as missing:
     raise SystemExit(
         f"failover_demo: {missing.name} is not installed for this Python; run scripts/demo.sh "

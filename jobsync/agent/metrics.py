@@ -17,8 +17,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobsync import __version__
-from jobsync.agent.services_nodes import ServicesNodes
-from jobsync.failover.last import LastFailover
+from jobsync.agent.services_guard import ServicesNodes
+from jobsync.failover.run import LastFailover
 from jobsync.result import PeerResult
 from jobsync.retention import kind_of
 

@@ -3,9 +3,9 @@
 The main thread only keeps time: it rescans every ``rescan_seconds`` (at once when the watcher
 reports trouble), checks the role every ``check_seconds``, restarts a dead watcher or worker
 and writes the state file. Everything that touches a peer happens on that peer's worker
-(:mod:`~jobsync.agent.crew`); the source is followed by :mod:`~jobsync.agent.source_feed`, and
-what the agent knows is kept in its :mod:`~jobsync.agent.ledger`. With ``[failover]``, where
-Integrify's services run is checked on a thread of its own (:mod:`~jobsync.agent.singleton`).
+(:mod:`~jobsync.agent.workers`); the source is followed by :mod:`~jobsync.agent.source_feed`, and
+what the agent knows is kept in its :mod:`~jobsync.agent.view`. With ``[failover]``, where
+Integrify's services run is checked on a thread of its own (:mod:`~jobsync.agent.services_guard`).
 """
 
 from __future__ import annotations
@@ -14,27 +14,21 @@ import threading
 import time
 
 from jobsync import __version__
-from jobsync.agent.crew import Crew
-from jobsync.agent.events import EventRing
-from jobsync.agent.health import health_server
-from jobsync.agent.ledger import Ledger, Role
-from jobsync.agent.local_retention import LocalPruner
+from jobsync.agent.health import health_of, health_server
 from jobsync.agent.metrics import AgentMetrics
-from jobsync.agent.page import render_page
-from jobsync.agent.services_nodes import ServicesNodes
-from jobsync.agent.singleton import SingletonGuard
+from jobsync.agent.page import EventRing, render_page
+from jobsync.agent.services_guard import ServicesNodes, SingletonGuard
 from jobsync.agent.source_feed import SourceFeed
-from jobsync.agent.verdict import health_of
-from jobsync.agent.worker import workers_for
-from jobsync.config import Config
+from jobsync.agent.view import AgentView, Ledger
+from jobsync.agent.workers import Crew, workers_for
+from jobsync.config.model import Config
 from jobsync.epoch import LocalFence
-from jobsync.failover.last import read_last
-from jobsync.identity import local_identity, publish, published_addresses
-from jobsync.lock import WorkLock
-from jobsync.logs import get_logger
-from jobsync.redact import Redactor
-from jobsync.result import AgentView, PeerResult
-from jobsync.role import RoleDetector, RoleTracker
+from jobsync.failover.run import read_last
+from jobsync.logs import Redactor, get_logger
+from jobsync.node import WorkLock, local_identity, publish, published_addresses
+from jobsync.result import PeerResult
+from jobsync.retention import LocalPruner
+from jobsync.role import Role, RoleDetector, RoleTracker
 from jobsync.scan import SourceScan
 from jobsync.transport import Opener, check_installation, default_opener
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobsync.config.failover import parse_failover
 from jobsync.config.model import (
     DEFAULT_MAX_DELETE_RATIO,
     DEFAULT_PATTERN,
@@ -19,12 +18,12 @@ from jobsync.config.model import (
     Config,
     PeerConfig,
 )
-from jobsync.config.paths import local_folder, same_folder
-from jobsync.config.peers import parse_peer
-from jobsync.config.reader import Table, shown
+from jobsync.config.reader import Table, local_folder, same_folder, shown
 from jobsync.config.sections import (
     parse_active,
+    parse_failover,
     parse_health,
+    parse_peer,
     parse_retention,
     parse_schedule,
     parse_service,
@@ -32,8 +31,8 @@ from jobsync.config.sections import (
 )
 from jobsync.credentials import KeyringGet, Unseal, keyring_password
 from jobsync.errors import ConfigError
-from jobsync.identity import host_name
-from jobsync.names import name_key, pattern_problem
+from jobsync.jobs_folder import name_key, pattern_problem
+from jobsync.node import host_name
 
 if sys.version_info >= (3, 11):
     import tomllib

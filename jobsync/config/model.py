@@ -1,7 +1,7 @@
 """The configuration as typed, frozen values: what the rest of jobsync reads.
 
 Each ``[table]`` of ``jobsync.toml`` is one dataclass here, with its documented defaults, and
-one parser in :mod:`jobsync.config.sections` (peers in :mod:`jobsync.config.peers`).
+one parser in :mod:`jobsync.config.sections` (peers in :mod:`jobsync.config.sections`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobsync.credentials import Secret
-from jobsync.names import name_key
+from jobsync.jobs_folder import name_key
 
 DEFAULT_PATTERN = "*.jobs"
 DEFAULT_TIMEOUT_SECONDS = 15.0

@@ -1,5 +1,14 @@
-"""The optional tables of ``jobsync.toml``.
+"""The tables of ``jobsync.toml``: ``[[peers]]``, ``[failover]`` and the optional ones.
 
+One ``[[peers]]`` entry: where the peer's jobs folder is and how to log on to it.
+A UNC path makes an SMB peer; anything else is a local or mounted folder, which takes none of
+the SMB keys. A user name needs a password source; without one, the running account logs on.
+
+``[failover]``: what ``jobsync failover`` moves, where the services name lives, how it proves it.
+The table is optional (a site may keep the manual runbook), but once present it must say which
+services move and how the services name follows them: nothing here is guessed.
+
+The optional tables of ``jobsync.toml``.
 ``[watch]``, ``[active]``, ``[health]``, ``[service]``, ``[schedule]`` and ``[retention]``: each
 is one function
 from the raw table to its value in :mod:`jobsync.config.model`, and a table that is left out
@@ -9,6 +18,7 @@ meaningless, is refused rather than replaced by a default.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,15 +27,237 @@ from typing import Any
 from jobsync.config.model import (
     ACTIVE_MODES,
     DEFAULT_KEEP_DAYS,
+    DEFAULT_SMB_PORT,
+    REPOINT_METHODS,
     ActiveConfig,
+    DnsConfig,
+    FailoverConfig,
     HealthConfig,
+    PeerConfig,
     RetentionConfig,
     ScheduleConfig,
     ServiceConfig,
     WatchConfig,
 )
-from jobsync.config.paths import local_folder
-from jobsync.config.reader import Table, shown
+from jobsync.config.reader import Table, local_folder, parse_unc, shown
+from jobsync.credentials import KeyringGet, Unseal, resolve_password
+from jobsync.errors import ConfigError
+from jobsync.jobs_folder import name_key
+
+SMB_KEYS = (
+    "port",
+    "username",
+    "password_env",
+    "password_keyring",
+    "password_file",
+    "encrypt",
+    "share_root",
+    "address",
+    "admin_share",
+)
+
+
+def parse_peer(
+    raw: object,
+    *,
+    index: int,
+    path: Path,
+    environ: Mapping[str, str],
+    node: str,
+    keyring_get: KeyringGet,
+    unseal: Unseal | None = None,
+    secrets: bool = True,
+) -> PeerConfig:
+    """Read one ``[[peers]]`` table; errors name the file, the peer and the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: peers[{index}] must be a table ([[peers]])")
+    name = raw.get("name")
+    label = f"peer {name}" if isinstance(name, str) and name.strip() else f"peers[{index}]"
+    table = Table(raw, where=f"{path}: {label}")
+    if "password" in raw:
+        # Never echo the value: it may be a real password.
+        raise table.fail(
+            "password is not allowed in the config file: leave username out for integrated "
+            "login, or name an environment variable with password_env, or a credential store "
+            "entry with password_keyring"
+        )
+    name = table.required_text("name")
+    peer_path = table.required_text("path")
+    unc = parse_unc(peer_path, fail=table.fail)
+    if unc is None:
+        smb_only = [key for key in SMB_KEYS if table.has(key)]
+        if smb_only:
+            raise table.fail(
+                f"{', '.join(smb_only)}: only for SMB peers, and path {shown(peer_path)} is a "
+                "local folder (an SMB path starts with \\\\host\\share)"
+            )
+        local = local_folder(peer_path, base=None, fail=table.fail)
+        table.finish()
+        return PeerConfig(name=name, path=peer_path, target=local)
+
+    share_root = table.take("share_root", bool, default=False)
+    if unc.folder and share_root:
+        raise table.fail(
+            f"share_root = true, but path {shown(peer_path)} names a folder inside the share"
+        )
+    if not unc.folder and not share_root:
+        raise table.fail(
+            f"path {shown(peer_path)} stops at the share: name the jobs folder inside it "
+            "(\\\\host\\share\\folder), or set share_root = true if the share is the jobs folder"
+        )
+    port = table.port("port", DEFAULT_SMB_PORT)
+    username = table.text("username")
+    password_env = table.take("password_env", str)
+    password_keyring = table.take("password_keyring", str)
+    file_text = table.text("password_file")
+    encrypt = table.take("encrypt", bool, default=True)
+    address = _address(table)
+    admin_share = table.text("admin_share", "C$")
+    table.finish()
+    password_file = None if file_text is None else (path.parent / file_text)
+    if username is not None and password_env is None and password_keyring is None and not file_text:
+        raise table.fail(
+            "username is set but no password source: add password_env, password_keyring or "
+            "password_file, or leave username out to log on as the account jobsync runs as"
+        )
+    password = resolve_password(
+        username=username,
+        password_env=password_env,
+        password_keyring=password_keyring,
+        environ=environ,
+        fail=table.fail,
+        needed=secrets and name_key(name) != name_key(node),
+        keyring_get=keyring_get,
+        password_file=password_file,
+        unseal=unseal,
+    )
+    return PeerConfig(
+        name=name,
+        path=peer_path,
+        target=unc,
+        port=port,
+        username=username,
+        password=password,
+        password_file=password_file,
+        encrypt=bool(encrypt),
+        address=address,
+        admin_share=admin_share.strip("\\"),
+    )
+
+
+def _address(table: Table) -> str | None:
+    """``address``: the node's IP address, which the services name gets when it is that node."""
+    text = table.text("address")
+    if text is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise table.fail(
+            f"address must be the node's IP address (such as 10.0.0.12), not {shown(text)}"
+        ) from None
+
+
+_UNREACHABLE = ("refuse", "continue")
+_MIN_TTL = 0
+_MAX_TTL = 86_400
+
+
+def parse_failover(
+    raw: Mapping[str, Any] | None, *, path: Path, active: ActiveConfig
+) -> FailoverConfig | None:
+    """``[failover]``; ``services`` and ``services_name`` default to ``[active]``'s."""
+    if raw is None:
+        return None
+    table = Table(raw, where=f"{path}: [failover]")
+    services = _services(table, active)
+    methods = ", ".join(f'"{m}"' for m in REPOINT_METHODS)
+    repoint = table.text("repoint")
+    if repoint is None:
+        raise table.fail(
+            f"repoint is required: one of {methods} (how the services name follows the services)"
+        )
+    if repoint not in REPOINT_METHODS:
+        raise table.fail(f"repoint must be one of {methods}, not {shown(repoint)}")
+    name = table.text("services_name", active.services_host or "")
+    healthcheck = table.text("healthcheck", FailoverConfig.healthcheck)
+    unreachable = table.text("old_node_unreachable", FailoverConfig.old_node_unreachable)
+    dns_raw = table.take("dns", dict)
+    failover = FailoverConfig(
+        services=services,
+        repoint=repoint,
+        services_name=name or None,
+        healthcheck=healthcheck,
+        dns=None if dns_raw is None else _dns(dns_raw, path=path),
+        old_node_unreachable=unreachable,
+        stop_timeout_seconds=table.positive("stop_timeout_seconds", 60.0),
+        start_timeout_seconds=table.positive("start_timeout_seconds", 120.0),
+        healthcheck_timeout_seconds=table.positive("healthcheck_timeout_seconds", 180.0),
+        singleton_check_seconds=table.positive("singleton_check_seconds", 60.0),
+    )
+    table.finish()
+    if unreachable not in _UNREACHABLE:
+        raise table.fail(
+            f'old_node_unreachable must be "refuse" or "continue", not {shown(unreachable)}'
+        )
+    if not healthcheck.startswith(("http://", "https://")) or "{address}" not in healthcheck:
+        raise table.fail(
+            "healthcheck must be an http:// or https:// URL with {address} where the node's "
+            f"address goes (such as http://{{address}}/healthcheck), not {shown(healthcheck)}"
+        )
+    if repoint != "none" and failover.services_name is None:
+        raise table.fail(
+            f'repoint = "{repoint}" needs services_name (or [active] services_host): the name '
+            "every node uses for the services node"
+        )
+    if (repoint == "dns") != (failover.dns is not None):
+        raise table.fail(
+            'repoint = "dns" needs a [failover.dns] table with server and zone'
+            if repoint == "dns"
+            else f'[failover.dns] is only used with repoint = "dns", not "{repoint}"'
+        )
+    if failover.dns is not None and failover.services_name is not None:
+        _inside_zone(table, failover.services_name, failover.dns.zone)
+    return failover
+
+
+def _services(table: Table, active: ActiveConfig) -> tuple[str, ...]:
+    raw = table.take("services", list)
+    if raw is None:
+        if not active.services:
+            raise table.fail(
+                "services is required: the Integrify Windows service names (short names, as "
+                "sc.exe shows them), in the order they start"
+            )
+        return active.services
+    if not raw or not all(isinstance(s, str) and s.strip() for s in raw):
+        raise table.fail("services must be a list of Windows service names, none of them empty")
+    return tuple(raw)
+
+
+def _dns(raw: Mapping[str, Any], *, path: Path) -> DnsConfig:
+    table = Table(raw, where=f"{path}: [failover.dns]")
+    dns = DnsConfig(
+        server=table.required_text("server"),
+        zone=table.required_text("zone").rstrip("."),
+        port=table.port("port", 53),
+        ttl_seconds=table.whole("ttl_seconds", 300, least=_MIN_TTL),
+        kerberos_host=table.text("kerberos_host"),
+    )
+    table.finish()
+    if dns.ttl_seconds > _MAX_TTL:
+        raise table.fail(f"ttl_seconds must be at most {_MAX_TTL} (a day)")
+    return dns
+
+
+def _inside_zone(table: Table, name: str, zone: str) -> None:
+    fqdn, suffix = name.rstrip(".").casefold(), zone.casefold()
+    if fqdn != suffix and not fqdn.endswith("." + suffix):
+        raise table.fail(
+            f"services_name {shown(name)} is not inside the zone {shown(zone)} that "
+            "[failover.dns] updates: name the zone that holds it"
+        )
+
 
 _ACCOUNT = re.compile(r"[^\\/@\s]+\\[^\\/@\s]+|[^\\/@\s]+@[^\\/@\s]+|LocalSystem")
 _NO_NETWORK = ("nt authority\\localservice", "localservice")

@@ -19,18 +19,22 @@ import socket
 from functools import partial
 from pathlib import Path
 
-from jobsync.config import Config
+from jobsync.config.model import Config
 from jobsync.epoch import read_local_manifest
 from jobsync.errors import JobsyncError, PeerError, PeerIOError
 from jobsync.failover.dns_update import DnsServer, lookup
-from jobsync.failover.fence import fence_all
-from jobsync.failover.healthcheck import Probe, probe, wait_healthy
-from jobsync.failover.hosts_file import addresses_for
-from jobsync.failover.move import Move
-from jobsync.failover.nodes import HOSTS_FOLDER, again_if_session_lost, healthcheck_url
-from jobsync.failover.ownership import Ownership, read_ownership
-from jobsync.failover.repoint import read_hosts
-from jobsync.result.failover import StepOutcome
+from jobsync.failover.nodes import (
+    HOSTS_FOLDER,
+    Move,
+    Probe,
+    again_if_session_lost,
+    healthcheck_url,
+    probe,
+    wait_healthy,
+)
+from jobsync.failover.repoint import addresses_for, read_hosts
+from jobsync.failover.steps import Ownership, fence_all, read_ownership
+from jobsync.result import StepOutcome
 
 Fact = tuple[bool, str]
 

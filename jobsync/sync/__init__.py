@@ -1,14 +1,8 @@
 """Bringing peers in line with the source: a push once, or pass after pass for the agent.
 
-``push`` fans out over the peers (:mod:`~jobsync.sync.push`); :class:`PeerSync` keeps one peer
-in line and remembers its manifest (:mod:`~jobsync.sync.manifest_cache`); a pass
+``push`` fans out over the peers (:mod:`~jobsync.sync.peer_sync`); :class:`PeerSync` keeps one peer
+in line and remembers its manifest (:mod:`~jobsync.sync.manifests`); a pass
 (:mod:`~jobsync.sync.passes`) plans with :mod:`jobsync.plan` and changes the peer in steps
-(:mod:`~jobsync.sync.steps`) whose outcomes one :class:`~jobsync.sync.tally.Tally` folds into the
-peer's result, and whose records (:mod:`~jobsync.sync.records`) become its manifest.
+(:mod:`~jobsync.sync.passes`) whose outcomes one :class:`~jobsync.sync.passes.Tally` folds into the
+peer's result, and whose records (:mod:`~jobsync.sync.manifests`) become its manifest.
 """
-
-from jobsync.sync.context import Progress, PushOptions, utc_now
-from jobsync.sync.peer_sync import PeerSync
-from jobsync.sync.push import push
-
-__all__ = ["PeerSync", "Progress", "PushOptions", "push", "utc_now"]

@@ -1,35 +1,44 @@
-"""Bringing one peer in line with the source: once (a push) or pass after pass (the agent).
+"""Bringing peers in line: one peer once or pass after pass, and ``jobsync push``.
 
+Bringing one peer in line with the source: once (a push) or pass after pass (the agent).
 A pass is fenced first (a peer whose manifest names an owner that outranks this node changes
 nothing), then made over some changed names when that is known to be enough, else over the
 whole folder (:mod:`jobsync.sync.passes`). Whatever a pass raises is that pass failing, never
 the caller's thread; a session the server ended is logged on again and the pass redone.
+
+``jobsync push``: scan the source once, then bring every peer in line, concurrently.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 
-from jobsync.config import Config, PeerConfig
+from jobsync.config.model import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_verdict
-from jobsync.errors import NewerManifestError, PeerError, PeerSessionLostError
-from jobsync.identity import clash
+from jobsync.errors import NewerManifestError, PeerError, PeerSessionLostError, SafetyRefusalError
+from jobsync.jobs_folder import Manifest, name_key
 from jobsync.logs import get_logger
-from jobsync.manifest import Manifest
-from jobsync.names import name_key
-from jobsync.result import PeerResult
+from jobsync.node import clash, local_identity, publish, published_addresses
+from jobsync.result import PeerResult, PushResult
 from jobsync.retention import prune_kept
-from jobsync.scan import SourceScan
-from jobsync.sync.context import PassContext, Progress, PushOptions, fresh_temp, utc_now
-from jobsync.sync.manifest_cache import ManifestCache
-from jobsync.sync.passes import author_of, full_pass, names_pass
-from jobsync.sync.records import Records, next_manifest
-from jobsync.sync.tally import Tally
-from jobsync.transport import Opener, Peer
+from jobsync.scan import SourceScan, scan_source
+from jobsync.sync.manifests import ManifestCache, Records, next_manifest
+from jobsync.sync.passes import (
+    Pass,
+    Progress,
+    PushOptions,
+    Tally,
+    author_of,
+    fresh_temp,
+    utc_now,
+)
+from jobsync.transport import Opener, default_opener, each_peer
+from jobsync.transport.base import Peer
+from jobsync.transport.local import LocalPeer
 
 log = get_logger(__name__)
 
@@ -69,7 +78,7 @@ class PeerSync:
         self._log = log.bind(peer=peer.name)
         self._cache = ManifestCache(self._log)
         self._clean = False  # whether the cached manifest records exactly the peer's jobs
-        self._temps_alike: bool | None = None  # what the last probe showed (see PassContext)
+        self._temps_alike: bool | None = None  # what the last probe showed (see Pass)
 
     @property
     def unsaved_since(self) -> float | None:
@@ -148,17 +157,7 @@ class PeerSync:
             ctx = self._context(peer, cached, tally, temps_alike=self._temps_alike)
             if ctx is None:
                 return "names"
-            done = names_pass(
-                ctx,
-                cached,
-                scan,
-                names,
-                config=self._config,
-                options=options,
-                tally=tally,
-                defer_manifest=self._defer_manifest,
-                save=partial(self._save, ctx, tally),
-            )
+            done = ctx.over_names(cached, scan, names, defer_manifest=self._defer_manifest)
             self._temps_alike = ctx.temps_alike
             if done:
                 return "names"
@@ -173,16 +172,7 @@ class PeerSync:
         ctx = self._context(peer, manifest, tally, temps_alike=None)
         if ctx is None:
             return "all"
-        full_pass(
-            ctx,
-            manifest,
-            scan,
-            config=self._config,
-            options=options,
-            tally=tally,
-            foreign_owner=self._foreign_owner(manifest),
-            save=partial(self._save, ctx, tally),
-        )
+        ctx.over_all(manifest, scan, foreign_owner=self._foreign_owner(manifest))
         self._temps_alike = ctx.temps_alike
         self._prune_if_due(peer, tally)
         return "all"
@@ -197,7 +187,7 @@ class PeerSync:
 
     def _context(
         self, peer: Peer, manifest: Manifest, tally: Tally, *, temps_alike: bool | None
-    ) -> PassContext | None:
+    ) -> Pass | None:
         """The pass's context, or ``None`` when the peer or this node names a winning owner."""
         node, me = self._config.node, self._fence.identity
         where = f"its jobs folder on peer {self.peer_config.name}"
@@ -220,13 +210,17 @@ class PeerSync:
             tally.refuse(reason)
             self._log.warning("push_fenced", reason=reason)
             return None
-        return PassContext(
+        return Pass(
             peer=peer,
             node=node,
             epoch=verdict.epoch,
             fence=self._fence,
             now=self._now,
             log=self._log,
+            config=self._config,
+            options=self._options,
+            tally=tally,
+            save=self._save,
             progress=self._progress,
             temps_alike=temps_alike,
         )
@@ -235,9 +229,7 @@ class PeerSync:
         """Whether the folder names another owner (one this node outranks, or it is fenced)."""
         return bool(manifest.owner) and name_key(manifest.owner) != name_key(self._config.node)
 
-    def _save(
-        self, ctx: PassContext, tally: Tally, old: Manifest, records: Records, *, defer: bool
-    ) -> None:
+    def _save(self, ctx: Pass, old: Manifest, records: Records, *, defer: bool) -> None:
         """Leave the pass's records on the peer: now, or (``defer``) in memory until later."""
         cache = self._cache
         manifest = next_manifest(
@@ -252,7 +244,7 @@ class PeerSync:
             return
         failure = cache.save(ctx.peer, manifest, temp=ctx.temp())
         if failure is not None:
-            tally.fail([failure])
+            ctx.tally.fail([failure])
 
     def _prune_if_due(self, peer: Peer, tally: Tally) -> None:
         """Remove kept copies past their retention, unless done recently."""
@@ -294,3 +286,63 @@ class PeerSync:
             seconds=round(r.seconds, 3),
         )
         return r
+
+
+def push(
+    config: Config,
+    *,
+    peers: Sequence[PeerConfig],
+    options: PushOptions,
+    opener: Opener = default_opener,
+    now: Callable[[], datetime] = utc_now,
+    progress: Progress | None = None,
+) -> PushResult:
+    """Scan the source once, then bring every peer in ``peers`` up to date, concurrently."""
+    started = time.monotonic()
+    if not config.source.is_dir():
+        scan_source(config.source, config.pattern)  # raises the SourceError that says why
+    me = local_identity(config, addresses=published_addresses(config))
+    fence = LocalFence(config.source, config.node, identity=me)
+    fenced = fence.reason() or (None if options.dry_run else publish(config.source, me))
+    if fenced:
+        raise SafetyRefusalError(f"push refused: {fenced}")
+    # The source is read while the peers are connected and logged on: both take a while.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan") as reader:
+        reading = reader.submit(scan_source, config.source, config.pattern)
+
+        def one(peer: PeerConfig) -> PeerResult:
+            sync = PeerSync(
+                peer,
+                config=config,
+                options=options,
+                fence=fence,
+                now=now,
+                progress=progress,
+                prune_every=0.0,
+            )
+            return sync.run_once(reading.result, opener)
+
+        results = tuple(each_peer(peers, one, name="push"))
+        scan = reading.result()
+    log.debug("source_scanned", files=len(scan.files), skipped=len(scan.skipped))
+    local = LocalPeer(config.node, config.source)
+    pruned_local = prune_kept(local, config.retention, now=now(), dry_run=options.dry_run)
+    result = PushResult(
+        node=config.node,
+        source_files=len(scan.files),
+        peers=results,
+        skipped=scan.skipped,
+        dry_run=options.dry_run,
+        seconds=time.monotonic() - started,
+        pruned_local=pruned_local,
+    )
+    log.info(
+        "push_finished",
+        peers=len(results),
+        copied=sum(len(r.copied) for r in results),
+        deleted=sum(len(r.deleted) for r in results),
+        failed_peers=sum(1 for r in results if r.error),
+        dry_run=options.dry_run,
+        seconds=round(result.seconds, 3),
+    )
+    return result

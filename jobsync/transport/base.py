@@ -9,24 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from jobsync.errors import PeerError, PeerIOError
-
-FILETIME_TICK_NS = 100  # SMB carries write times in 100 ns steps
-
-
-def coarse_mtime(mtime_ns: int) -> int:
-    """A write time cut to the 100 ns steps that every transport can keep."""
-    return mtime_ns - mtime_ns % FILETIME_TICK_NS
-
-
-class RemoteFile(NamedTuple):
-    """A regular file in a peer folder, as listed (a tuple: listings hold tens of thousands)."""
-
-    name: str
-    size: int
-    mtime_ns: int
+from jobsync.jobs_folder import RemoteFile
 
 
 @dataclass(frozen=True)

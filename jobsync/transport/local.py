@@ -9,13 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from jobsync.errors import PeerFileNotFoundError, PeerIOError, PeerUnreachableError
-from jobsync.transport.base import (
-    FileWrite,
-    RemoteFile,
-    WriteOutcome,
-    checked_parts,
-    coarse_mtime,
-)
+from jobsync.jobs_folder import RemoteFile, coarse_mtime
+from jobsync.transport.base import FileWrite, WriteOutcome, checked_parts
 
 
 class LocalPeer:

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jobsync.errors import ExitCode
+from jobsync.logs import secrets_hidden
 from jobsync.options import ConfigOption
-from jobsync.redact import secrets_hidden
 
 if TYPE_CHECKING:
-    from jobsync.config import Config
-    from jobsync.windows import runner
+    from jobsync import windows
+    from jobsync.config.model import Config
 
 service_app = typer.Typer(help="The Windows service that runs the agent (WinSW).")
 schedule_app = typer.Typer(help="The scheduled task that runs the fallback push.")
@@ -30,22 +30,22 @@ def _out(text: str) -> None:
 
 
 def _config(config_path: Path | None) -> Config:
-    from jobsync.config import find_config_path, load_config  # noqa: PLC0415 - fast --help
+    from jobsync.config.load import find_config_path, load_config
 
     return load_config(find_config_path(config_path))
 
 
-def _windows(config_path: Path | None) -> tuple[Config, runner.Tools]:
+def _windows(config_path: Path | None) -> tuple[Config, windows.Tools]:
     """The config and the real Windows tools (the runner looked up now, for tests)."""
-    from jobsync.windows import runner  # noqa: PLC0415 - fast --help
+    from jobsync import windows
 
-    return _config(config_path), runner.Tools(run=runner.run_command, say=_out)
+    return _config(config_path), windows.Tools(run=windows.run_command, say=_out)
 
 
 @service_app.command("xml")
 def service_xml(config_path: ConfigOption = None) -> int:
     """Print the WinSW service definition for this config."""
-    from jobsync.windows.service import service_xml as render  # noqa: PLC0415
+    from jobsync.windows.install import service_xml as render
 
     typer.echo(render(_config(config_path)), nl=False)
     return int(ExitCode.OK)
@@ -63,8 +63,8 @@ def service_install(
     no_start: Annotated[bool, typer.Option("--no-start", help="Do not start it.")] = False,
 ) -> int:
     """Install the agent as a service (or refresh its definition), then start it."""
-    from jobsync.windows.install import install_service  # noqa: PLC0415
-    from jobsync.windows.readiness import require_ready  # noqa: PLC0415
+    from jobsync.windows.install import install_service
+    from jobsync.windows.tasks import require_ready
 
     config, tools = _windows(config_path)
     require_ready(config, what="service")
@@ -75,7 +75,7 @@ def service_install(
 @service_app.command("uninstall")
 def service_uninstall(config_path: ConfigOption = None) -> int:
     """Stop and remove the service; the config, state and logs stay."""
-    from jobsync.windows.install import uninstall_service  # noqa: PLC0415
+    from jobsync.windows.install import uninstall_service
 
     uninstall_service(*_windows(config_path))
     return int(ExitCode.OK)
@@ -84,7 +84,7 @@ def service_uninstall(config_path: ConfigOption = None) -> int:
 @service_app.command("check")
 def service_check(config_path: ConfigOption = None) -> int:
     """Run `jobsync check` as the service's account (through a one-off scheduled task)."""
-    from jobsync.windows.tasks import check_as_service  # noqa: PLC0415
+    from jobsync.windows.tasks import check_as_service
 
     code, output = check_as_service(*_windows(config_path))
     _out(output.rstrip("\n"))
@@ -94,7 +94,7 @@ def service_check(config_path: ConfigOption = None) -> int:
 @schedule_app.command("xml")
 def schedule_xml(config_path: ConfigOption = None) -> int:
     """Print the Task Scheduler definition of the fallback push."""
-    from jobsync.windows.schedule import task_xml  # noqa: PLC0415
+    from jobsync.windows.tasks import task_xml
 
     typer.echo(task_xml(_config(config_path)), nl=False)
     return int(ExitCode.OK)
@@ -103,8 +103,7 @@ def schedule_xml(config_path: ConfigOption = None) -> int:
 @schedule_app.command("install")
 def schedule_install(config_path: ConfigOption = None) -> int:
     """Register (or replace) the fallback push task."""
-    from jobsync.windows.readiness import require_ready  # noqa: PLC0415
-    from jobsync.windows.tasks import install_task  # noqa: PLC0415
+    from jobsync.windows.tasks import install_task, require_ready
 
     config, tools = _windows(config_path)
     require_ready(config, what="task")
@@ -115,7 +114,7 @@ def schedule_install(config_path: ConfigOption = None) -> int:
 @schedule_app.command("uninstall")
 def schedule_uninstall(config_path: ConfigOption = None) -> int:
     """Remove the fallback push task."""
-    from jobsync.windows.tasks import uninstall_task  # noqa: PLC0415
+    from jobsync.windows.tasks import uninstall_task
 
     uninstall_task(*_windows(config_path))
     return int(ExitCode.OK)
@@ -124,7 +123,7 @@ def schedule_uninstall(config_path: ConfigOption = None) -> int:
 @deploy_app.command("stop")
 def deploy_stop(config_path: ConfigOption = None) -> int:
     """Stop the service and disable the task for an upgrade, noting what was running."""
-    from jobsync.windows.upgrade import stop_for_upgrade  # noqa: PLC0415
+    from jobsync.windows.upgrade import stop_for_upgrade
 
     stop_for_upgrade(*_windows(config_path))
     return int(ExitCode.OK)
@@ -133,7 +132,7 @@ def deploy_stop(config_path: ConfigOption = None) -> int:
 @deploy_app.command("start")
 def deploy_start(config_path: ConfigOption = None) -> int:
     """Start again what `deploy stop` stopped, with the new version's service definition."""
-    from jobsync.windows.upgrade import start_after_upgrade  # noqa: PLC0415
+    from jobsync.windows.upgrade import start_after_upgrade
 
     start_after_upgrade(*_windows(config_path))
     return int(ExitCode.OK)
@@ -145,13 +144,13 @@ def secret_set(
     config_path: ConfigOption = None,
 ) -> int:
     """Type a peer's password; it is sealed for this machine into the peer's password_file."""
-    import getpass  # noqa: PLC0415
+    import getpass
 
-    from jobsync.config import find_config_path, load_config  # noqa: PLC0415
-    from jobsync.errors import ConfigError  # noqa: PLC0415
-    from jobsync.windows import runner  # noqa: PLC0415
-    from jobsync.windows.dpapi import platform_seal  # noqa: PLC0415
-    from jobsync.windows.secrets import secret_peer, store_secret  # noqa: PLC0415
+    from jobsync import windows
+    from jobsync.config.load import find_config_path, load_config
+    from jobsync.credentials import platform_seal
+    from jobsync.errors import ConfigError
+    from jobsync.windows.install import secret_peer, store_secret
 
     seal = platform_seal()
     if seal is None:
@@ -162,5 +161,5 @@ def secret_set(
     typed = getpass.getpass(prompt)
     if getpass.getpass("Again: ") != typed:
         raise ConfigError("the two passwords typed differ: nothing was stored")
-    store_secret(config, target, typed, runner.Tools(say=_out), seal=seal[0])
+    store_secret(config, target, typed, windows.Tools(say=_out), seal=seal[0])
     return int(ExitCode.OK)

@@ -1,11 +1,39 @@
-"""Installing and removing the agent's Windows service (``jobsync service install|uninstall``).
+r"""Installing the agent's Windows service, securing its folder, sealing peers' passwords.
 
+Installing and removing the agent's Windows service (``jobsync service install|uninstall``).
 The service is WinSW (``jobsync-service.exe``, checked against the SHA-256 its release page
 gives) beside its definition (``jobsync-service.xml``), both in the config's folder. The account
 goes to the service manager, never into a file: ``sc.exe config`` for a gMSA (it has no
 password), WinSW's own console prompt for an account with a password, nothing for LocalSystem.
 Installing again rewrites the definition and keeps the service, so an upgrade or a changed
 ``[service]`` section needs no removal.
+
+The WinSW definition of the agent's Windows service (``jobsync service xml``).
+WinSW runs ``python -I -m jobsync watch`` as a service, in the interpreter's own folder (see
+:data:`jobsync.windows.ISOLATED`), sends Ctrl+C on stop and kills after ``stoptimeout``,
+restarts it on failure (10 s, 60 s, 5 min) and rolls its logs. The account is
+not in the file: ``jobsync service install`` gives it to the service manager (with ``sc.exe`` for
+a gMSA, through WinSW's own prompt for an account with a password), so no password is ever
+written anywhere, and the file is the same whichever WinSW release reads it.
+
+Who may write jobsync's own folder on a Windows node (``%ProgramData%\jobsync``).
+Folders under ``%ProgramData%`` inherit ``BUILTIN\Users:(CI)(WD,AD,WEA,WA)``: any local user may
+create files there. The config, WinSW and its definition, the state and the logs live in
+jobsync's folder, and the service runs as LocalSystem or a service account, so the folder is
+made the administrators' alone before anything is written to it: its owner must be the
+Administrators group or SYSTEM (an owner may always rewrite the access list, so a folder a user
+created beforehand is refused, never adopted), inheritance is removed, and only SYSTEM and
+Administrators keep full control; the service's account may read it, and write its state and
+logs (:func:`jobsync.windows.install.grant_folders`).
+
+``jobsync secret set PEER``: a peer's password, sealed for this machine, readable by few.
+For a peer outside the domain (a DR share, a workgroup server) the service needs a user name
+and a password. An environment variable would put it in the service's definition, and a gMSA,
+NetworkService or LocalSystem cannot have a Credential Manager entry an administrator could
+fill. So the administrator types it once; it is sealed with DPAPI for this machine
+(:mod:`jobsync.credentials`) and written to the peer's ``password_file``, whose access list
+then holds SYSTEM and Administrators (full control) and the service's and the task's accounts
+(read) alone.
 """
 
 from __future__ import annotations
@@ -13,23 +41,107 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from jobsync.config import Config
+from jobsync.config.model import Config, PeerConfig
+from jobsync.credentials import Seal, entropy
 from jobsync.errors import ConfigError, SafetyRefusalError
-from jobsync.names import name_key
+from jobsync.jobs_folder import name_key
+from jobsync.logs import register_commands, unregister_commands
+from jobsync.node import replace_atomically
 from jobsync.windows import (
     LOCAL_SYSTEM,
+    Tools,
+    WindowsToolError,
     acl_name,
+    config_argument,
     config_home,
+    interpreter_folder,
+    module_command,
     needs_password,
+    python_executable,
     write_atomically,
 )
-from jobsync.windows.acl import secure_home
-from jobsync.windows.eventlog import register_commands, unregister_commands
-from jobsync.windows.runner import Tools, WindowsToolError
-from jobsync.windows.service import service_xml
+
+SYSTEM = "*S-1-5-18"  # NT AUTHORITY\SYSTEM, by SID: the same in every language of Windows
+ADMINISTRATORS = "*S-1-5-32-544"  # BUILTIN\Administrators
+TRUSTED_OWNERS = ("BUILTIN\\Administrators", "NT AUTHORITY\\SYSTEM")
+
+
+def folder_owner(folder: Path, tools: Tools) -> str:
+    """The owner of ``folder``, as Windows names it (the Administrators group: see below)."""
+    quoted = str(folder).replace("'", "''")
+    command = f"(Get-Acl -LiteralPath '{quoted}').Owner"
+    answer = tools.check(["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", command])
+    owner = answer.output.strip()
+    if not owner:
+        raise WindowsToolError(f"Get-Acl {folder}: no owner in its answer")
+    return owner
+
+
+def secure_home(config: Config, tools: Tools) -> None:
+    """Make jobsync's folder the administrators' alone; refuse one another user owns."""
+    home = Path(config_home(config))
+    home.mkdir(parents=True, exist_ok=True)
+    owner = folder_owner(home, tools)
+    if name_key(owner) not in {name_key(o) for o in TRUSTED_OWNERS}:
+        raise SafetyRefusalError(
+            f"{home} is owned by {owner}, not by Administrators or SYSTEM: whoever created it "
+            "may have left files there that would run as the service's account; look at what "
+            f'it holds, then remove it (or give it to Administrators: icacls "{home}" '
+            "/setowner *S-1-5-32-544 /T) and install again"
+        )
+    # Inherited entries only (files inside too), then none but these two.
+    tools.check(["icacls.exe", str(home), "/reset", "/T", "/C", "/Q"])
+    tools.check(
+        [
+            "icacls.exe",
+            str(home),
+            "/inheritance:r",
+            "/grant:r",
+            f"{SYSTEM}:(OI)(CI)F",
+            f"{ADMINISTRATORS}:(OI)(CI)F",
+        ]
+    )
+    for account in dict.fromkeys((config.service.account, config.schedule.account)):
+        if account and account != LOCAL_SYSTEM:  # reads the config; SYSTEM already may
+            tools.check(["icacls.exe", str(home), "/grant", f"{acl_name(account)}:(OI)(CI)RX"])
+    tools.say(f"{home}: only SYSTEM and Administrators may change it")
+
+
+RESTART_DELAYS = ("10 sec", "60 sec", "5 min")
+LOG_SIZE_KB = 10_240
+LOG_FILES_KEPT = 8
+
+
+def service_xml(config: Config) -> str:
+    """Render the WinSW XML for this config."""
+    service = config.service
+    home = config_home(config)
+    root = ET.Element("service")
+    for tag, text in (
+        ("id", service.id),
+        ("name", service.name),
+        ("description", service.description),
+        ("executable", python_executable(config)),
+        ("arguments", module_command("jobsync", "watch", config_argument(config))),
+        ("workingdirectory", interpreter_folder(config)),
+        ("stoptimeout", f"{service.stop_timeout_seconds:g} sec"),
+        ("startmode", "Automatic"),
+    ):
+        ET.SubElement(root, tag).text = text
+    for delay in RESTART_DELAYS:
+        ET.SubElement(root, "onfailure", action="restart", delay=delay)
+    ET.SubElement(root, "resetfailure").text = "1 day"
+    ET.SubElement(root, "logpath").text = str(service.log_dir or home / "logs")
+    log = ET.SubElement(root, "log", mode="roll-by-size")
+    ET.SubElement(log, "sizeThreshold").text = str(LOG_SIZE_KB)
+    ET.SubElement(log, "keepFiles").text = str(LOG_FILES_KEPT)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
 
 SERVICE_EXE = "jobsync-service.exe"  # WinSW finds its XML by its own base name
 SERVICE_XML = "jobsync-service.xml"
@@ -311,3 +423,39 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def secret_peer(config: Config, name: str) -> PeerConfig:
+    """The peer whose password is to be stored: it must name a user and a password_file."""
+    peer = next((p for p in config.peers if name_key(p.name) == name_key(name)), None)
+    if peer is None:
+        known = ", ".join(p.name for p in config.peers)
+        raise ConfigError(f"{config.path}: no peer {name} (peers: {known})")
+    if peer.username is None or peer.password_file is None:
+        raise ConfigError(
+            f"{config.path}: peer {peer.name} needs username and password_file (where the "
+            "sealed password goes, e.g. password_file = 'secrets\\\\node3.dpapi') first"
+        )
+    return peer
+
+
+def store_secret(
+    config: Config, peer: PeerConfig, password: str, tools: Tools, *, seal: Seal
+) -> Path:
+    """Seal ``password`` for ``peer``'s user into its password_file; only a few may read it."""
+    if not password:
+        raise ConfigError("an empty password was typed: nothing was stored")
+    if peer.username is None or peer.password_file is None:
+        raise ConfigError(f"peer {peer.name} needs username and password_file")
+    path = peer.password_file
+    replace_atomically(path, seal(password.encode("utf-8"), entropy(peer.username)), mode=0o600)
+    accounts = dict.fromkeys((config.service.account, config.schedule.account))
+    grants = [f"{SYSTEM}:F", f"{ADMINISTRATORS}:F"]
+    grants += [f"{acl_name(a)}:R" for a in accounts if a and a != LOCAL_SYSTEM]  # (is SYSTEM)
+    tools.check(["icacls.exe", str(path), "/inheritance:r", "/grant:r", *grants])
+    readers = ", ".join(a for a in (config.service.account, config.schedule.account) if a)
+    tools.say(
+        f"the password of {peer.username} for {peer.name} is sealed in {path}; SYSTEM, "
+        f"Administrators{' and ' + readers if readers else ''} may read it"
+    )
+    return path

@@ -14,10 +14,9 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobsync.config import Config
-from jobsync.windows import config_home, write_atomically
+from jobsync.config.model import Config
+from jobsync.windows import Tools, WindowsToolError, config_home, write_atomically
 from jobsync.windows.install import install_service, service_state, stop_service
-from jobsync.windows.runner import Tools, WindowsToolError
 from jobsync.windows.tasks import install_task, task_enabled
 
 RECORD = "stopped-for-upgrade.json"

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from jobsync.agent.runner import Agent
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 from jobsync.errors import InstallationError
 from jobsync.transport.smb import logon, wire
 

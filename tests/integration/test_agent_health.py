@@ -18,7 +18,7 @@ import pytest
 
 from jobsync import __version__
 from jobsync.agent.runner import Agent
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 from jobsync.role import RoleDetector
 from jobsync.versions import Claim
 

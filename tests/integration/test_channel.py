@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import UncPath
+from jobsync.config.model import UncPath
 from jobsync.errors import PeerError, PeerFileNotFoundError, PeerSecurityError
 from jobsync.transport.base import FileWrite
 from jobsync.transport.smb import peer as smb_peer

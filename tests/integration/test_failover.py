@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 from jobsync.errors import ExitCode
-from jobsync.failover.hosts_file import point_name
-from jobsync.failover.ownership import read_ownership
+from jobsync.failover.repoint import point_name
 from jobsync.failover.run import prepare, run
+from jobsync.failover.steps import read_ownership
 from jobsync.result import StepOutcome
 
 from support.failover_bed import (

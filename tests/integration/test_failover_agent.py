@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 from jobsync.errors import ExitCode, SafetyRefusalError
-from jobsync.failover.agent_here import agent_set_aside
-from jobsync.failover.nodes import FleetNode
+from jobsync.failover.nodes import FleetNode, NodeServices, agent_set_aside, open_services
 from jobsync.failover.run import prepare, run
-from jobsync.failover.services import NodeServices, open_services
-from jobsync.lock import WorkLock
+from jobsync.node import WorkLock
 
 from support.failover_bed import FailoverNode, make_fleet, set_spooler, spooler, stop_fleet
 from support.polling import wait_for

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jobsync.agent.runner import Agent
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 
 from support.cluster import Cluster, jobs_on
 from support.domain_controller import TICKET_LIFETIME_SECONDS, DomainController

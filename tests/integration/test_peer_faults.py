@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from jobsync.transport.smb.failures import current_account_hint
+from jobsync.transport.smb.statuses import current_account_hint
 
 from support.cluster import Cluster, leftover_temps
 from support.polling import wait_for

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 from jobsync.epoch import LocalFence
 from jobsync.scan import scan_source
-from jobsync.sync import PeerSync, PushOptions
-from jobsync.transport import FileWrite, Peer, WriteOutcome, default_opener
+from jobsync.sync.passes import PushOptions
+from jobsync.sync.peer_sync import PeerSync
+from jobsync.transport import default_opener
+from jobsync.transport.base import FileWrite, Peer, WriteOutcome
 
 from support.cluster import Cluster
 from support.smbd import HOST, SHARE_NAME, TEST_USER, SambaPeer

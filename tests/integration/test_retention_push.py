@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.names import STAMP_FORMAT, stamp_name
+from jobsync.jobs_folder import STAMP_FORMAT, stamp_name
 
 from support.cluster import Cluster
 

@@ -21,10 +21,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from jobsync.agent.runner import Agent
-from jobsync.agent.state import read_state, state_path
-from jobsync.config import load_config
+from jobsync.agent.view import read_state, state_path, view_from_document
+from jobsync.config.load import load_config
 from jobsync.render import status_to_text
-from jobsync.result import view_from_document
 from jobsync.role import RoleDetector
 
 from support.failover_bed import FailoverNode, Fleet, make_fleet, set_spooler, stop_fleet

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from jobsync import __version__
-from jobsync.names import STAMP_FORMAT, stamp_name
+from jobsync.jobs_folder import STAMP_FORMAT, stamp_name
 
 from support.agent import AgentProcess, agent_starter
 from support.browser import Browser
@@ -179,7 +179,7 @@ def test_the_page_in_standby(smb_cluster: Cluster, make_agent: MakeAgent) -> Non
     assert text.count("not pushed (standby)") == 2
     assert "1 job in" in text
 
-    import urllib.request  # noqa: PLC0415 - only this test reads headers
+    import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{agent.port}/", timeout=5) as answer:
         assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import PeerConfig, UncPath
+from jobsync.config.model import PeerConfig, UncPath
 from jobsync.credentials import Secret
 from jobsync.errors import PeerTimeoutError, PeerUnreachableError
 from jobsync.transport.smb import SmbPeer

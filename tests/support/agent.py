@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobsync.agent.runner import Agent
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 
 from support.cluster import Cluster
 from support.polling import wait_for

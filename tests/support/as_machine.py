@@ -21,6 +21,6 @@ def _machine_addresses() -> set[str]:
 
 if __name__ == "__main__":
     jobsync.role.local_addresses = _machine_addresses
-    from jobsync.cli import main
+    from jobsync.__main__ import main
 
     main(sys.argv[2:])

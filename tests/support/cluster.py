@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from jobsync.cli import main
-from jobsync.config import PeerConfig, parse_unc
+from jobsync.__main__ import main
+from jobsync.config.model import PeerConfig
+from jobsync.config.reader import parse_unc
 from jobsync.credentials import Secret
-from jobsync.names import is_job_temp_name
+from jobsync.jobs_folder import is_job_temp_name
 
 from support.smbd import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer
 

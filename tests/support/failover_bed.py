@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobsync.config import load_config
-from jobsync.failover.nodes import fleet_nodes
-from jobsync.failover.services import open_services
+from jobsync.config.load import load_config
+from jobsync.failover.nodes import fleet_nodes, open_services
 
 from support.ports import free_port
 from support.smbd import DEFAULT_PASSWORD, PASSWORD_ENV, TEST_USER, SambaPeer

@@ -34,14 +34,14 @@ _HELD_TIMEOUT = 20.0
 def _hold(port: int, user: str, share: str, path: str, mode: str) -> None:
     # Imported here: the test process only starts this script, it never imports smbprotocol
     # through it.
-    from smbprotocol.connection import Connection  # noqa: PLC0415
-    from smbprotocol.create_contexts import (  # noqa: PLC0415
+    from smbprotocol.connection import Connection
+    from smbprotocol.create_contexts import (
         CreateContextName,
         LeaseState,
         SMB2CreateContextRequest,
         SMB2CreateRequestLease,
     )
-    from smbprotocol.open import (  # noqa: PLC0415
+    from smbprotocol.open import (
         CreateDisposition,
         CreateOptions,
         FilePipePrinterAccessMask,
@@ -50,8 +50,8 @@ def _hold(port: int, user: str, share: str, path: str, mode: str) -> None:
         RequestedOplockLevel,
         ShareAccess,
     )
-    from smbprotocol.session import Session  # noqa: PLC0415
-    from smbprotocol.tree import TreeConnect  # noqa: PLC0415
+    from smbprotocol.session import Session
+    from smbprotocol.tree import TreeConnect
 
     conn = Connection(uuid.uuid4(), HOST, port, require_signing=True)
     conn.connect(timeout=10)

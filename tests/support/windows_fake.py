@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobsync.config import Config, load_config
-from jobsync.windows.runner import Completed, Tools
-from jobsync.windows.schedule import NAMESPACE
+from jobsync.config.load import load_config
+from jobsync.config.model import Config
+from jobsync.windows import Completed, Tools
+from jobsync.windows.tasks import NAMESPACE
 
 TASK = {"t": NAMESPACE}
 POWERSHELL_REGISTER = re.compile(

@@ -15,10 +15,10 @@ import pytest
 
 from jobsync.agent import runner as agent_runner
 from jobsync.agent.runner import Agent
-from jobsync.agent.source_index import SourceIndex
-from jobsync.agent.watcher import Debouncer, SourceWatcher
-from jobsync.agent.worker import PeerWorker
-from jobsync.config import ActiveConfig, load_config
+from jobsync.agent.source_feed import Debouncer, SourceIndex, SourceWatcher
+from jobsync.agent.workers import PeerWorker
+from jobsync.config.load import load_config
+from jobsync.config.model import ActiveConfig
 from jobsync.errors import SourceError
 from jobsync.role import Probe, RoleDetector, RoleTracker
 

@@ -7,7 +7,7 @@ import sys
 import psutil
 import pytest
 
-from jobsync.agent.memory import release_freed_memory
+from jobsync.agent.workers import release_freed_memory
 
 MIB = 2**20
 

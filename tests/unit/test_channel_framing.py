@@ -18,9 +18,15 @@ import pytest
 
 from jobsync.transport.smb import statuses, wire
 from jobsync.transport.smb.channel import Channel, SessionLostError
-from jobsync.transport.smb.framing import ChannelClosedError
-from jobsync.transport.smb.security import AES_128_GCM, AES_CMAC, IntegrityError, Sealer, Signer
-from jobsync.transport.smb.session import Session
+from jobsync.transport.smb.framing import (
+    AES_128_GCM,
+    AES_CMAC,
+    ChannelClosedError,
+    IntegrityError,
+    Sealer,
+    Session,
+    Signer,
+)
 from jobsync.transport.smb.wire import MalformedReplyError
 
 _HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import Config, UncPath, find_config_path, load_config, parse_unc
+from jobsync.config.load import find_config_path, load_config
+from jobsync.config.model import Config, UncPath
+from jobsync.config.reader import parse_unc
 from jobsync.errors import ConfigError
 
 GOOD = r"""

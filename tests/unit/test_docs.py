@@ -12,9 +12,9 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 import jobsync
-from jobsync.config import load_config
-from jobsync.windows.schedule import task_xml
-from jobsync.windows.service import service_xml
+from jobsync.config.load import load_config
+from jobsync.windows.install import service_xml
+from jobsync.windows.tasks import task_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_FOLDERS = (ROOT / "tests" / "unit", ROOT / "tests" / "integration")  # basenames unique

@@ -34,7 +34,8 @@ import pytest
 import jobsync.config
 import jobsync.config.model
 from jobsync.agent.metrics import AgentMetrics
-from jobsync.config import Config, load_config
+from jobsync.config.load import load_config
+from jobsync.config.model import Config
 from jobsync.errors import ConfigError, ExitCode
 
 if sys.version_info >= (3, 11):

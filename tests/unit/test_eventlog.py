@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.logs import configure_logging, get_logger
-from jobsync.windows.eventlog import (
+from jobsync.logs import (
     ERROR,
     EVENTS,
     INFORMATION,
     WARNING,
     EventLogHandler,
+    configure_logging,
+    get_logger,
     register_commands,
     windows_report,
 )
@@ -105,7 +106,7 @@ def test_the_event_ids_are_those_docs_windows_md_lists() -> None:
 
 def test_the_source_is_registered_at_install_and_removed_at_uninstall(tmp_path: Path) -> None:
     """Service install registers the jobsync source (once); uninstall removes it."""
-    from jobsync.windows.install import install_service, uninstall_service  # noqa: PLC0415
+    from jobsync.windows.install import install_service, uninstall_service
 
     config = node_config(tmp_path)
     winsw, sha = fake_winsw(tmp_path)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import Config, load_config
+from jobsync.config.load import load_config
+from jobsync.config.model import Config
 from jobsync.errors import ConfigError
 from jobsync.failover.nodes import fleet_nodes, healthcheck_url
 

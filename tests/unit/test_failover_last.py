@@ -7,8 +7,9 @@ from pathlib import Path
 
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
-from jobsync.failover.last import LAST_FAILOVER, read_last, record
-from jobsync.result import AgentView, FailoverResult, StepOutcome
+from jobsync.agent.view import AgentView
+from jobsync.failover.run import LAST_FAILOVER, read_last, record
+from jobsync.result import FailoverResult, StepOutcome
 
 from support.page_text import page_text
 

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-import jobsync.lock
+import jobsync.node
 import jobsync.role
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 from jobsync.errors import ConfigError
-from jobsync.identity import (
+from jobsync.jobs_folder import manifest_from_bytes
+from jobsync.node import (
     Identity,
+    WorkLock,
     clash,
     host_name,
     install_id,
@@ -26,8 +28,6 @@ from jobsync.identity import (
     publish,
     read_folder_identity,
 )
-from jobsync.lock import WorkLock
-from jobsync.manifest import manifest_from_bytes
 
 from support.cluster import Run, run_jobsync
 
@@ -333,7 +333,7 @@ def test_init_beside_a_running_agent_records_the_identity_but_claims_nothing(
     """
     node2 = pair["node2"]
     (node2.folder / "a.jobs").write_bytes(b"v1")
-    monkeypatch.setattr(jobsync.lock, "DEFAULT_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(jobsync.node, "DEFAULT_WAIT_SECONDS", 0.2)
     agent = WorkLock(node2.home / "state", who="the jobsync agent")
     assert agent.acquire(wait=1)
     try:

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from jobsync.agent.verdict import health_of, verdict_of
-from jobsync.result import AgentView, PeerView
+from jobsync.agent.health import health_of, verdict_of
+from jobsync.agent.view import AgentView, PeerView
 
 NOW = 1_800_000_000.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from jobsync.failover.hosts_file import MARK, SET_ASIDE, addresses_for, point_name
+from jobsync.failover.repoint import MARK, SET_ASIDE, addresses_for, point_name
 
 NAME = "integrify-services.example.com"
 STOCK = b"# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n127.0.0.1       localhost\r\n"

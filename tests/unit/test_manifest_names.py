@@ -7,20 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import load_config
+from jobsync.config.load import load_config
 from jobsync.errors import ConfigError
-from jobsync.manifest import (
+from jobsync.jobs_folder import (
     Manifest,
     ManifestCorruptError,
     ManifestEntry,
     ManifestTooNewError,
-    manifest_from_bytes,
-    manifest_to_bytes,
-)
-from jobsync.names import (
     compile_pattern,
     is_job_temp_name,
     job_temp_name,
+    manifest_from_bytes,
+    manifest_to_bytes,
     pattern_problem,
     windows_name_problem,
 )

@@ -12,22 +12,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobsync.drift import find_drift
 from jobsync.epoch import fence_reason
-from jobsync.manifest import Manifest, ManifestEntry, Tombstone
+from jobsync.jobs_folder import Manifest, ManifestEntry, RemoteFile, Tombstone
+from jobsync.plan import find_drift
 from jobsync.scan import SourceFile
-from jobsync.takeover_plan import LOCAL, PeerView, plan_takeover
-from jobsync.transport.base import RemoteFile
 from jobsync.versions import (
     AFTER_EVERYTHING,
+    LOCAL,
     Claim,
     Newer,
+    PeerFolder,
     Version,
     claim_key,
     copy_sha,
     copy_version,
     local_version,
     owns_own_folder,
+    plan_takeover,
     version_key,
     which_is_newer,
 )
@@ -297,7 +298,7 @@ def test_reconcile_and_takeover_agree_on_which_side_is_newer(
         files = (RemoteFile("x.jobs", len(peer_content), mtime),)
     hashes = {"x.jobs": _sha(peer_content)} if peer_content is not None else {}
     drift = find_drift(source, local, files, peer_manifest, peer_hashes=hashes, node="B", epoch=0)
-    view = PeerView(files, peer_manifest, hashes)
+    view = PeerFolder(files, peer_manifest, hashes)
     choices, _ = plan_takeover(source, local, {"P": view}, node="B", epoch=0)
     newer = drift[0].newer if drift else Newer.UNKNOWN
     chosen = choices[0].where if choices else None

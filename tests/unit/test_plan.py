@@ -7,10 +7,9 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobsync.manifest import Manifest, ManifestEntry
+from jobsync.jobs_folder import Manifest, ManifestEntry, RemoteFile
 from jobsync.plan import PeerPlan, Reason, files_to_read, plan_names, plan_peer
 from jobsync.scan import SourceFile
-from jobsync.transport.base import RemoteFile
 
 
 def _src(name: str, content: bytes, mtime: int = 1000) -> SourceFile:

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import DEFAULT_KEEP_DAYS, RetentionConfig, load_config
+from jobsync.config.load import load_config
+from jobsync.config.model import DEFAULT_KEEP_DAYS, RetentionConfig
 from jobsync.epoch import LocalFence
 from jobsync.errors import ConfigError
-from jobsync.names import STAMP_FORMAT, kept_at, stamp_name
+from jobsync.jobs_folder import STAMP_FORMAT, RemoteFile, kept_at, stamp_name
 from jobsync.retention import expired
 from jobsync.scan import scan_source
-from jobsync.sync import PeerSync, PushOptions
-from jobsync.transport import RemoteFile, default_opener
+from jobsync.sync.passes import PushOptions
+from jobsync.sync.peer_sync import PeerSync
+from jobsync.transport import default_opener
 
 from support.cluster import Cluster
 

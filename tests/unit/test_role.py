@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jobsync.config import ActiveConfig
+from jobsync.config.model import ActiveConfig
 from jobsync.errors import ConfigError, ExitCode
 from jobsync.role import (
     PLATFORM_SERVICES,

@@ -11,18 +11,19 @@ import uuid
 
 import pytest
 
-from jobsync.config import PeerConfig, UncPath
+from jobsync.config.model import PeerConfig, UncPath
 from jobsync.errors import PeerIOError, PeerUnreachableError
 from jobsync.transport.smb import statuses, wire
-from jobsync.transport.smb.ndr import NdrReader, NdrWriter
+from jobsync.transport.smb.framing import Reply
 from jobsync.transport.smb.rpc import (
     NCA_S_OP_RNG_ERROR,
     NDR,
+    NdrReader,
+    NdrWriter,
     RpcFaultError,
     RpcPipe,
     SyntaxId,
 )
-from jobsync.transport.smb.session import Reply
 from jobsync.transport.smb.svcctl import (
     SVCCTL,
     ServiceAccessDeniedError,

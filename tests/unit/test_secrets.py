@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import Config, load_config
+from jobsync.config.load import load_config
+from jobsync.config.model import Config
 from jobsync.errors import ConfigError
-from jobsync.windows.secrets import secret_peer, store_secret
+from jobsync.windows.install import secret_peer, store_secret
 
 from support.cluster import run_jobsync
 from support.windows_fake import FakeWindows

@@ -11,15 +11,13 @@ import threading
 import pytest
 from structlog.testing import capture_logs
 
-from jobsync.agent.events import EventRing
+from jobsync.agent.health import health_of, verdict_of
 from jobsync.agent.metrics import AgentMetrics
-from jobsync.agent.page import render_page
-from jobsync.agent.services_nodes import NodeAnswer, ServicesNodes
-from jobsync.agent.singleton import SingletonGuard
-from jobsync.agent.verdict import health_of, verdict_of
-from jobsync.config import FailoverConfig
+from jobsync.agent.page import EventRing, render_page
+from jobsync.agent.services_guard import NodeAnswer, ServicesNodes, SingletonGuard
+from jobsync.agent.view import AgentView, PeerView
+from jobsync.config.model import FailoverConfig
 from jobsync.errors import ConfigError
-from jobsync.result import AgentView, PeerView
 
 from support.polling import wait_for
 

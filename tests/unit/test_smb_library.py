@@ -20,10 +20,10 @@ from smbprotocol.session import Session
 from smbprotocol.transport import Tcp
 from smbprotocol.tree import TreeConnect
 
-from jobsync.config import PeerConfig, UncPath
+from jobsync.config.model import PeerConfig, UncPath
 from jobsync.errors import PeerError
-from jobsync.transport.smb.failures import translate
 from jobsync.transport.smb.logon import check_library
+from jobsync.transport.smb.statuses import translate
 
 CONNECTION_FIELDS = (
     "_t_worker",  # the receive thread take_over() stops

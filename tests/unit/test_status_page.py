@@ -6,12 +6,11 @@ import threading
 import time
 
 from jobsync import __version__
-from jobsync.agent.events import EventRing
-from jobsync.agent.page import render_page
+from jobsync.agent.page import EventRing, render_page
 from jobsync.agent.runner import Agent
-from jobsync.config import load_config
-from jobsync.redact import Redactor
-from jobsync.result import AgentView, PeerView
+from jobsync.agent.view import AgentView, PeerView
+from jobsync.config.load import load_config
+from jobsync.logs import Redactor
 from jobsync.role import RoleDetector
 
 from support.cluster import Cluster

@@ -12,15 +12,18 @@ from pathlib import Path
 import pytest
 
 from jobsync import scan as scan_module
-from jobsync.config import Config, PeerConfig, load_config
+from jobsync.config.load import load_config
+from jobsync.config.model import Config, PeerConfig
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerFileNotFoundError, PeerIOError, PeerUnreachableError
-from jobsync.manifest import Manifest
+from jobsync.jobs_folder import Manifest, RemoteFile
 from jobsync.scan import SourceScan, UnstableFileError, read_stable, scan_source
-from jobsync.sync import PeerSync, PushOptions, push
-from jobsync.transport import FileWrite, Peer, RemoteFile, WriteOutcome, default_opener
+from jobsync.sync.manifests import read_manifest, write_manifest
+from jobsync.sync.passes import PushOptions
+from jobsync.sync.peer_sync import PeerSync, push
+from jobsync.transport import default_opener
+from jobsync.transport.base import FileWrite, Peer, WriteOutcome
 from jobsync.transport.local import LocalPeer
-from jobsync.transport.manifests import read_manifest, write_manifest
 
 from support.cluster import Cluster
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from jobsync.drift import Kind, find_drift
-from jobsync.manifest import Manifest, ManifestEntry, Tombstone
+from jobsync.jobs_folder import Manifest, ManifestEntry, RemoteFile, Tombstone
+from jobsync.plan import Kind, find_drift
 from jobsync.scan import SourceFile
-from jobsync.takeover_plan import PeerView, plan_takeover
-from jobsync.transport.base import RemoteFile
-from jobsync.versions import Newer, Version, which_is_newer
+from jobsync.versions import Newer, PeerFolder, Version, plan_takeover, which_is_newer
 
 
 def _sha(data: bytes) -> str:
@@ -69,7 +67,7 @@ def test_takeover_plan_pulls_newer_versions_and_honours_deletions() -> None:
         _src("y.jobs", b"y", 100),
         _src("z.jobs", b"z", 100),
     ]
-    c_view = PeerView(
+    c_view = PeerFolder(
         files=(RemoteFile("x.jobs", 2, 200), RemoteFile("z.jobs", 1, 100)),
         manifest=_manifest(
             _entry("x.jobs", b"v2", 200, epoch=0),
@@ -88,10 +86,10 @@ def test_takeover_ignores_hand_edits_and_keeps_ties_local() -> None:
     """A copy whose size or time no longer matches its record is no version; ties change nothing."""
     local = _manifest(_entry("x.jobs", b"v1", 100, epoch=0))
     source = [_src("x.jobs", b"v1", 100)]
-    edited = PeerView(
+    edited = PeerFolder(
         files=(RemoteFile("x.jobs", 99, 999),),
         manifest=_manifest(_entry("x.jobs", b"v9", 999, epoch=5)),
     )
-    same = PeerView(files=(RemoteFile("x.jobs", 2, 100),), manifest=local)
+    same = PeerFolder(files=(RemoteFile("x.jobs", 2, 100),), manifest=local)
     _, actions = plan_takeover(source, local, {"C": edited, "D": same}, node="B", epoch=0)
     assert actions == []

@@ -18,19 +18,26 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import Config
+from jobsync.config.model import Config
 from jobsync.errors import ConfigError, JobsyncError, SafetyRefusalError
+from jobsync.windows import Completed, Tools, WindowsToolError
 from jobsync.windows.install import (
     RESTART_ACTIONS,
     install_service,
     service_files,
+    service_xml,
     uninstall_service,
 )
-from jobsync.windows.readiness import EXAMPLE_SHA256, example_digest, require_ready
-from jobsync.windows.runner import Completed, Tools, WindowsToolError
-from jobsync.windows.schedule import NAMESPACE, task_xml
-from jobsync.windows.service import service_xml
-from jobsync.windows.tasks import check_as_service, install_task, uninstall_task
+from jobsync.windows.tasks import (
+    EXAMPLE_SHA256,
+    NAMESPACE,
+    check_as_service,
+    example_digest,
+    install_task,
+    require_ready,
+    task_xml,
+    uninstall_task,
+)
 from jobsync.windows.upgrade import record_path, start_after_upgrade, stop_for_upgrade
 
 from support.cluster import run_jobsync

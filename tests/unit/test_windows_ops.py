@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from jobsync.config import Config, load_config
+from jobsync.config.load import load_config
+from jobsync.config.model import Config
 from jobsync.credentials import resolve_password
 from jobsync.errors import ConfigError
-from jobsync.identity import host_name
-from jobsync.lock import WorkLock
-from jobsync.windows.schedule import NAMESPACE, probe_task_xml, task_xml
-from jobsync.windows.service import service_xml
+from jobsync.node import WorkLock, host_name
+from jobsync.windows.install import service_xml
+from jobsync.windows.tasks import NAMESPACE, probe_task_xml, task_xml
 
 from support.cluster import Cluster
 from support.polling import wait_for
@@ -228,7 +228,7 @@ def test_real_keyring_backend_is_used_by_default(tmp_path: Path) -> None:
         import keyring
         from keyring.backend import KeyringBackend
         from pathlib import Path
-        from jobsync.config import load_config
+        from jobsync.config.load import load_config
 
         class Memory(KeyringBackend):
             priority = 1
@@ -256,7 +256,7 @@ def test_real_keyring_backend_is_used_by_default(tmp_path: Path) -> None:
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from jobsync.lock import WorkLock
+from jobsync.node import WorkLock
 lock = WorkLock(Path(sys.argv[1]), who="the jobsync agent")
 assert lock.acquire(wait=5)
 print("held", flush=True)
@@ -268,7 +268,7 @@ def test_a_push_finding_the_agent_at_work_exits_0_and_says_so(
     local_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With another process holding the node's lock, push waits briefly, then exits 0 untouched."""
-    monkeypatch.setattr("jobsync.lock.DEFAULT_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr("jobsync.node.DEFAULT_WAIT_SECONDS", 0.5)
     local_cluster.write_job("a.jobs", b"a")
     state = local_cluster.root / "state"
     holder = subprocess.Popen(

@@ -4,7 +4,7 @@ This is the only module that touches smbprotocol's internals (the receive thread
 the credit window), which is why pyproject.toml pins the tested 1.17 line and
 :func:`check_library` refuses any other; tests/unit/test_smb_library.py fails loudly if the pinned
 version stops having what :func:`take_over` relies on. smbprotocol's errors are translated, by
-type, in :mod:`~jobsync.transport.smb.failures`.
+type, in :mod:`~jobsync.transport.smb.statuses`.
 
 Where smbprotocol differs from a Windows client, this module makes up the difference:
 
@@ -29,7 +29,7 @@ from smbprotocol.connection import Connection, SMB2Echo
 from smbprotocol.session import Session as SmbSession
 from smbprotocol.tree import TreeConnect
 
-from jobsync.config import PeerConfig, UncPath
+from jobsync.config.model import PeerConfig, UncPath
 from jobsync.errors import (
     InstallationError,
     PeerError,
@@ -38,9 +38,16 @@ from jobsync.errors import (
     PeerUnreachableError,
 )
 from jobsync.transport.smb.channel import Channel
-from jobsync.transport.smb.failures import translate
-from jobsync.transport.smb.security import AES_128_CCM, AES_CMAC, HMAC_SHA256, Sealer, Signer
-from jobsync.transport.smb.session import Limits, Session
+from jobsync.transport.smb.framing import (
+    AES_128_CCM,
+    AES_CMAC,
+    HMAC_SHA256,
+    Limits,
+    Sealer,
+    Session,
+    Signer,
+)
+from jobsync.transport.smb.statuses import translate
 
 SUPPORTED_VERSION = "1.17."  # the receive thread, transport and window this module relies on
 _DIALECT_2_0_2, _DIALECT_3_0, _DIALECT_3_1_1 = 0x0202, 0x0300, 0x0311

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobsync.config import PeerConfig, UncPath
+from jobsync.config.model import PeerConfig, UncPath
 from jobsync.errors import (
     PeerError,
     PeerIOError,
@@ -27,14 +27,13 @@ from jobsync.errors import (
     PeerSessionLostError,
     PeerUnreachableError,
 )
-from jobsync.transport.base import FileWrite, RemoteFile, WriteOutcome, checked_parts
-from jobsync.transport.smb import pipeline, wire
+from jobsync.jobs_folder import RemoteFile
+from jobsync.transport.base import FileWrite, WriteOutcome, checked_parts
+from jobsync.transport.smb import wire
 from jobsync.transport.smb.channel import Channel, SessionLostError
-from jobsync.transport.smb.framing import ChannelClosedError
+from jobsync.transport.smb.framing import ChannelClosedError, IntegrityError
 from jobsync.transport.smb.logon import Connector
-from jobsync.transport.smb.operations import FileOps, Sizes
-from jobsync.transport.smb.pipeline import Operation
-from jobsync.transport.smb.security import IntegrityError
+from jobsync.transport.smb.operations import FileOps, Operation, Sizes, run_pipeline
 from jobsync.transport.smb.wire import MalformedReplyError
 
 WINDOW = 64  # compounds in flight per connection
@@ -160,7 +159,7 @@ class SmbPeer:
         if channel is None:
             raise PeerUnreachableError(f"peer {self.name}: not connected")
         try:
-            return pipeline.run(channel, operations, window=WINDOW)
+            return run_pipeline(channel, operations, window=WINDOW)
         except SessionLostError as exc:
             # Not broken: the next call logs on again, as a Windows client does.
             self._renew = True

@@ -1,5 +1,6 @@
-r"""DCE/RPC calls over a named pipe of a peer's ``IPC$`` share, on jobsync's own channel.
+"""DCE/RPC calls over a named pipe of a peer's ``IPC$`` share, with their NDR encoding.
 
+DCE/RPC calls over a named pipe of a peer's ``IPC$`` share, on jobsync's own channel.
 Remote service control (MS-SCMR) is DCE/RPC over the ``svcctl`` pipe. The libraries that speak
 it either bring an SMB stack of their own (impacket) or wait without a limit (pypsexec), so this
 module carries the few PDUs a client needs (MS-RPCE 12.6: BIND, REQUEST, and their answers) on a
@@ -8,7 +9,11 @@ FSCTL_PIPE_TRANSCEIVE (write the request, read the answer in one round trip); an
 than that reply is read on with READs. The pipe's bytes are parsed as a stream of fragments,
 so a server that splits or joins messages is read the same way.
 
-The stub data is NDR (:mod:`jobsync.transport.smb.ndr`).
+The stub data is NDR (:mod:`jobsync.transport.smb.rpc`).
+
+NDR, the encoding of DCE/RPC stub data (C706 chapter 14, little-endian).
+Only the few shapes the Windows service calls use: DWORDs, context handles and UTF-16 strings,
+by reference or by unique pointer. Everything is aligned from the stub's start, as NDR requires.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from jobsync.config import PeerConfig, UncPath
+from jobsync.config.model import PeerConfig, UncPath
 from jobsync.errors import (
     PeerError,
     PeerIOError,
@@ -29,11 +34,90 @@ from jobsync.errors import (
 )
 from jobsync.transport.smb import statuses, wire
 from jobsync.transport.smb.channel import Channel
-from jobsync.transport.smb.framing import ChannelClosedError
+from jobsync.transport.smb.framing import ChannelClosedError, IntegrityError, Reply
 from jobsync.transport.smb.logon import Connector
-from jobsync.transport.smb.security import IntegrityError
-from jobsync.transport.smb.session import Reply
 from jobsync.transport.smb.wire import MalformedReplyError
+
+_U32 = struct.Struct("<I")
+
+
+class NdrWriter:
+    """The stub of one request, aligned from its start as NDR requires."""
+
+    def __init__(self) -> None:
+        """Start an empty stub."""
+        self._data = bytearray()
+        self._referent = 0
+
+    def u32(self, value: int) -> NdrWriter:
+        """A DWORD."""
+        self._data += bytes(-len(self._data) % 4) + _U32.pack(value)
+        return self
+
+    def handle(self, handle: bytes) -> NdrWriter:
+        """A context handle (20 bytes, as the server gave it)."""
+        if len(handle) != 20:  # noqa: PLR2004 - the size of a context handle
+            raise ValueError("a context handle is 20 bytes")
+        self._data += bytes(-len(self._data) % 4) + handle
+        return self
+
+    def string(self, text: str) -> NdrWriter:
+        """A ``[string] wchar_t*`` reference: a conformant varying UTF-16 string with its NUL."""
+        chars = (text + "\0").encode("utf-16-le", "surrogatepass")
+        count = len(chars) // 2
+        self.u32(count).u32(0).u32(count)
+        self._data += chars
+        return self
+
+    def unique_string(self, text: str | None) -> NdrWriter:
+        """A ``[unique, string] wchar_t*``: null, or a referent id and the string."""
+        if text is None:
+            return self.u32(0)
+        self._referent += 4
+        return self.u32(0x20000 + self._referent).string(text)
+
+    def bytes(self) -> bytes:
+        """The stub built so far."""
+        return bytes(self._data)
+
+
+class NdrReader:
+    """Reads a response stub in order; a short or inconsistent one is malformed."""
+
+    def __init__(self, data: bytes) -> None:
+        """Read ``data`` from its start."""
+        self._data = data
+        self._pos = 0
+
+    def _take(self, size: int, align: int) -> bytes:
+        start = self._pos + (-self._pos % align)
+        end = start + size
+        if end > len(self._data):
+            raise MalformedReplyError(f"an RPC answer of {len(self._data)} bytes is too short")
+        self._pos = end
+        return self._data[start:end]
+
+    def u32(self) -> int:
+        """A DWORD."""
+        value: int = _U32.unpack(self._take(4, 4))[0]
+        return value
+
+    def pointer(self) -> bool:
+        """A unique pointer's referent id: whether its target follows (here or deferred)."""
+        return self.u32() != 0
+
+    def handle(self) -> bytes:
+        """A context handle."""
+        return self._take(20, 4)
+
+    def string(self) -> str:
+        """A conformant varying UTF-16 string, without its terminating NUL."""
+        maximum, offset, count = self.u32(), self.u32(), self.u32()
+        if offset > maximum or count > maximum - offset:
+            raise MalformedReplyError("an RPC string is longer than its own bounds")
+        text = self._take(2 * count, 2).decode("utf-16-le", "surrogatepass")
+        return text.split("\0", 1)[0]
+
 
 NCA_S_OP_RNG_ERROR = 0x1C010002  # the server does not implement the operation number
 _FAULT_WORDS = {
@@ -48,7 +132,6 @@ _HEADER = struct.Struct("<BBBB4sHHI")  # version, minor, type, flags, data rep, 
 _REQUEST = struct.Struct("<IHH")  # allocation hint, context id, operation number
 _BIND = struct.Struct("<HHIB3xHBx")  # fragment sizes, group, one context: its id, one syntax
 _ACK_SIZES = struct.Struct("<HH")  # the largest fragments the server sends, and receives
-_U32 = struct.Struct("<I")
 _REQUEST_PDU, _RESPONSE_PDU, _FAULT_PDU, _BIND_PDU, _BIND_ACK_PDU = 0, 2, 3, 11, 12
 _FIRST, _LAST = 0x1, 0x2
 _LITTLE_ENDIAN_ASCII_IEEE = b"\x10\x00\x00\x00"

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal, final, get_args
 
-from jobsync.config import PeerConfig
+from jobsync.config.model import PeerConfig
 from jobsync.errors import PeerError, PeerUnreachableError
-from jobsync.transport.smb.ndr import NdrReader, NdrWriter
 from jobsync.transport.smb.rpc import (
     NCA_S_OP_RNG_ERROR,
+    NdrReader,
+    NdrWriter,
     RpcFaultError,
     RpcPipe,
     SyntaxId,

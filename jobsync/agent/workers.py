@@ -1,5 +1,6 @@
-"""One thread per peer: a slow, frozen or down peer never delays the others.
+"""The peers' workers: one thread per peer, a slow or frozen peer never delays the rest.
 
+One thread per peer: a slow, frozen or down peer never delays the others.
 A worker sleeps until woken (the source changed, a rescan ran, the node became active), then
 brings its peer in line with the newest snapshot of the source. A wake for some changed names
 makes a pass over those names only, when the last pass ended clean (see ``PeerSync.sync``);
@@ -11,27 +12,57 @@ passes are retried with exponential backoff and jitter (tenacity), capped at
 The peer's manifest (a record per job) is not rewritten after every pass over a few names: it
 is saved once the peer has had no work for ``MANIFEST_QUIET_SECONDS``, at the latest
 ``MANIFEST_MAX_DEFER_SECONDS`` after the first pass it lags behind, and when the agent stops.
+
+The peers' workers as one crew: started, woken, watched for a dead thread, stopped in time.
+
+Giving freed memory back to the system after a large pass.
+A full pass over 10,000 jobs reads and parses the peer's manifest and listing (megabytes that
+are freed right after). CPython returns such blocks to the C allocator, and glibc keeps them
+mapped, so a long-running agent would sit at the peak of its busiest pass. ``malloc_trim``
+asks glibc to release what is free. Other C libraries (Windows, musl) manage this themselves
+or lack the call; there it does nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from jobsync.agent.local_retention import PRUNE_EVERY_SECONDS
-from jobsync.agent.memory import release_freed_memory
-from jobsync.config import Config
+from jobsync.agent.metrics import AgentMetrics
+from jobsync.agent.page import EventRing
+from jobsync.config.model import Config
 from jobsync.epoch import LocalFence
 from jobsync.errors import JobsyncError
 from jobsync.logs import get_logger
 from jobsync.result import PeerResult
+from jobsync.retention import PRUNE_EVERY_SECONDS
 from jobsync.scan import SourceScan
-from jobsync.sync import PeerSync, PushOptions
-from jobsync.transport import Opener, Peer
+from jobsync.sync.passes import PushOptions
+from jobsync.sync.peer_sync import PeerSync
+from jobsync.transport import Opener
+from jobsync.transport.base import Peer
+
+_trim: Callable[[int], int] | None = None
+if sys.platform == "linux":
+    try:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _trim = _libc.malloc_trim
+    except (OSError, AttributeError):
+        _trim = None
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the system, where the C library allows it."""
+    if _trim is not None:
+        _trim(0)
+
 
 log = get_logger(__name__)
 
@@ -258,3 +289,75 @@ def workers_for(
         )
         for peer in config.target_peers
     ]
+
+
+# A rescan that finds the source as the events left it re-checks each peer only every this
+# many rescans (a check lists the whole peer folder), the peers in turn so that one rescan
+# lists few of them; changes, watcher trouble and role changes check every peer at once.
+PEER_CHECK_EVERY_RESCANS = 5
+STOP_GRACE_SECONDS = 5.0  # then connections are cut, so shutdown stays well under 10 s
+
+
+class Crew:
+    """One worker per peer, each on a thread of its own."""
+
+    def __init__(
+        self, workers: list[PeerWorker], *, metrics: AgentMetrics, events: EventRing
+    ) -> None:
+        """Take charge of ``workers`` (not started yet)."""
+        self._workers = workers
+        self._metrics = metrics
+        self._events = events
+        self._started = False
+
+    @property
+    def names(self) -> list[str]:
+        """The peers, in order."""
+        return [w.name for w in self._workers]
+
+    def start(self) -> None:
+        """Start every worker; each waits for its first wake."""
+        for worker in self._workers:
+            worker.start()
+        self._started = True
+
+    def wake(self, names: Collection[str] | None = None, *, only: list[str] | None = None) -> None:
+        """Ask the workers (``only`` these peers) for a pass over ``names``, or everything."""
+        for worker in self._workers:
+            if only is None or worker.name in only:
+                worker.wake(names)
+
+    def due(self, rescans: int) -> list[str]:
+        """The peers a quiet rescan re-checks: every fifth rescan each, in turn."""
+        turn = rescans % PEER_CHECK_EVERY_RESCANS
+        return [w.name for i, w in enumerate(self._workers) if i % PEER_CHECK_EVERY_RESCANS == turn]
+
+    def stalled(self, stopping: threading.Event) -> list[str]:
+        """Peers whose worker thread is not running (while it should be)."""
+        if not self._started or stopping.is_set():
+            return []
+        return [w.name for w in self._workers if not w.alive]
+
+    def revive(self, stopping: threading.Event) -> None:
+        """Start again a worker whose thread died: faults are contained, but never say never."""
+        for worker in self._workers:
+            if worker.alive or stopping.is_set():
+                continue
+            self._metrics.worker_restarts.labels(worker.name).inc()
+            log.error("worker_restarted", peer=worker.name)
+            self._events.add(
+                "restart", "the peer's worker had stopped and was restarted", peer=worker.name
+            )
+            worker.restart()
+
+    def stop(self) -> None:
+        """Let passes under way finish for a few seconds, then cut their connections."""
+        for worker in self._workers:
+            worker.wake()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            worker.abort()  # a peer still mid-pass is cut off; its temp file never matches
+        for worker in self._workers:
+            worker.join(2.0)

@@ -1,5 +1,6 @@
-"""Which machine a node name stands for: a per-install identity that cannot be copied by mistake.
+"""The node's own things: the machine it is, its files written whole, its work lock.
 
+Which machine a node name stands for: a per-install identity that cannot be copied by mistake.
 A node's name is only a label in ``jobsync.toml``; two machines given the same file would both
 be "node1", and their claims could not be told apart. So each installation makes one random
 ``install`` id, once, in its state folder (``install-id``, never copied with the config), and
@@ -13,6 +14,14 @@ records it with the host name:
 
 Wherever two records name the same node with different installs, both machines refuse to write
 (:func:`clash`), naming the two hosts.
+
+Writing a small file of jobsync's own on this machine so that a reader never sees half of it.
+
+One jobsync at work per node: the agent and the scheduled push never write at the same time.
+A file lock in the state folder (``jobsync.lock``), taken through ``filelock``: the operating
+system releases it when its holder dies, so a killed process never leaves a stale lock. The
+agent holds it for as long as it runs; ``push``, ``reconcile --apply`` and ``takeover`` take it
+for their run. A second comer waits briefly, then says who is at work.
 """
 
 from __future__ import annotations
@@ -22,16 +31,44 @@ import json
 import os
 import socket
 import stat
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from filelock import FileLock, Timeout
+
 from jobsync.errors import ConfigError
-from jobsync.files import replace_atomically
-from jobsync.names import STATE_DIR, name_key
+from jobsync.jobs_folder import STATE_DIR, name_key
 
 if TYPE_CHECKING:
-    from jobsync.config import Config
+    from jobsync.config.model import Config
+
+
+def replace_atomically(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to a temp file beside ``path``, flush it to disk, and rename it over ``path``.
+
+    A reader sees the old content or the new, never a mix; ``mode`` sets the permissions the
+    file ends with (otherwise those ``mkstemp`` gives: the owner's only).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            Path(temp).chmod(mode)
+        Path(temp).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(temp).unlink()
+        raise
+
 
 NODE_FILE = f"{STATE_DIR}/node.json"
 INSTALL_FILE = "install-id"
@@ -70,7 +107,7 @@ def install_id(state_dir: Path, *, folder: Path, node: str, host: str) -> str:
         and name_key(recorded.node) == name_key(node)
         and recorded.host.casefold() == host.casefold()
     )
-    import uuid  # noqa: PLC0415 - once per installation; every push would pay for it
+    import uuid
 
     made = uuid.uuid4().hex
     if mine and recorded is not None:
@@ -103,7 +140,7 @@ def published_addresses(config: Config) -> tuple[str, ...]:
     """The addresses ``node.json`` shows: only ``mode = "dns"`` needs them (see role.py)."""
     if config.active.mode != "dns":
         return ()
-    from jobsync.role import local_addresses  # noqa: PLC0415 - psutil, for dns mode only
+    from jobsync.role import local_addresses
 
     return tuple(sorted(local_addresses()))
 
@@ -203,3 +240,55 @@ def clash(mine: Identity, other: Identity | None, *, where: str) -> str | None:
         f"({where}); nothing was changed: give each node its own name (leave node out of "
         "jobsync.toml: it defaults to the host name) on one of them"
     )
+
+
+LOCK_FILE = "jobsync.lock"
+HOLDER_FILE = "jobsync.lock.holder"
+DEFAULT_WAIT_SECONDS = 10.0
+
+
+class WorkLock:
+    """The node-wide lock, with a note of who holds it."""
+
+    def __init__(self, state_dir: Path, *, who: str) -> None:
+        """Prepare the lock in ``state_dir`` for ``who`` (for example "jobsync push")."""
+        self._dir = state_dir
+        self._who = who
+        self._lock = FileLock(str(state_dir / LOCK_FILE))
+
+    def acquire(self, *, wait: float | None = None, stop: threading.Event | None = None) -> bool:
+        """Take the lock within ``wait`` seconds (``stop`` ends the wait early); True if taken."""
+        self._dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + (DEFAULT_WAIT_SECONDS if wait is None else wait)
+        while True:
+            try:
+                self._lock.acquire(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            except Timeout:
+                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                    return False
+                continue
+            self._note_holder()
+            return True
+
+    def release(self) -> None:
+        """Give the lock back."""
+        if self._lock.is_locked:
+            self._lock.release()
+
+    def holder(self) -> str:
+        """Who holds the lock, as well as it is known."""
+        try:
+            note = json.loads((self._dir / HOLDER_FILE).read_text(encoding="utf-8"))
+            return f"{note['who']} (pid {note['pid']}, since {note['since']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another jobsync process"
+
+    def _note_holder(self) -> None:
+        note = {
+            "who": self._who,
+            "pid": os.getpid(),
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        temp = self._dir / f".{HOLDER_FILE}.{os.getpid()}"
+        temp.write_text(json.dumps(note), encoding="utf-8")
+        temp.replace(self._dir / HOLDER_FILE)

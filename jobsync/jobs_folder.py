@@ -1,5 +1,20 @@
-"""The record each jobs folder keeps of what jobsync wrote there: ``.jobsync/manifest.json``.
+"""A jobs folder as plain values: the names in it, its files and jobsync's manifest.
 
+Names of job files and of jobsync's own files on a peer.
+Names compare as Windows compares them: case-insensitively. Everything jobsync keeps on a peer
+lives under ``.jobsync/`` inside the jobs folder, which the (non-recursive) pattern never reaches,
+so a backup or a trashed job can never be taken for a job.
+
+The one exception is a job being written where ``.jobsync/tmp`` would not give it the jobs
+folder's permissions (on NTFS, and Samba with ``acl_xattr``, a renamed file keeps the
+permissions it was created with): it is created in the jobs folder itself, as
+``.jobsync-<run>-<n>.tmp``, and renamed over the job once verified. Configuration refuses a
+pattern that could match such a name (:func:`pattern_problem`), and every full pass removes the
+ones a killed run left.
+
+The source folder's jobs as plain values: what a scan found, and what it left out.
+
+The record each jobs folder keeps of what jobsync wrote there: ``.jobsync/manifest.json``.
 Per file it holds the SHA-256, size and write time of the version jobsync wrote, the node the
 version came from (its origin) and the epoch it was pushed in. Per deleted file it keeps a
 tombstone: who deleted it, in which epoch, when. At the top it names the node that owns the
@@ -13,14 +28,174 @@ sets it aside and treats the folder as unknown, which only costs reads.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
 from typing import Any, NamedTuple, TypeGuard
 
-from jobsync.names import name_key, windows_name_problem
+STATE_DIR = ".jobsync"
+TMP_DIR = f"{STATE_DIR}/tmp"  # noqa: S108 - inside the peer's jobs folder, not /tmp
+TRASH_DIR = f"{STATE_DIR}/trash"
+BACKUP_DIR = f"{STATE_DIR}/backup"
+MANIFEST = f"{STATE_DIR}/manifest.json"
+STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # when a copy was kept, in UTC: see stamp_name
+_STAMPED = re.compile(r".+\.(\d{8}T\d{6}\.\d{6}Z)", re.DOTALL)
+
+_RESERVED_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"COM{i}" for i in range(1, 10)]
+    + [f"LPT{i}" for i in range(1, 10)]
+)
+_INVALID_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+_TEMP_NAME = re.compile(r"\.jobsync-[0-9a-z]+-[0-9]+\.tmp", re.IGNORECASE)
+_TEMP_SAMPLES = (".jobsync-0a1b2c3d-1.tmp", ".JOBSYNC-0A1B2C3D-12.TMP")
+
+
+def name_key(name: str) -> str:
+    """The key under which a name is compared: Windows names are case-insensitive."""
+    return name.casefold()
+
+
+def job_temp_name(run_id: str, count: int) -> str:
+    """The name a job is written under in the jobs folder before it is renamed into place."""
+    return f".jobsync-{run_id}-{count}.tmp"
+
+
+def is_job_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of jobsync's temp names in a jobs folder."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be the job pattern, or ``None``: it must never match a temp name."""
+    matcher = compile_pattern(pattern)
+    if any(matcher.fullmatch(sample) for sample in _TEMP_SAMPLES):
+        return (
+            f"pattern {pattern!r} also matches the names jobs are written under "
+            "(.jobsync-*.tmp), so a half-written job could be taken for one"
+        )
+    return None
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a glob such as ``*.jobs`` into a case-insensitive full-name matcher."""
+    return re.compile(fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
+
+
+def windows_name_problem(name: str) -> str | None:  # noqa: PLR0911 - one return per rule
+    """Why Windows could not store a file of this name, or ``None`` when it can."""
+    # Checked once per job and per manifest entry at every pass: the first problem found is
+    # the one reported, and an ordinary name pays for each test once.
+    if not name:
+        return "empty name"
+    if not (name.isascii() or _is_text(name)):
+        return "not valid Unicode text (the file system gave bytes that are not UTF-8)"
+    if _INVALID_CHARS.search(name):
+        return "contains a character Windows does not allow in a file name"
+    if name[-1] in (".", " "):
+        return "ends with a dot or a space"
+    stem = name.split(".", 1)[0].rstrip(" ").upper()
+    if stem in _RESERVED_DEVICES:
+        return f"{stem} is a reserved device name on Windows"
+    if len(name) > 255:  # noqa: PLR2004 - the NTFS limit
+        return "longer than 255 characters"
+    return None
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-16-le")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def stamp_name(name: str, stamp: str) -> str:
+    """The name a trashed or backed-up file gets: the original name, then when it was kept."""
+    return f"{name}.{stamp}"
+
+
+def kept_at(name: str) -> datetime | None:
+    """When a trashed or backed-up copy was kept, from its name; ``None`` if it does not parse."""
+    match = _STAMPED.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match[1], STAMP_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:  # digits in the right places, but no such date (month 13)
+        return None
+
+
+FILETIME_TICK_NS = 100  # SMB carries write times in 100 ns steps
+
+
+def coarse_mtime(mtime_ns: int) -> int:
+    """A write time cut to the 100 ns steps that every transport can keep."""
+    return mtime_ns - mtime_ns % FILETIME_TICK_NS
+
+
+class RemoteFile(NamedTuple):
+    """A regular file in a peer folder, as listed (a tuple: listings hold tens of thousands)."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)  # slots: the agent keeps one per job
+class SourceFile:
+    """One job file as read from the source folder."""
+
+    name: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    # None when not kept (the agent reads a job again when it sends it, and checks the hash).
+    content: bytes | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A job file that was not read this time, and why."""
+
+    name: str
+    reason: str
+    collision: bool = False  # its name differs only in case from another job's
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """Everything read from the source folder in one pass."""
+
+    folder: Path
+    files: tuple[SourceFile, ...]
+    skipped: tuple[SkippedFile, ...] = ()
+    collided: tuple[SourceFile, ...] = ()  # read, but set aside: see split_collisions
+
+    @cached_property
+    def skipped_keys(self) -> frozenset[str]:
+        """Name keys of every job not pushed this time: their peer copies are left alone."""
+        return frozenset(name_key(s.name) for s in self.skipped)
+
+    @property
+    def by_name(self) -> dict[str, SourceFile]:
+        """The files keyed by their exact name."""
+        return {f.name: f for f in self.files}
+
+    @cached_property
+    def by_key(self) -> dict[str, SourceFile]:
+        """The files keyed by name key (built once per scan: the agent looks names up often).
+
+        Names that differ only in case are in ``collided``, never in ``files``.
+        """
+        return {name_key(f.name): f for f in self.files}
+
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)  # format 1 had no epochs: everything in it is epoch 0
@@ -68,7 +243,7 @@ class Manifest:
     epoch: int = 0
     owner: str = ""
     owner_since: str = ""
-    owner_install: str = ""  # the owner's install id and host (jobsync.identity); "" before 0.3
+    owner_install: str = ""  # the owner's install id and host (jobsync.node); "" before 0.3
     owner_host: str = ""
     tombstones: Mapping[str, Tombstone] = field(default_factory=dict)
 
