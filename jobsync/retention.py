@@ -1,37 +1,23 @@
-"""Retention: kept copies leave ``trash/`` and ``backup/`` once older than allowed.
+"""Retention: kept copies leave ``trash/`` and ``backup/`` once older than ``[retention]`` says.
 
-Retention: kept copies leave ``trash/`` and ``backup/`` once older than ``[retention]`` says.
 A kept copy's age is the UTC time in its name (``<job>.<YYYYmmddTHHMMSS.ffffffZ>``, see
 :func:`jobsync.jobs_folder.stamp_name`), never its write time: a backup keeps the write time of the
 content it saved, which may be years old. Only files directly in ``.jobsync/trash/`` and
 ``.jobsync/backup/`` are ever looked at; a name that does not parse, or a time in the future,
 is left alone. Deciding what is expired is pure; :func:`prune_kept` carries it out on a peer.
-
-The agent's daily clean-up of this node's own ``.jobsync/trash`` and ``.jobsync/backup``.
-Peers are pruned by their workers (a full pass, at most daily); this node's own jobs folder
-is no peer, so the main thread prunes it, only while the node is active: on a standby the
-active node prunes this folder as one of its peers.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from datetime import datetime
 
-from jobsync.agent.page import EventRing, pruned_text
-from jobsync.config.model import Config, RetentionConfig
+from jobsync.config.model import RetentionConfig
 from jobsync.errors import PeerError
 from jobsync.jobs_folder import BACKUP_DIR, TRASH_DIR, RemoteFile, kept_at
 from jobsync.logs import get_logger
 from jobsync.transport.base import Peer
-from jobsync.transport.local import LocalPeer
-
-if TYPE_CHECKING:
-    from jobsync.agent.metrics import AgentMetrics
-    from jobsync.agent.page import EventRing
 
 log = get_logger(__name__)
 
@@ -114,30 +100,3 @@ def prune_kept(
 
 
 PRUNE_EVERY_SECONDS = 86_400.0  # kept copies expire by the day: pruning daily is enough
-
-
-class LocalPruner:
-    """Prunes the source folder's kept copies at most once per ``PRUNE_EVERY_SECONDS``."""
-
-    def __init__(self, config: Config, *, metrics: AgentMetrics, events: EventRing) -> None:
-        """Prune ``config.source``, counting in ``metrics`` and noting in ``events``."""
-        self._config = config
-        self._metrics = metrics
-        self._events = events
-        self._last: float | None = None  # time.monotonic() of the last pruning
-
-    def prune_if_due(self, *, active: bool) -> None:
-        """Prune now if the node is active and the last pruning was a day ago or more."""
-        last = self._last
-        if not active or (last is not None and time.monotonic() - last < PRUNE_EVERY_SECONDS):
-            return
-        self._last = time.monotonic()
-        config = self._config
-        try:
-            local = LocalPeer(config.node, config.source)
-        except PeerError:
-            return  # the source folder is gone: the rescan reports it
-        pruned = prune_kept(local, config.retention, now=datetime.now(timezone.utc))
-        if pruned:
-            self._metrics.count_pruned(config.node, pruned)
-            self._events.add("retention", f"{pruned_text(pruned)} (this node's folder)")

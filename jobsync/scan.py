@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
 from jobsync.errors import SourceError
 from jobsync.jobs_folder import (
     SkippedFile,
@@ -176,6 +174,9 @@ def _read_unlocked(
     # Held by a writer or a scanner: try again with backoff, 0.05 s, then 0.1, 0.2 and 0.4. The
     # first try is the one above, outside tenacity, which costs more than a read on this path.
     pause(LOCKED_FIRST_WAIT)
+    # Loaded here: a locked file is rare, and every push and rescan would pay for the import.
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
     retrying = Retrying(
         stop=stop_after_attempt(LOCKED_ATTEMPTS - 1),
         wait=wait_exponential(multiplier=2 * LOCKED_FIRST_WAIT, max=0.5),

@@ -12,25 +12,28 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 
 from jobsync import __version__
 from jobsync.agent.health import health_of, health_server
 from jobsync.agent.metrics import AgentMetrics
-from jobsync.agent.page import EventRing, render_page
+from jobsync.agent.page import EventRing, pruned_text, render_page
 from jobsync.agent.services_guard import ServicesNodes, SingletonGuard
 from jobsync.agent.source_feed import SourceFeed
 from jobsync.agent.view import AgentView, Ledger
 from jobsync.agent.workers import Crew, workers_for
 from jobsync.config.model import Config
 from jobsync.epoch import LocalFence
+from jobsync.errors import PeerError
 from jobsync.failover.run import read_last
 from jobsync.logs import Redactor, get_logger
 from jobsync.node import WorkLock, local_identity, publish, published_addresses
 from jobsync.result import PeerResult
-from jobsync.retention import LocalPruner
+from jobsync.retention import PRUNE_EVERY_SECONDS, prune_kept
 from jobsync.role import Role, RoleDetector, RoleTracker
 from jobsync.scan import SourceScan
 from jobsync.transport import Opener, check_installation, default_opener
+from jobsync.transport.local import LocalPeer
 
 log = get_logger(__name__)
 
@@ -302,3 +305,34 @@ class Agent:
     def _state_extra(self) -> dict[str, object]:
         services = self.services_nodes()
         return {"services_nodes": None if services is None else services.document()}
+
+
+# The agent's daily clean-up of this node's own .jobsync/trash and .jobsync/backup. Peers are
+# pruned by their workers (a full pass, at most daily); this node's own jobs folder is no peer,
+# so the main thread prunes it, only while the node is active: on a standby the active node
+# prunes this folder as one of its peers.
+class LocalPruner:
+    """Prunes the source folder's kept copies at most once per ``PRUNE_EVERY_SECONDS``."""
+
+    def __init__(self, config: Config, *, metrics: AgentMetrics, events: EventRing) -> None:
+        """Prune ``config.source``, counting in ``metrics`` and noting in ``events``."""
+        self._config = config
+        self._metrics = metrics
+        self._events = events
+        self._last: float | None = None  # time.monotonic() of the last pruning
+
+    def prune_if_due(self, *, active: bool) -> None:
+        """Prune now if the node is active and the last pruning was a day ago or more."""
+        last = self._last
+        if not active or (last is not None and time.monotonic() - last < PRUNE_EVERY_SECONDS):
+            return
+        self._last = time.monotonic()
+        config = self._config
+        try:
+            local = LocalPeer(config.node, config.source)
+        except PeerError:
+            return  # the source folder is gone: the rescan reports it
+        pruned = prune_kept(local, config.retention, now=datetime.now(timezone.utc))
+        if pruned:
+            self._metrics.count_pruned(config.node, pruned)
+            self._events.add("retention", f"{pruned_text(pruned)} (this node's folder)")

@@ -114,7 +114,7 @@ def test_an_unsupported_smb_library_stops_the_command_instead_of_being_retried(
     The agent refuses to start (a broken installation is not a peer to retry for ever), and a
     push says what to do instead of calling the peers unreachable.
     """
-    monkeypatch.setattr(logon.importlib.metadata, "version", lambda _name: "1.18.0")
+    monkeypatch.setattr(logon, "library_version", lambda: "1.18.0")
     smb_cluster.write_job("a.jobs", b"a")
 
     with pytest.raises(InstallationError, match=r"needs smbprotocol 1\.17\.x, but 1\.18\.0"):

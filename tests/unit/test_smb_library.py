@@ -9,6 +9,7 @@ exception class smbprotocol has must land on a specific error of jobsync's tree.
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import uuid
 
@@ -22,7 +23,7 @@ from smbprotocol.tree import TreeConnect
 
 from jobsync.config.model import PeerConfig, UncPath
 from jobsync.errors import PeerError
-from jobsync.transport.smb.logon import check_library
+from jobsync.transport.smb.logon import check_library, library_version
 from jobsync.transport.smb.statuses import translate
 
 CONNECTION_FIELDS = (
@@ -119,3 +120,8 @@ def test_something_that_is_not_smbprotocols_is_still_a_peer_error() -> None:
     """A foreign exception still becomes one line naming the peer and the exception."""
     error = _translate(KeyError("x"))
     assert str(error) == "peer node2: failed while listing: KeyError: 'x'"
+
+
+def test_the_version_read_from_the_folder_name_is_the_installed_one() -> None:
+    """The quick look at ``smbprotocol-*.dist-info`` agrees with ``importlib.metadata``."""
+    assert library_version() == importlib.metadata.version("smbprotocol")
