@@ -106,3 +106,19 @@ def test_an_expired_session_logs_on_again_without_a_failed_pass(
     assert renewed_after >= expires
     assert failed._value.get() == 0
     assert agent.view().peers[0].last_error is None
+
+
+def test_a_second_domain_controller_runs_beside_the_first(
+    domain_controller: DomainController, tmp_path: Path
+) -> None:
+    """Every port the test DC binds is chosen free: two suites on one machine do not collide.
+
+    A DC on the standard ports (88, 389) made a second suite's DC fail to start.
+    """
+    second = DomainController(tmp_path / "second")
+    try:
+        second.start()  # provisions, starts and gets a ticket from its own KDC
+    finally:
+        second.stop()
+    assert second.kdc_port != domain_controller.kdc_port
+    assert (second.root / "ccache").stat().st_size > 0

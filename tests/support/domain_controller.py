@@ -11,7 +11,9 @@ It also serves the domain's DNS zone (``test.lan``) with Samba's internal DNS se
 DC does, on a port of its own (``dns_port``): a secure zone that takes only updates signed
 with GSS-TSIG, for the failover's signed updates of the services name.
 
-The KDC and LDAP use their standard ports on 127.0.0.1 (88, 389, ...): they must be free.
+Every port it binds is chosen free (the KDC and kpasswd through ``krb5 port`` and ``kpasswd
+port``; the services that only have fixed ports, LDAP among them, are not run), so two suites,
+or a suite and a system Samba, can run at once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ HOST = "127.0.0.1"
 TICKET_LIFETIME_SECONDS = 300  # "5m": the MIT client refuses anything shorter
 _ADMIN_PASSWORD = "Adm1n!Passw0rd"  # noqa: S105 - a throwaway domain on loopback
 _START_TIMEOUT = 90.0
-_KDC_PORT = 88
+# Only what the tests use: SMB, the KDC, the internal DNS server and winbindd (which the DC's
+# smbd asks about its users). Left out are the services that can only listen on fixed ports
+# (LDAP 389/636/3268/3269, CLDAP, NetBIOS 137/138, the endpoint mapper 135), so that the DC
+# binds nothing but ports chosen free and two suites can run at once. samba-tool works on the
+# database directly (-s smb.conf), not over LDAP.
+_SERVICES = "s3fs kdc dns winbindd"
 
 
 def _binary(name: str) -> str:
@@ -65,6 +72,8 @@ class DomainController:
     root: Path
     smb_port: int = field(default_factory=free_port)
     dns_port: int = field(default_factory=free_port)
+    kdc_port: int = field(default_factory=free_port)
+    kpasswd_port: int = field(default_factory=free_port)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _output: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -102,11 +111,6 @@ class DomainController:
 
     def start(self) -> None:
         """Provision, start, and prepare Kerberos; raises SambaUnavailableError with the reason."""
-        for port in (_KDC_PORT, 389):
-            if port_open(port):
-                raise SambaUnavailableError(
-                    f"port {HOST}:{port} is taken; the test domain controller needs it"
-                )
         self.root.mkdir(parents=True, exist_ok=True)
         self._provision()
         self.share_path.mkdir(exist_ok=True)
@@ -123,7 +127,7 @@ class DomainController:
         )
         proc = self._proc
 
-        ports = (_KDC_PORT, self.smb_port, self.dns_port)
+        ports = (self.kdc_port, self.smb_port, self.dns_port)
 
         def up_or_gone() -> bool:
             return proc.poll() is not None or all(map(port_open, ports))
@@ -142,7 +146,8 @@ class DomainController:
             "  dns_lookup_realm = false\n  dns_lookup_kdc = false\n  rdns = false\n"
             "  dns_canonicalize_hostname = false\n"
             f"  ticket_lifetime = {TICKET_LIFETIME_SECONDS // 60}m\n"
-            f"[realms]\n  {REALM} = {{\n    kdc = {HOST}\n  }}\n"
+            f"[realms]\n  {REALM} = {{\n    kdc = {HOST}:{self.kdc_port}\n"
+            f"    kpasswd_server = {HOST}:{self.kpasswd_port}\n  }}\n"
         )
         self.kinit()
 
@@ -168,6 +173,9 @@ class DomainController:
             # The internal DNS server (--dns-backend=SAMBA_INTERNAL) on a port of its own, so
             # that it needs no port 53 and leaves the host's resolver alone.
             "dns port": str(self.dns_port),
+            "krb5 port": str(self.kdc_port),
+            "kpasswd port": str(self.kpasswd_port),
+            "server services": _SERVICES,
             # Samba's default 49152-65535 overlaps the ports the kernel hands out to every
             # outgoing connection and to the suite's peers: once 127.0.0.1:49154 was taken and
             # the DC did not start. A range outside the ephemeral one cannot collide.
