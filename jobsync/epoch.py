@@ -17,12 +17,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobsync.errors import ManifestTooNewError
 from jobsync.jobs_folder import (
     MANIFEST,
     STATE_DIR,
     Manifest,
     ManifestCorruptError,
-    ManifestTooNewError,
     manifest_from_bytes,
     name_key,
 )

@@ -118,8 +118,12 @@ class SafetyRefusalError(JobsyncError):
     exit_code = ExitCode.REFUSED
 
 
-class NewerManifestError(SafetyRefusalError):
-    """A folder's manifest is in a newer jobsync's format: this one leaves the folder alone."""
+class ManifestTooNewError(SafetyRefusalError):
+    """A folder's manifest is in a newer jobsync's format: this one leaves the folder alone.
+
+    Raised where the manifest is parsed, and again, in the words of the place it was met (a
+    peer, this node's own folder), by whoever refuses to act on it.
+    """
 
 
 def worst(codes: Iterable[ExitCode]) -> ExitCode:

@@ -39,6 +39,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple, TypeGuard
 
+from jobsync.errors import ManifestTooNewError
+
 STATE_DIR = ".jobsync"
 TMP_DIR = f"{STATE_DIR}/tmp"  # noqa: S108 - inside the peer's jobs folder, not /tmp
 TRASH_DIR = f"{STATE_DIR}/trash"
@@ -204,10 +206,6 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 class ManifestCorruptError(ValueError):
     """The manifest does not parse or names something that cannot be a job file."""
-
-
-class ManifestTooNewError(ValueError):
-    """The manifest is in a format a newer jobsync writes: this one must not rewrite it."""
 
 
 @dataclass(frozen=True, slots=True)  # slots: the agent keeps one per job and peer

@@ -14,6 +14,8 @@ from jobsync.node import Identity
 from jobsync.plan import Drift, Kind
 from jobsync.versions import Action
 
+PeerStatus = Literal["ok", "failed", "refused"]
+
 
 @dataclass(frozen=True)
 class FileFailure:
@@ -49,11 +51,13 @@ class PeerResult:
         return ExitCode.OK
 
     @property
-    def status(self) -> str:
+    def status(self) -> PeerStatus:
         """``ok``, ``failed`` or ``refused``."""
-        return {ExitCode.REFUSED: "refused", ExitCode.PEER_FAILED: "failed"}.get(
-            self.exit_code, "ok"
-        )
+        named: dict[ExitCode, PeerStatus] = {
+            ExitCode.REFUSED: "refused",
+            ExitCode.PEER_FAILED: "failed",
+        }
+        return named.get(self.exit_code, "ok")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +164,7 @@ class InitResult:
     node: str
     host: str
     install: str
-    role: str  # "active" or "standby", as [active] (or --as-services-node) says
+    role: Literal["active", "standby"]  # as [active] (or --as-services-node) says
     role_reason: str
     overridden: bool = False
     clash: str | None = None  # another machine goes by this node's name: nothing was done

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from jobsync.config.model import RetentionConfig
 from jobsync.errors import PeerError
@@ -22,7 +23,8 @@ from jobsync.transport.base import Peer
 log = get_logger(__name__)
 
 DAY_SECONDS = 86_400
-KEPT_FOLDERS = (("trash", TRASH_DIR), ("backup", BACKUP_DIR))
+KeptKind = Literal["trash", "backup"]
+KEPT_FOLDERS: tuple[tuple[KeptKind, str], ...] = (("trash", TRASH_DIR), ("backup", BACKUP_DIR))
 
 
 @dataclass(frozen=True)
@@ -30,17 +32,17 @@ class Expired:
     """A kept copy older than its folder's retention."""
 
     path: str  # relative to the jobs folder, e.g. ``.jobsync/trash/a.jobs.20240101T...Z``
-    kind: str  # "trash" or "backup"
+    kind: KeptKind
     age_days: float
 
 
-def keep_days(retention: RetentionConfig, kind: str) -> int:
+def keep_days(retention: RetentionConfig, kind: KeptKind) -> int:
     """How many days copies of ``kind`` are kept (0: for ever)."""
     return retention.trash_days if kind == "trash" else retention.backup_days
 
 
 def expired(
-    files: Iterable[RemoteFile], *, folder: str, kind: str, days: int, now: datetime
+    files: Iterable[RemoteFile], *, folder: str, kind: KeptKind, days: int, now: datetime
 ) -> list[Expired]:
     """The files of one kept-copies folder that are more than ``days`` old at ``now``."""
     if days <= 0:

@@ -27,6 +27,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from jobsync.config.model import ActiveConfig, Config
 from jobsync.errors import ConfigError
@@ -320,11 +321,15 @@ class RoleTracker:
         return True
 
 
+RoleName = Literal["active", "standby", "starting"]  # "starting": before the first role check
+ROLE_NAMES: tuple[RoleName, ...] = ("active", "standby", "starting")
+
+
 @dataclass(frozen=True)
 class Role:
     """The agent's role as the view shows it."""
 
-    name: str  # "active", "standby", or "starting" before the first role check
+    name: RoleName
     reason: str | None = None
 
 
@@ -342,7 +347,7 @@ class RoleDecision:
     overridden: bool = False  # standby by [active], active because the operator said so
 
     @property
-    def name(self) -> str:
+    def name(self) -> Literal["active", "standby"]:
         """``active`` or ``standby``, as reports and JSON say it."""
         return "active" if self.active else "standby"
 

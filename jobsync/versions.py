@@ -29,6 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+from typing import Literal
 
 from jobsync.jobs_folder import Manifest, ManifestEntry, RemoteFile, SourceFile, Tombstone, name_key
 
@@ -233,7 +234,7 @@ class Action:
     """One change takeover makes to the local folder."""
 
     file: str  # a pull: the name the job gets; a delete: the local file
-    kind: str  # "pull" or "delete"
+    kind: Literal["pull", "delete"]
     choice: Choice
     replaces: str = ""  # a pull: the local file it replaces, in whatever case it has
 

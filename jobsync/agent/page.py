@@ -25,7 +25,7 @@ from html import escape
 from jobsync import __version__
 from jobsync.agent.health import Verdict, duration, verdict_of
 from jobsync.agent.services_guard import ServicesNodes
-from jobsync.agent.view import AgentView, Event, PeerView
+from jobsync.agent.view import AgentView, Event, EventKind, PeerView
 from jobsync.failover.run import LastFailover
 from jobsync.result import PeerResult
 
@@ -43,7 +43,7 @@ class EventRing:
         self._lock = threading.Lock()
 
     def add(
-        self, kind: str, text: str, *, peer: str | None = None, at: float | None = None
+        self, kind: EventKind, text: str, *, peer: str | None = None, at: float | None = None
     ) -> None:
         """Record an event (a repeat of a recent identical one only updates it)."""
         now = time.time() if at is None else at

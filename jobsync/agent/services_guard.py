@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from jobsync.agent.view import iso
+from jobsync.agent.view import EventKind, iso
 from jobsync.config.model import Config, FailoverConfig
 from jobsync.errors import ConfigError
 from jobsync.failover.nodes import FleetNode, ServiceOpener, fleet_nodes, open_services
@@ -277,7 +277,7 @@ class SingletonGuard:
             log.info("services_nodes_checked", **fields)
         else:
             log.warning("services_nodes_changed", **fields)
-        kind = "services" if found.verdict == "one" else "failure"
+        kind: EventKind = "services" if found.verdict == "one" else "failure"
         self._events.add(kind, found.summary())
         if not self._stopping.is_set():
             self._changed()

@@ -26,14 +26,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from jobsync.config.model import Config
 from jobsync.epoch import LocalFence
 from jobsync.logs import get_logger
 from jobsync.node import replace_atomically
 from jobsync.result import PeerResult
-from jobsync.role import Role
+from jobsync.role import ROLE_NAMES, Role, RoleName
 from jobsync.scan import SourceFile, SourceScan
 
 if TYPE_CHECKING:
@@ -48,12 +48,29 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
 
+EventKind = Literal[
+    "pass",
+    "trash",
+    "backup",
+    "retention",
+    "failure",
+    "refused",
+    "start",
+    "clash",
+    "role",
+    "rescan",
+    "restart",
+    "source",
+    "services",
+]
+
+
 @dataclass(frozen=True)
 class Event:
     """One thing the agent did or saw; ``count`` > 1 when it happened again since ``first``."""
 
     at: float  # Unix time of the latest occurrence
-    kind: str  # pass, trash, backup, failure, role, rescan, restart, source, retention
+    kind: EventKind
     text: str
     peer: str | None = None
     count: int = 1
@@ -101,7 +118,7 @@ class AgentView:
     running: bool
     started: float
     at: float  # when this view was taken (Unix time)
-    role: str  # "active", "standby", or "starting" before the first role check
+    role: RoleName
     role_reason: str | None
     epoch: int  # the epoch this node pushes in (that of its last takeover; 0 before any)
     owner: str  # who owns the jobs by the local folder's manifest ("" when it names nobody)
@@ -168,7 +185,7 @@ def view_from_document(document: Any) -> AgentView | None:  # noqa: ANN401 - par
             running=bool(document.get("running")),
             started=_seconds(document.get("started")) or 0.0,
             at=_seconds(document.get("updated")) or 0.0,
-            role=str(document.get("role") or "starting"),
+            role=_role(document.get("role") or "starting"),
             role_reason=document.get("role_reason"),
             epoch=int(document.get("epoch") or 0),
             owner=str(document.get("owner") or ""),
@@ -181,6 +198,14 @@ def view_from_document(document: Any) -> AgentView | None:  # noqa: ANN401 - par
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def _role(value: object) -> RoleName:
+    """A role as the state file says it; anything else is not a state file jobsync wrote."""
+    for name in ROLE_NAMES:
+        if value == name:
+            return name
+    raise ValueError(f"not a role: {value!r}")
 
 
 def _services(doc: object) -> dict[str, Any]:

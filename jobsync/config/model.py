@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from jobsync.credentials import Secret
 from jobsync.jobs_folder import name_key
@@ -16,7 +17,8 @@ DEFAULT_PATTERN = "*.jobs"
 DEFAULT_TIMEOUT_SECONDS = 15.0
 DEFAULT_MAX_DELETE_RATIO = 0.5
 DEFAULT_SMB_PORT = 445
-ACTIVE_MODES = ("always", "dns", "services")
+ActiveMode = Literal["always", "dns", "services"]
+ACTIVE_MODES: tuple[ActiveMode, ...] = ("always", "dns", "services")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class WatchConfig:
 class ActiveConfig:
     """``[active]``: how the agent knows this node is the services node."""
 
-    mode: str = "always"
+    mode: ActiveMode = "always"
     services_host: str | None = None
     services: tuple[str, ...] = ()
     check_seconds: float = 10.0

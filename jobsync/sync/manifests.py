@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from jobsync.errors import NewerManifestError, PeerError, PeerFileNotFoundError, PeerIOError
+from jobsync.errors import ManifestTooNewError, PeerError, PeerFileNotFoundError, PeerIOError
 from jobsync.jobs_folder import (
     MANIFEST,
     STATE_DIR,
     Manifest,
     ManifestCorruptError,
     ManifestEntry,
-    ManifestTooNewError,
     RemoteFile,
     SourceFile,
     Tombstone,
@@ -258,7 +257,7 @@ class ManifestCache:
 
         A manifest that does not parse is moved aside under the time ``set_aside`` (``None``
         in a dry run: then it stays where it is), never trusted. One in a newer jobsync's format
-        raises :class:`NewerManifestError`: its epochs and deletions are not this one's to drop.
+        raises :class:`ManifestTooNewError`: its epochs and deletions are not this one's to drop.
         """
         listing = state_listing(peer)
         self._note_identity(peer, listing.get(NODE_FILE.rsplit("/", 1)[1]))
@@ -270,7 +269,7 @@ class ManifestCache:
         manifest, problem = read_manifest(peer, listed=True)
         self.unsaved_since = None  # whatever memory held is superseded by the peer's own
         if problem is not None and problem.kind is Distrust.NEWER:
-            raise NewerManifestError(
+            raise ManifestTooNewError(
                 f"its manifest was {problem.detail}: upgrade jobsync on this node; nothing was "
                 "changed there"
             )

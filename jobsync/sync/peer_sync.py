@@ -16,10 +16,11 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
+from typing import Literal
 
 from jobsync.config.model import Config, PeerConfig
 from jobsync.epoch import LocalFence, fence_verdict
-from jobsync.errors import NewerManifestError, PeerError, PeerSessionLostError, SafetyRefusalError
+from jobsync.errors import ManifestTooNewError, PeerError, PeerSessionLostError, SafetyRefusalError
 from jobsync.jobs_folder import Manifest, name_key
 from jobsync.logs import get_logger
 from jobsync.node import clash, local_identity, publish, published_addresses
@@ -41,6 +42,9 @@ from jobsync.transport.base import Peer
 from jobsync.transport.local import LocalPeer
 
 log = get_logger(__name__)
+
+
+Scope = Literal["names", "all"]  # what a pass went over: some changed names, or the folder
 
 
 class PeerSync:
@@ -115,7 +119,7 @@ class PeerSync:
         started, logons = time.monotonic(), 0
         while True:
             tally, error = Tally(), None
-            scope = "all" if names is None else "names"
+            scope: Scope = "all" if names is None else "names"
             try:
                 scope = self._pass(peer, scan, names, tally)
             except PeerSessionLostError as exc:
@@ -149,7 +153,7 @@ class PeerSync:
 
     def _pass(
         self, peer: Peer, scan: SourceScan, names: Collection[str] | None, tally: Tally
-    ) -> str:
+    ) -> Scope:
         """Fence, then pass over ``names`` or the whole folder; returns which it did."""
         options = self._options
         cached = self._cache.manifest
@@ -164,7 +168,7 @@ class PeerSync:
         stamp = None if options.dry_run else self._now().strftime("%Y%m%dT%H%M%S.%fZ")
         try:
             manifest = self._cache.load(peer, set_aside=stamp)
-        except NewerManifestError as exc:
+        except ManifestTooNewError as exc:
             tally.refuse(str(exc))
             self._log.warning("push_refused", reason=str(exc))
             return "all"
@@ -269,7 +273,7 @@ class PeerSync:
             return
         self._cache.save_deferred(peer, temp=fresh_temp())
 
-    def _finish(self, result: PeerResult, scope: str) -> PeerResult:
+    def _finish(self, result: PeerResult, scope: Scope) -> PeerResult:
         r = result
         # A pass that changed nothing is routine (the agent makes one every rescan).
         eventful = r.copied or r.deleted or r.failed or r.error or r.refused or r.pruned

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from jobsync.config.load import load_config
-from jobsync.errors import ConfigError
+from jobsync.errors import ConfigError, ManifestTooNewError
 from jobsync.jobs_folder import (
     Manifest,
     ManifestCorruptError,
     ManifestEntry,
-    ManifestTooNewError,
     compile_pattern,
     is_job_temp_name,
     job_temp_name,
