@@ -68,8 +68,9 @@ class PeerSync:
         progress: Progress | None = None,
         defer_manifest: bool = False,
         prune_every: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Prepare to sync ``peer``."""
+        """Prepare to sync ``peer``; ``monotonic`` is the clock its pruning schedule reads."""
         self.peer_config = peer
         self._config = config
         self._options = options
@@ -78,7 +79,8 @@ class PeerSync:
         self._progress = progress
         self._defer_manifest = defer_manifest
         self._prune_every = prune_every
-        self._pruned_at: float | None = None  # time.monotonic() of the last pruning
+        self._monotonic = monotonic
+        self._pruned_at: float | None = None  # monotonic() of the last pruning
         self._log = log.bind(peer=peer.name)
         self._cache = ManifestCache(self._log)
         self._clean = False  # whether the cached manifest records exactly the peer's jobs
@@ -255,12 +257,12 @@ class PeerSync:
         every, last = self._prune_every, self._pruned_at
         if every is None:
             return
-        if last is not None and time.monotonic() - last < every:
+        if last is not None and self._monotonic() - last < every:
             return
         dry = self._options.dry_run
         tally.pruned = prune_kept(peer, self._config.retention, now=self._now(), dry_run=dry)
         if not dry:
-            self._pruned_at = time.monotonic()
+            self._pruned_at = self._monotonic()
 
     def _forget(self) -> None:
         self._cache.forget()

@@ -110,12 +110,14 @@ def test_the_agent_prunes_at_most_once_per_interval(local_cluster: Cluster) -> N
     target = config.target_peers[0]
     trash = local_cluster.disk(target.name) / ".jobsync" / "trash"
     trash.mkdir(parents=True)
+    clock = [1000.0]  # the monotonic clock the sync reads, moved by hand
     sync = PeerSync(
         target,
         config=config,
         options=PushOptions(),
         fence=LocalFence(config.source, config.node),
         prune_every=86_400,
+        monotonic=lambda: clock[0],
     )
     peer = default_opener(target, 5)
     scan = scan_source(config.source, config.pattern)
@@ -127,6 +129,8 @@ def test_the_agent_prunes_at_most_once_per_interval(local_cluster: Cluster) -> N
     assert sync.sync(peer, scan).pruned == ()
     assert (trash / second).exists()
 
-    sync._pruned_at -= 86_400  # type: ignore[operator] # a day later
+    clock[0] += 86_399  # not yet a day since the first pruning
+    assert sync.sync(peer, scan).pruned == ()
+    clock[0] += 1  # a day later
     assert sync.sync(peer, scan).pruned == (f".jobsync/trash/{second}",)
     assert not (trash / second).exists()
