@@ -1,6 +1,5 @@
 """Where a peer's password comes from. Never from the config file.
 
-Where a peer's password comes from. Never from the config file.
 In order: no ``username`` means integrated login as the running account (Kerberos or NTLM
 through SSPI on Windows; a gMSA service account needs no secret at all); ``password_env`` names
 an environment variable; ``password_keyring`` names a service in the system credential store

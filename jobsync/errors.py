@@ -1,6 +1,5 @@
 """The one error tree of jobsync, each class with its exit code, and their roll-up.
 
-The one error tree of jobsync; every class knows the exit code it stands for.
 ::
 
     JobsyncError

@@ -1,6 +1,5 @@
 """What one peer needs, and how it drifted, decided from plain values.
 
-What one peer needs, decided from plain values: no network, no clock, no file system.
 The planner compares the source scan with a peer's listing and manifest. A peer file is known
 without reading it when its size and write time still match what the manifest recorded;
 otherwise the pass reads it and hands the planner its SHA-256. From that:

@@ -1,7 +1,5 @@
 """Turning results into text for people and JSON for programs; a long push's progress.
 
-Turning results into text for people and JSON for programs.
-
 A progress bar on stderr for long pushes, shown only on a terminal (rich, loaded then).
 """
 

@@ -1,6 +1,5 @@
 """The services singleton guard: where Integrify's services run, asked and judged.
 
-The services singleton guard: asks every node, now and then, where Integrify's services run.
 With ``[failover]`` configured, the agent asks every node's service manager (MS-SCMR), this
 node included, the way ``jobsync failover`` does (:func:`~jobsync.failover.steps.fence_node`,
 dry): concurrently, each call bounded by ``timeout_seconds``. It runs on a thread of its own,
@@ -37,7 +36,7 @@ from jobsync.transport import each_peer
 
 if TYPE_CHECKING:
     from jobsync.agent.metrics import AgentMetrics
-    from jobsync.agent.page import EventRing
+    from jobsync.agent.view import EventRing
 
 ServicesVerdict = Literal["one", "none", "several", "unknown"]
 

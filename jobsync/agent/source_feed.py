@@ -1,6 +1,5 @@
 """The source folder as the agent follows it: events, the index they keep, rescans.
 
-The source folder as the agent follows it: the index, the watcher and its debouncer, rescans.
 Changes reach the agent through two callbacks: ``changed(names)`` when saved jobs have been
 quiet for the debounce window, and ``rescanned(changed, reason)`` after each rescan. A source
 folder that is missing or unreadable is reported (:attr:`SourceFeed.error`), never taken for
@@ -42,7 +41,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from jobsync.agent.metrics import AgentMetrics
-from jobsync.agent.page import EventRing
+from jobsync.agent.view import EventRing
 from jobsync.config.model import Config
 from jobsync.errors import SourceError
 from jobsync.jobs_folder import compile_pattern

@@ -1,10 +1,4 @@
-"""What the agent knows of its peers, and the one immutable view of it that it publishes.
-
-What the agent knows of its peers, kept as passes report, and the views it makes of it.
-Workers report each pass here (from their own threads); the health check, the status page and
-the state file read views of it (:class:`~jobsync.agent.view.AgentView`), built under one lock
-from what the agent already holds: no peer is asked anything. :mod:`~jobsync.agent.health`
-judges them.
+"""What the agent knows, as values: its peers, its recent events, and the view it publishes.
 
 What the agent knows of one peer, pass after pass (mutable: guarded by the agent's lock).
 
@@ -14,31 +8,30 @@ asked anything), so rendering it is cheap and needs no lock at all. The state fi
 as JSON; ``jobsync status`` reads it back into a view (:func:`view_from_document`).
 
 The state the agent leaves for ``jobsync status``: one JSON file, replaced atomically.
+
+What the agent did lately, for the status page: a small ring of events kept in memory.
+Only what an operator looks for goes in: passes that changed something, trash and backup,
+failures, role changes, rescans that found something, restarts, source trouble and removals
+of expired kept copies. A failure that repeats (a peer down, retried every minute) updates
+its earlier event instead of pushing everything else out of the ring.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from jobsync.config.model import Config
-from jobsync.epoch import LocalFence
-from jobsync.logs import get_logger
 from jobsync.node import replace_atomically
 from jobsync.result import PeerResult
-from jobsync.role import ROLE_NAMES, Role, RoleName
+from jobsync.role import ROLE_NAMES, RoleName
 from jobsync.scan import SourceFile, SourceScan
-
-if TYPE_CHECKING:
-    from jobsync.agent.metrics import AgentMetrics
-    from jobsync.agent.page import EventRing
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -54,7 +47,6 @@ EventKind = Literal[
     "backup",
     "retention",
     "failure",
-    "refused",
     "start",
     "clash",
     "role",
@@ -80,6 +72,72 @@ class Event:
     def problem(self) -> bool:
         """Whether an operator should look at it."""
         return self.kind in ("failure", "source", "restart")
+
+
+RING_SIZE = 200
+MERGE_WINDOW = 20  # a repeat of one of the last this many events updates it instead
+NAMES_SHOWN = 3  # a pass that touched more jobs names the first few and counts the rest
+
+
+class EventRing:
+    """The most recent events, newest last; safe to use from any thread."""
+
+    def __init__(self, size: int = RING_SIZE) -> None:
+        """Keep at most ``size`` events."""
+        self._events: deque[Event] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(
+        self, kind: EventKind, text: str, *, peer: str | None = None, at: float | None = None
+    ) -> None:
+        """Record an event (a repeat of a recent identical one only updates it)."""
+        now = time.time() if at is None else at
+        with self._lock:
+            recent = list(self._events)[-MERGE_WINDOW:]
+            for old in reversed(recent):
+                if (old.kind, old.peer, old.text) == (kind, peer, text):
+                    self._events.remove(old)
+                    self._events.append(replace(old, at=now, count=old.count + 1))
+                    return
+            self._events.append(Event(at=now, kind=kind, text=text, peer=peer, first=now))
+
+    def recent(self, limit: int = RING_SIZE) -> tuple[Event, ...]:
+        """Up to ``limit`` events, newest first."""
+        with self._lock:
+            events = list(self._events)
+        return tuple(reversed(events[-limit:]))
+
+    def record_pass(self, result: PeerResult) -> None:
+        """Record what one pass over a peer changed or why it failed; quiet passes are not kept."""
+        peer = result.peer
+        if result.copied:
+            self.add("pass", f"copied {_jobs(result.copied)}", peer=peer)
+        if result.deleted:
+            self.add("trash", f"moved {_jobs(result.deleted)} to .jobsync/trash", peer=peer)
+        if result.backed_up:
+            self.add("backup", f"kept {_jobs(result.backed_up)} in .jobsync/backup", peer=peer)
+        if result.pruned:
+            self.add("retention", pruned_text(result.pruned), peer=peer)
+        if result.error:
+            self.add("failure", f"pass failed: {result.error}", peer=peer)
+        if result.failed:
+            first = result.failed[0]
+            more = f" and {len(result.failed) - 1} more" if len(result.failed) > 1 else ""
+            self.add("failure", f"{first.file}: {first.reason}{more}", peer=peer)
+        if result.refused:
+            self.add("failure", f"refused: {result.refused}", peer=peer)
+
+
+def pruned_text(paths: Sequence[str]) -> str:
+    """How an event names kept copies removed for their age."""
+    count = len(paths)
+    return f"removed {count} kept cop{'y' if count == 1 else 'ies'} past [retention]"
+
+
+def _jobs(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:NAMES_SHOWN])
+    more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return f"{len(names)} job{'' if len(names) == 1 else 's'} ({shown}{more})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -333,99 +391,3 @@ def _failures(result: PeerResult) -> str | None:
     first = result.failed[0]
     more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
     return f"{first.file}: {first.reason}{more}"
-
-
-log = get_logger(__name__)
-
-
-class Ledger:
-    """Per-peer tallies, the event ring and the metrics, with the views made of them."""
-
-    def __init__(
-        self,
-        config: Config,
-        *,
-        metrics: AgentMetrics,
-        events: EventRing,
-        fence: LocalFence,
-        snapshot: Callable[[], SourceScan],
-    ) -> None:
-        """Nothing known yet of ``config``'s peers."""
-        self._config = config
-        self._metrics = metrics
-        self._events = events
-        self._fence = fence
-        self._snapshot = snapshot
-        self.started = time.time()
-        self._lock = threading.Lock()
-        self._save_lock = threading.Lock()  # state files are written in the order views are taken
-        self._tallies = {p.name: PeerTally(p.name, p.location) for p in config.target_peers}
-        self._state_path = state_path(config.state_dir)
-        metrics.add_peers(self._tallies)
-        metrics.watch_lag(self.lags)
-
-    def record(self, result: PeerResult, *, synced: SourceScan | None) -> None:
-        """Count one pass of a worker; ``synced``: the snapshot the peer now fully matches."""
-        now = time.time()
-        self._metrics.record(result, now=now)
-        with self._lock:
-            self._tallies[result.peer].record(result, synced=synced, now=now)
-        self._events.record_pass(result)
-
-    def view(
-        self,
-        role: Role,
-        *,
-        running: bool,
-        source_error: str | None,
-        stalled: tuple[str, ...] = (),
-    ) -> AgentView:
-        """What the agent holds now, as one value; ``stalled``: peers whose worker is down."""
-        owner, snapshot = self._fence.manifest(), self._snapshot()
-        fenced = self._fence.reason()
-        with self._lock:
-            peers = tuple(tally.view(snapshot) for tally in self._tallies.values())
-        return AgentView(
-            node=self._config.node,
-            pid=os.getpid(),
-            running=running,
-            started=self.started,
-            at=time.time(),
-            role=role.name,
-            role_reason=role.reason,
-            epoch=self._fence.epoch(),
-            owner=owner.owner,
-            owner_epoch=owner.epoch,
-            source_folder=str(self._config.source),
-            source_files=len(snapshot.files),
-            source_error=source_error,
-            peers=peers,
-            events=self._events.recent(),
-            fenced=fenced,
-            stalled=stalled,
-        )
-
-    def lags(self) -> dict[str, float]:
-        """Seconds since each peer's last successful pass (since the start when none)."""
-        now = time.time()
-        with self._lock:
-            return {n: now - (t.last_success or self.started) for n, t in self._tallies.items()}
-
-    def save(
-        self,
-        make_view: Callable[[], AgentView],
-        *,
-        extra: Callable[[], Mapping[str, object]] = dict,
-    ) -> None:
-        """Write the state file from a fresh view (and keep the pending gauges with it).
-
-        ``extra``: more top-level keys, from what the view does not hold (where the services run).
-        """
-        with self._save_lock:
-            view = make_view()
-            for peer in view.peers:
-                self._metrics.pending.labels(peer.name).set(peer.pending)
-            try:
-                write_state(self._state_path, {**state_document(view), **extra()})
-            except OSError as exc:
-                log.warning("state_not_saved", path=str(self._state_path), error=str(exc))

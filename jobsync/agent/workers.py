@@ -1,6 +1,5 @@
 """The peers' workers: one thread per peer, a slow or frozen peer never delays the rest.
 
-One thread per peer: a slow, frozen or down peer never delays the others.
 A worker sleeps until woken (the source changed, a rescan ran, the node became active), then
 brings its peer in line with the newest snapshot of the source. A wake for some changed names
 makes a pass over those names only, when the last pass ended clean (see ``PeerSync.sync``);
@@ -36,7 +35,7 @@ from typing import Protocol
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from jobsync.agent.metrics import AgentMetrics
-from jobsync.agent.page import EventRing
+from jobsync.agent.view import EventRing
 from jobsync.config.model import Config
 from jobsync.epoch import LocalFence
 from jobsync.errors import JobsyncError

@@ -1,6 +1,5 @@
 r"""The nodes a failover touches, how each is reached, and what every step is given.
 
-The nodes a failover touches, and how each is reached for what it needs.
 A node's SMB peer entry gives its host, port and account; the failover reaches the same host's
 service manager (``IPC$\svcctl``) and its admin share (``C$`` by default) with them, so the
 account in the config must be a local administrator on every node, as Windows requires for

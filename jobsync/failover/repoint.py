@@ -1,6 +1,5 @@
 r"""Step 4: point the services name at this node, as ``[failover] repoint`` says.
 
-Step 4: point the services name at this node, as ``[failover] repoint`` says.
 - ``"hosts"``: the marked line in every node's hosts file, through its admin share
   (``C$\Windows\System32\drivers\etc\hosts``), each node at once. The file as it was is kept in
   ``etc\.jobsync\backup\`` first; the new one is written under a temp name and renamed over it,

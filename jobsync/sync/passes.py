@@ -1,6 +1,5 @@
 """One pass over one peer: the whole folder, or only some changed names.
 
-The two kinds of pass over a peer: the whole folder, or only some changed names.
 A full pass clears temp files a killed run left, lists the peer, reads the files its manifest
 cannot vouch for, plans (:mod:`jobsync.plan`), then keeps hand edits in backup, copies, trashes
 and records. A pass over names reads just those files: their bytes show whether the peer holds

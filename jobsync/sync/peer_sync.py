@@ -1,6 +1,5 @@
 """Bringing peers in line: one peer once or pass after pass, and ``jobsync push``.
 
-Bringing one peer in line with the source: once (a push) or pass after pass (the agent).
 A pass is fenced first (a peer whose manifest names an owner that outranks this node changes
 nothing), then made over some changed names when that is known to be enough, else over the
 whole folder (:mod:`jobsync.sync.passes`). Whatever a pass raises is that pass failing, never

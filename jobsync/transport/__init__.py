@@ -35,7 +35,7 @@ def open_peer(config: PeerConfig, *, timeout: float) -> Peer:
     if isinstance(config.target, UncPath):
         # Imported here: smbprotocol and its crypto stack cost start-up time the
         # local-folder case never needs.
-        from jobsync.transport.smb import SmbPeer
+        from jobsync.transport.smb.peer import SmbPeer
 
         return SmbPeer(config, config.target, timeout=timeout)
     return LocalPeer(config.name, config.target)

@@ -1,6 +1,5 @@
 """The scheduled tasks: the fallback push, and ``jobsync check`` as the service's account.
 
-The scheduled tasks: the fallback push, and ``jobsync check`` run as the service's account.
 ``schtasks.exe`` registers a task from its XML (written UTF-16, as Task Scheduler reads it). The
 principal decides how: SYSTEM needs nothing more; an account with a password is named with
 ``/RU`` and ``/RP *``, so schtasks asks for the password on the console and Task Scheduler keeps

@@ -17,7 +17,7 @@ import pytest
 from jobsync.config.model import PeerConfig, UncPath
 from jobsync.credentials import Secret
 from jobsync.errors import PeerTimeoutError, PeerUnreachableError
-from jobsync.transport.smb import SmbPeer
+from jobsync.transport.smb.peer import SmbPeer
 from jobsync.transport.smb.svcctl import (
     ServiceAccessDeniedError,
     ServiceControlUnsupportedError,

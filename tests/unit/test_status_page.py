@@ -6,9 +6,9 @@ import threading
 import time
 
 from jobsync import __version__
-from jobsync.agent.page import EventRing, render_page
+from jobsync.agent.page import render_page
 from jobsync.agent.runner import Agent
-from jobsync.agent.view import AgentView, PeerView
+from jobsync.agent.view import AgentView, EventRing, PeerView
 from jobsync.config.load import load_config
 from jobsync.logs import Redactor
 from jobsync.role import RoleDetector

@@ -1,6 +1,5 @@
 """jobsync's own message path on a connection smbprotocol has logged on.
 
-jobsync's own message path on a connection smbprotocol has logged on.
 smbprotocol does the hard, rarely run part: negotiating the dialect, authenticating (NTLM or
 Kerberos) and deriving the session keys (see :mod:`jobsync.transport.smb.logon`). For the many
 small requests of a sync its general message path costs several times what the work itself

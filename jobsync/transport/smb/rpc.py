@@ -1,6 +1,5 @@
 """DCE/RPC calls over a named pipe of a peer's ``IPC$`` share, with their NDR encoding.
 
-DCE/RPC calls over a named pipe of a peer's ``IPC$`` share, on jobsync's own channel.
 Remote service control (MS-SCMR) is DCE/RPC over the ``svcctl`` pipe. The libraries that speak
 it either bring an SMB stack of their own (impacket) or wait without a limit (pypsexec), so this
 module carries the few PDUs a client needs (MS-RPCE 12.6: BIND, REQUEST, and their answers) on a

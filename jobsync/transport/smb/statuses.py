@@ -1,6 +1,5 @@
 """NT status codes jobsync meets on SMB, in words, and the errors they become.
 
-NT status codes jobsync meets on SMB, and what each means in words (MS-ERREF 2.3.1).
 Administrators read these in messages and logs, so every status is explained; the code stays
 beside the words (``... (0xC000000D)``) because it is what a search finds.
 
