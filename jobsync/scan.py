@@ -197,7 +197,7 @@ def _list_folder(folder: Path) -> list[os.DirEntry[str]]:
     except NotADirectoryError:
         raise SourceError(f"source {folder} is not a folder") from None
     except OSError as exc:
-        raise SourceError(f"source folder {folder} cannot be listed: {exc.strerror}") from None
+        raise SourceError(f"source folder {folder} cannot be listed: {exc.strerror}") from exc
 
 
 def read_stable(

@@ -146,7 +146,7 @@ def run_command(argv: Sequence[str], *, interactive: bool = False) -> Completed:
             check=False,
         )
     except OSError as exc:
-        raise WindowsToolError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+        raise WindowsToolError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
     return Completed(done.returncode, (done.stdout or "") + (done.stderr or ""))
 
 

@@ -57,7 +57,7 @@ class FrameSocket:
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                raise ChannelClosedError(f"connection lost: {exc}") from None
+                raise ChannelClosedError(f"connection lost: {exc}") from exc
             frame = frame[sent:]
             if frame:
                 readable, writable, _ = select.select([self._sock], [self._sock], [], self._timeout)
@@ -73,7 +73,7 @@ class FrameSocket:
         except BlockingIOError:
             return False
         except OSError as exc:
-            raise ChannelClosedError(f"connection lost: {exc}") from None
+            raise ChannelClosedError(f"connection lost: {exc}") from exc
         if not data:
             raise ChannelClosedError("the server closed the connection")
         self._inbox += data

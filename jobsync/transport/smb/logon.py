@@ -114,8 +114,8 @@ class Connector:
             return self._connect()
         except (PeerError, InstallationError):
             raise
-        except Exception as exc:  # noqa: BLE001 - translated into the error tree here, once
-            raise self.translate(exc, doing="connecting") from None
+        except Exception as exc:  # translated into the error tree here, once
+            raise self.translate(exc, doing="connecting") from exc
         finally:
             timer.cancel()
 
@@ -161,7 +161,7 @@ class Connector:
             reason = getattr(cause, "strerror", None) or str(cause)
             raise PeerUnreachableError(
                 f"peer {config.name}: cannot connect to {unc.host} port {config.port}: {reason}"
-            ) from None
+            ) from exc
         self._sock = conn.transport._sock  # noqa: SLF001 - so a timer can shut it down
         return conn
 

@@ -163,9 +163,9 @@ class SmbPeer:
         except SessionLostError as exc:
             # Not broken: the next call logs on again, as a Windows client does.
             self._renew = True
-            raise PeerSessionLostError(f"peer {self.name}: {exc}; logging on again") from None
+            raise PeerSessionLostError(f"peer {self.name}: {exc}; logging on again") from exc
         except (*_BROKEN, TimeoutError) as exc:
-            raise self._lost(exc, "waiting for an answer") from None
+            raise self._lost(exc, "waiting for an answer") from exc
         except Exception:
             # A fault of jobsync's own: requests may still be in flight, so the connection
             # cannot be trusted for the next call. The caller reports the fault itself.

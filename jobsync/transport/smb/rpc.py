@@ -338,7 +338,7 @@ class RpcPipe:
             self._broken = self._broken or exc
             raise
         except (*_BROKEN, TimeoutError) as exc:
-            raise self._lost(exc, doing) from None
+            raise self._lost(exc, doing) from exc
 
     def _lost(self, exc: BaseException, doing: str) -> PeerError:
         connector = self._connector

@@ -332,7 +332,7 @@ class ServiceManager:
         except MalformedReplyError as exc:
             raise PeerUnreachableError(
                 f"peer {self._config.name}: {target}: the server's answer is malformed ({exc})"
-            ) from None
+            ) from exc
 
     def _check(self, code: int, service: str, doing: str) -> None:
         """Raise the error ``code`` stands for, in words; nothing for success."""
