@@ -18,8 +18,7 @@ from prometheus_client.registry import Collector
 
 from jobsync import __version__
 from jobsync.agent.services_guard import ServicesNodes
-from jobsync.failover.run import LastFailover
-from jobsync.result import PeerResult
+from jobsync.result import LastFailover, PeerResult
 from jobsync.retention import kind_of
 
 PASS_STATUSES = ("ok", "failed", "refused")

@@ -16,7 +16,7 @@ from jobsync import __version__
 from jobsync.agent.health import Verdict, duration, verdict_of
 from jobsync.agent.services_guard import ServicesNodes
 from jobsync.agent.view import AgentView, Event, PeerView
-from jobsync.failover.run import LastFailover
+from jobsync.result import LastFailover
 
 REFRESH_SECONDS = 5
 EVENTS_SHOWN = 50

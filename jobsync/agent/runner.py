@@ -35,10 +35,9 @@ from jobsync.agent.workers import Crew, workers_for
 from jobsync.config.model import Config
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerError
-from jobsync.failover.run import read_last
 from jobsync.logs import Redactor, get_logger
 from jobsync.node import WorkLock, local_identity, publish, published_addresses
-from jobsync.result import PeerResult
+from jobsync.result import PeerResult, read_last
 from jobsync.retention import PRUNE_EVERY_SECONDS, prune_kept
 from jobsync.role import Role, RoleDetector, RoleTracker
 from jobsync.scan import SourceScan

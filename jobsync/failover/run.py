@@ -1,24 +1,15 @@
-"""``jobsync failover``: the five steps in order, and the last run kept on this node.
+"""``jobsync failover``: the five steps in order, logged and timed, up to the first that fails.
 
-``jobsync failover``: the five steps in order, logged and timed, up to the first that fails.
 Every step asks the nodes afresh and changes only what is not yet as it should be, so a
 failover stopped at any point (killed, a node slow to answer, a service that would not start)
 is finished by running the same command again. A node that loses the ownership to another
 failover made at the same time stops its own services and says so (exit 15).
-
-The last failover run on this node, kept in ``state_dir`` for the agent's page and metrics.
-The command writes it when it ends (a dry run writes nothing); the agent reads it when the page
-or the metrics are asked for, so it shows what happened even if the agent was stopped for the
-move. A file that is missing or unreadable is simply no failover.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from jobsync.config.model import Config
 from jobsync.failover.nodes import Move, failover_config, fleet_nodes, healthcheck_url
@@ -26,60 +17,7 @@ from jobsync.failover.prove import prove_step
 from jobsync.failover.repoint import repoint_step
 from jobsync.failover.steps import fence_step, start_step, stop_here, takeover_step
 from jobsync.logs import get_logger
-from jobsync.node import replace_atomically
-from jobsync.result import STEPS, FailoverResult, Step, StepOutcome
-
-LAST_FAILOVER = "last-failover.json"
-
-
-@dataclass(frozen=True)
-class LastStep:
-    """One step as it ended."""
-
-    step: str
-    status: str
-    summary: str
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """Whether it held."""
-        return self.status not in ("failed", "outranked")
-
-
-@dataclass(frozen=True)
-class LastFailover:
-    """When it finished, its exit code, and its steps."""
-
-    finished: float
-    exit_code: int
-    steps: tuple[LastStep, ...]
-
-
-def record(state_dir: Path, result: FailoverResult) -> None:
-    """Keep ``result`` as the last failover."""
-    document = {
-        "node": result.node,
-        "finished": time.time(),
-        "exit_code": int(result.exit_code),
-        "steps": [asdict(s) for s in result.steps],
-    }
-    state_dir.mkdir(parents=True, exist_ok=True)
-    replace_atomically(state_dir / LAST_FAILOVER, json.dumps(document).encode("utf-8"))
-
-
-def read_last(state_dir: Path) -> LastFailover | None:
-    """The last failover here, or ``None``."""
-    try:
-        doc = json.loads((state_dir / LAST_FAILOVER).read_text(encoding="utf-8"))
-        steps = tuple(
-            LastStep(str(s["step"]), str(s["status"]), str(s["summary"]), float(s["seconds"]))
-            for s in doc["steps"]
-        )
-        return LastFailover(float(doc["finished"]), int(doc["exit_code"]), steps)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
+from jobsync.result import STEPS, FailoverResult, Step, StepOutcome, record
 
 log = get_logger(__name__)
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
 from jobsync.agent.view import AgentView
-from jobsync.failover.run import LAST_FAILOVER, read_last, record
-from jobsync.result import FailoverResult, StepOutcome
+from jobsync.result import LAST_FAILOVER, FailoverResult, StepOutcome, read_last, record
 
 from support.page_text import page_text
 
