@@ -22,7 +22,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from jobsync.commands import app
     from jobsync.errors import ExitCode, JobsyncError
-    from jobsync.logs import secrets_hidden
 
     try:
         code = app(args=args, standalone_mode=False)
@@ -33,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("jobsync: interrupted", err=True)
         code = 130
     except JobsyncError as exc:
+        from jobsync.logs import secrets_hidden
+
         typer.echo(f"jobsync: {secrets_hidden(str(exc))}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:

@@ -22,9 +22,7 @@ import typer
 
 from jobsync import __version__
 from jobsync.errors import ConfigError, ExitCode, SafetyRefusalError
-from jobsync.logs import secrets_hidden
 from jobsync.options import ConfigOption
-from jobsync.render import progress_bar
 from jobsync.windows.commands import deploy_app, schedule_app, secret_app, service_app
 
 if TYPE_CHECKING:
@@ -200,6 +198,8 @@ def _exclusive(config: "Config", who: str, *, needed: bool = True) -> Iterator[s
 
 
 def _out(text: str) -> None:
+    from jobsync.logs import secrets_hidden  # with structlog: not for --help
+
     typer.echo(secrets_hidden(text))
 
 
@@ -241,6 +241,8 @@ def push(
             # The other one (usually the agent) is doing this very job: nothing is lost.
             typer.echo(f"jobsync: {busy} is at work on this node; no push needed now", err=True)
             return int(ExitCode.OK)
+        from jobsync.render import progress_bar
+
         progress = None if as_json else progress_bar()
         try:
             result = run_push(config, peers=peers, options=options, progress=progress)

@@ -27,7 +27,6 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Protocol
 
 from jobsync.errors import ExitCode, JobsyncError
-from jobsync.node import replace_atomically
 
 if TYPE_CHECKING:
     from jobsync.config.model import Config
@@ -105,6 +104,10 @@ def needs_password(account: str | None) -> bool:
 
 def write_atomically(path: Path, text: str, *, encoding: str = "utf-8") -> None:
     """Replace ``path`` with ``text`` in one step: a reader sees the old file or the new one."""
+    # Loaded here: node.py brings the work lock and the identity, which the command line's
+    # --help (which imports this package) never needs.
+    from jobsync.node import replace_atomically
+
     replace_atomically(path, text.encode(encoding))
 
 

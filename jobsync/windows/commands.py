@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jobsync.errors import ExitCode
-from jobsync.logs import secrets_hidden
 from jobsync.options import ConfigOption
 
 if TYPE_CHECKING:
@@ -26,6 +25,8 @@ secret_app = typer.Typer(help="A peer's password, sealed for this machine (DPAPI
 
 
 def _out(text: str) -> None:
+    from jobsync.logs import secrets_hidden  # with structlog: not for --help
+
     typer.echo(secrets_hidden(text))
 
 
