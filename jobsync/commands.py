@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from jobsync import __version__
+from jobsync.config import ConfigOption
 from jobsync.errors import ConfigError, ExitCode, SafetyRefusalError
-from jobsync.options import ConfigOption
 from jobsync.windows.commands import deploy_app, schedule_app, secret_app, service_app
 
 if TYPE_CHECKING:
@@ -257,8 +257,24 @@ def push(
 
 @app.command()
 @configured()
-def check(config: "Config", peer: PeerOption = None, as_json: JsonOption = False) -> int:
+def check(
+    config: "Config",
+    peer: PeerOption = None,
+    as_json: JsonOption = False,
+    fleet: Annotated[
+        bool,
+        typer.Option("--fleet", help="Check Integrify's load-balancing checklist on every node."),
+    ] = False,
+    discover: Annotated[
+        bool,
+        typer.Option(
+            "--discover", help="With --fleet: list the folder paths Integrify's files hold."
+        ),
+    ] = False,
+) -> int:
     """Validate the config and prove each peer can take a push; judge the fleet too."""
+    if fleet or discover:
+        return _fleet_check(config, as_json=as_json, discover=discover)
     from jobsync.errors import worst
     from jobsync.node import local_identity, publish, published_addresses
     from jobsync.node_setup import check as run_check
@@ -270,7 +286,7 @@ def check(config: "Config", peer: PeerOption = None, as_json: JsonOption = False
     me = local_identity(config, addresses=published_addresses(config))
     clash = publish(config.source, me) if config.source.is_dir() else None
     results = run_check(config, peers=_select(config, peer))
-    fleet = ([clash] if clash else []) + fleet_problems(config, me, results)
+    problems = ([clash] if clash else []) + fleet_problems(config, me, results)
     head = f"{config.node} (host {me.host}) is {decision.name}: {decision.reason}"
     _emit(
         as_json=as_json,
@@ -279,12 +295,35 @@ def check(config: "Config", peer: PeerOption = None, as_json: JsonOption = False
             "role": decision.name,
             "role_reason": decision.reason,
             **check_to_json(results),
-            "fleet_problems": fleet,
+            "fleet_problems": problems,
         },
-        lines=lambda: [head, *check_to_text(results), *(f"FLEET  {p}" for p in fleet)],
+        lines=lambda: [head, *check_to_text(results), *(f"FLEET  {p}" for p in problems)],
     )
-    codes = [r.exit_code for r in results] + ([ExitCode.USAGE] if fleet else [])
+    codes = [r.exit_code for r in results] + ([ExitCode.USAGE] if problems else [])
     return int(worst(codes))
+
+
+def _fleet_check(config: "Config", *, as_json: bool, discover: bool) -> int:
+    """``check --fleet``: the report; ``--discover``: the path-like values, per node."""
+    if discover:
+        from jobsync.fleet_check import discover_folders
+
+        found = discover_folders(config)
+        _emit(
+            as_json=as_json,
+            document=lambda: {"folders": [list(row) for row in found]},
+            lines=lambda: (
+                [f"{node}  {item}  {value}" for node, item, value in found]
+                or ["no value in Integrify's files looks like a folder path"]
+            ),
+        )
+        return int(ExitCode.OK)
+    from jobsync.fleet_check import run_fleet_check
+    from jobsync.render import fleet_to_text
+
+    report = run_fleet_check(config)
+    _emit(as_json=as_json, document=report.document, lines=lambda: fleet_to_text(report))
+    return int(report.exit_code)
 
 
 @app.command()

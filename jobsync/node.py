@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
+from jobsync import __version__
 from jobsync.errors import ConfigError
 from jobsync.jobs_folder import STATE_DIR, name_key
 
@@ -82,6 +83,7 @@ class Identity:
     host: str
     install: str
     addresses: tuple[str, ...] = field(default=(), compare=False)
+    version: str = field(default="", compare=False)  # jobsync's version there ("": before 0.4)
 
 
 def host_name() -> str:
@@ -158,6 +160,7 @@ def identity_to_bytes(identity: Identity) -> bytes:
         "host": identity.host,
         "install": identity.install,
         "addresses": sorted(identity.addresses),
+        "version": __version__,  # of the jobsync that writes it: the node itself
     }
     return json.dumps(document, sort_keys=True).encode("utf-8")
 
@@ -168,12 +171,14 @@ def identity_from_bytes(data: bytes) -> Identity | None:
         doc = json.loads(data.decode("utf-8"))
         node, host, install = doc["node"], doc["host"], doc["install"]
         addresses = doc.get("addresses", [])
+        version = doc.get("version", "")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError):
         return None
     texts = (node, host, install)
     if not all(isinstance(t, str) and t for t in texts) or not isinstance(addresses, list):
         return None
-    return Identity(node, host, install, tuple(a for a in addresses if isinstance(a, str)))
+    kept = tuple(a for a in addresses if isinstance(a, str))
+    return Identity(node, host, install, kept, version if isinstance(version, str) else "")
 
 
 def read_folder_identity(folder: Path) -> Identity | None:

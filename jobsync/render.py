@@ -16,6 +16,7 @@ from jobsync.result import (
     LEFT_AS,
     CheckResult,
     FailoverResult,
+    FleetReport,
     InitResult,
     PeerResult,
     PushResult,
@@ -122,6 +123,18 @@ def check_to_text(results: list[CheckResult]) -> list[str]:
         return ["no peers to check (every peer in the config is this node)"]
     width = max(len(r.peer) for r in results)
     return [f"{r.peer:<{width}}  {'OK    ' if r.ok else 'FAILED'}  {r.detail}" for r in results]
+
+
+def fleet_to_text(report: FleetReport) -> list[str]:
+    """One line per item and node: verdict, item, node, evidence; the next step below a FAIL."""
+    width = max((len(line.node) for line in report.lines), default=4)
+    counts = ", ".join(f"{report.count(v)} {v}" for v in ("PASS", "FAIL", "CANNOT CHECK"))
+    lines = [f"{report.node} checked the fleet in {report.seconds:.1f} s: {counts}"]
+    for line in report.lines:
+        lines.append(f"{line.verdict:<12}  {line.item:<15}  {line.node:<{width}}  {line.evidence}")
+        if line.next_step and line.verdict != "PASS":
+            lines.append(f"{'':<12}  {'':<15}  {'':<{width}}  next: {line.next_step}")
+    return lines
 
 
 def status_to_text(view: AgentView | None, *, where: str, alive: bool) -> list[str]:

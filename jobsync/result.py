@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from jobsync.errors import ExitCode, worst
 from jobsync.jobs_folder import SkippedFile
@@ -201,6 +201,80 @@ class CheckResult:
     def exit_code(self) -> ExitCode:
         """0 when the peer can take a push, 3 when it cannot."""
         return ExitCode.OK if self.ok else ExitCode.PEER_FAILED
+
+
+Verdict = Literal["PASS", "FAIL", "CANNOT CHECK"]
+# The report's items, in the vendor's order (README: which item proves which line of its page).
+FleetItem = Literal[
+    "node",
+    "configuration",
+    "shared folders",
+    "accounts",
+    "services",
+    "services name",
+    "jobs",
+    "jobsync",
+    "healthcheck",
+    "balancer",
+    "certificate",
+    "sticky sessions",
+    "forwarded proto",
+]
+FLEET_ITEMS: tuple[FleetItem, ...] = get_args(FleetItem)
+FLEET = "fleet"  # the node of a line about the whole fleet
+BALANCER = "balancer"  # the node of a line about the public URL
+
+
+@dataclass(frozen=True)
+class FleetLine:
+    """One line of ``jobsync check --fleet``: an item, where, the verdict, the evidence."""
+
+    item: FleetItem
+    node: str  # a node's name, FLEET or BALANCER
+    verdict: Verdict
+    evidence: str
+    next_step: str = ""  # what to do; empty for a PASS
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetReport:
+    """Every line of one fleet check, in item order, then node order."""
+
+    node: str  # where it ran
+    lines: tuple[FleetLine, ...]
+    at: float  # when it ended (Unix time)
+    seconds: float
+
+    def count(self, verdict: Verdict) -> int:
+        """How many lines have ``verdict``."""
+        return sum(1 for line in self.lines if line.verdict == verdict)
+
+    def worst(self) -> dict[tuple[FleetItem, str], Verdict]:
+        """Per item and node, the worst verdict (FAIL, then CANNOT CHECK, then PASS)."""
+        rank = {"PASS": 0, "CANNOT CHECK": 1, "FAIL": 2}
+        found: dict[tuple[FleetItem, str], Verdict] = {}
+        for line in self.lines:
+            key = (line.item, line.node)
+            if key not in found or rank[line.verdict] > rank[found[key]]:
+                found[key] = line.verdict
+        return found
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 with no FAIL (CANNOT CHECK lines are manual steps, not failures), else 1."""
+        return ExitCode.DRIFT if self.count("FAIL") else ExitCode.OK
+
+    def document(self) -> dict[str, object]:
+        """The JSON form (``--json``, the agent's state file and page)."""
+        return {
+            "node": self.node,
+            "checked": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
+            "seconds": round(self.seconds, 3),
+            "pass": self.count("PASS"),
+            "fail": self.count("FAIL"),
+            "cannot_check": self.count("CANNOT CHECK"),
+            "lines": [asdict(line) for line in self.lines],
+        }
 
 
 Step = Literal["fence", "takeover", "start", "repoint", "prove"]

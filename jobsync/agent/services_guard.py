@@ -95,9 +95,8 @@ class ServicesNodes:
         """One sentence for the page, the log and the events."""
         verdict = self.verdict
         if verdict == "several":
-            return (
-                f"Integrify's services run on {len(self.running_on)} nodes: {_and(self.running_on)}"
-            )
+            nodes = self.running_on
+            return f"Integrify's services run on {len(nodes)} nodes: {joined(nodes)}"
         if verdict == "none":
             return "Integrify's services run on no node"
         if verdict == "one":
@@ -106,9 +105,9 @@ class ServicesNodes:
             return "Not checked yet where Integrify's services run"
         if self.error is not None:
             return f"Cannot tell where Integrify's services run: {self.error}"
-        seen = f"seen on {_and(self.running_on)}" if self.running_on else "seen on no node"
+        seen = f"seen on {joined(self.running_on)}" if self.running_on else "seen on no node"
         return (
-            f"Cannot tell where Integrify's services run ({seen}): {_and(self.unknown)} "
+            f"Cannot tell where Integrify's services run ({seen}): {joined(self.unknown)} "
             f"could not be asked"
         )
 
@@ -116,7 +115,7 @@ class ServicesNodes:
         """What to do about a wrong count (only asked when :attr:`wrong`)."""
         if self.verdict == "several":
             return (
-                f"Integrify's services run on {_and(self.running_on)} at once, so scheduled jobs "
+                f"Integrify's services run on {joined(self.running_on)} at once, so scheduled jobs "
                 "run twice: run jobsync failover on the node that should run them (it stops "
                 "them on the others)."
             )
@@ -139,7 +138,7 @@ class ServicesNodes:
         }
 
 
-def _and(names: tuple[str, ...]) -> str:
+def joined(names: tuple[str, ...]) -> str:
     """``n1``, ``n1 and n2``, ``n1, n2 and n3``."""
     if len(names) <= 1:
         return "".join(names)

@@ -22,6 +22,7 @@ from jobsync.config.reader import Table, local_folder, same_folder, shown
 from jobsync.config.sections import (
     parse_active,
     parse_failover,
+    parse_fleet_check,
     parse_health,
     parse_peer,
     parse_retention,
@@ -140,6 +141,14 @@ def _parse(
     schedule = parse_schedule(top.take("schedule", dict, {}), path=path, service=service)
     retention = parse_retention(top.take("retention", dict, {}), path=path)
     failover = parse_failover(top.take("failover", dict), path=path, active=active)
+    fleet_check = parse_fleet_check(
+        top.take("fleet_check", dict),
+        path=path,
+        environ=environ,
+        keyring_get=secrets.keyring_get,
+        unseal=secrets.unseal,
+        secrets=secrets.needed,
+    )
     top.finish()
 
     if any(sep in pattern for sep in "/\\"):
@@ -175,6 +184,7 @@ def _parse(
         schedule=schedule,
         retention=retention,
         failover=failover,
+        fleet_check=fleet_check,
     )
 
 

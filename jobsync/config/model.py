@@ -138,6 +138,28 @@ class FailoverConfig:
     singleton_check_seconds: float = 60.0  # how often each agent asks where the services run
 
 
+INTEGRIFY_CONFIG_FILES = (r"app\settings\settings.config", r"app\webserver\server-config.json")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetCheckConfig:
+    """``[fleet_check]``: what ``jobsync check --fleet`` compares and probes on every node.
+
+    Key paths name one value in one file: ``settings.config:appSettings/AttachmentsPath``.
+    """
+
+    install: str  # Integrify's install folder, the same Windows path on every node (C:\...)
+    files: tuple[str, ...] = INTEGRIFY_CONFIG_FILES  # relative to ``install``
+    differs_by_design: tuple[str, ...] = ()  # key paths each node may set its own way
+    shared_folders: tuple[str, ...] = ()  # key paths of the attachments, reports, temp folders
+    share_logon: PeerConfig | None = None  # how to reach them; None: as jobsync's own account
+    app_pools: tuple[str, ...] = ()  # IIS application pools to compare; none: every pool
+    public_url: str | None = None  # the site through the balancer (https://integrify.example.com)
+    affinity_cookie: str | None = None  # the balancer's sticky cookie; None: the usual names
+    certificate_days: int = 14  # a certificate expiring sooner is a FAIL
+    every_minutes: float = 60.0  # how often the agent runs it; 0: never
+
+
 DEFAULT_KEEP_DAYS = 365  # a job that runs once a year is missed within a year
 
 
@@ -168,6 +190,7 @@ class Config:
     schedule: ScheduleConfig = ScheduleConfig()
     retention: RetentionConfig = RetentionConfig()
     failover: FailoverConfig | None = None  # absent: jobsync failover says what to add
+    fleet_check: FleetCheckConfig | None = None  # absent: jobsync check --fleet says what to add
 
     @property
     def target_peers(self) -> tuple[PeerConfig, ...]:
@@ -177,4 +200,7 @@ class Config:
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value the config holds, for log redaction."""
-        return tuple(p.password.value for p in self.peers if p.password is not None)
+        logons = [*self.peers]
+        if self.fleet_check is not None and self.fleet_check.share_logon is not None:
+            logons.append(self.fleet_check.share_logon)
+        return tuple(p.password.value for p in logons if p.password is not None)

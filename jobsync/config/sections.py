@@ -4,6 +4,9 @@ One ``[[peers]]`` entry: where the peer's jobs folder is and how to log on to it
 A UNC path makes an SMB peer; anything else is a local or mounted folder, which takes none of
 the SMB keys. A user name needs a password source; without one, the running account logs on.
 
+``[fleet_check]``: what ``jobsync check --fleet`` compares (Integrify's files, its key paths) and
+probes (the shared folders, the balancer); optional like ``[failover]``.
+
 ``[failover]``: what ``jobsync failover`` moves, where the services name lives, how it proves it.
 The table is optional (a site may keep the manual runbook), but once present it must say which
 services move and how the services name follows them: nothing here is guessed.
@@ -28,10 +31,12 @@ from jobsync.config.model import (
     ACTIVE_MODES,
     DEFAULT_KEEP_DAYS,
     DEFAULT_SMB_PORT,
+    INTEGRIFY_CONFIG_FILES,
     REPOINT_METHODS,
     ActiveConfig,
     DnsConfig,
     FailoverConfig,
+    FleetCheckConfig,
     HealthConfig,
     PeerConfig,
     RetentionConfig,
@@ -404,3 +409,83 @@ def parse_retention(raw: Mapping[str, Any], *, path: Path) -> RetentionConfig:
         if value < 0:
             raise table.fail(f"{key} must be a whole number of days, 0 (keep for ever) or more")
     return RetentionConfig(trash_days=days["trash_days"], backup_days=days["backup_days"])
+
+
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
+
+
+def parse_fleet_check(
+    raw: Mapping[str, Any] | None,
+    *,
+    path: Path,
+    environ: Mapping[str, str],
+    keyring_get: KeyringGet,
+    unseal: Unseal | None = None,
+    secrets: bool = True,
+) -> FleetCheckConfig | None:
+    """``[fleet_check]``: Integrify's install folder, and what to compare and probe."""
+    if raw is None:
+        return None
+    table = Table(raw, where=f"{path}: [fleet_check]")
+    install = table.required_text("install").rstrip("\\")
+    if not _DRIVE_PATH.match(install + "\\"):
+        raise table.fail(
+            f"install must be the Windows path of Integrify's folder on every node, such as "
+            f"'C:\\integrify' (in single quotes), not {shown(install)}"
+        )
+    files = _texts(table, "files", INTEGRIFY_CONFIG_FILES)
+    names = {name_key(f.replace("/", "\\").rsplit("\\", 1)[-1]) for f in files}
+    logon_raw = table.take("share_logon", dict)
+    public_url = table.text("public_url")
+    fleet = FleetCheckConfig(
+        install=install,
+        files=files,
+        differs_by_design=_key_paths(table, "differs_by_design", names),
+        shared_folders=_key_paths(table, "shared_folders", names),
+        share_logon=None
+        if logon_raw is None
+        else parse_peer(
+            {"name": "shared folders", "path": "\\\\shared\\folders\\probe", **logon_raw},
+            index=0,
+            path=path,
+            environ=environ,
+            node="",
+            keyring_get=keyring_get,
+            unseal=unseal,
+            secrets=secrets,
+        ),
+        app_pools=_texts(table, "app_pools", ()),
+        public_url=public_url,
+        affinity_cookie=table.text("affinity_cookie"),
+        certificate_days=table.whole("certificate_days", 14, least=0),
+        every_minutes=table.take("every_minutes", float, 60.0),
+    )
+    table.finish()
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise table.fail(f"public_url must be an http:// or https:// URL, not {shown(public_url)}")
+    if not fleet.every_minutes >= 0:
+        raise table.fail("every_minutes must be 0 (the agent never runs it) or more")
+    return fleet
+
+
+def _texts(table: Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = table.take(key, list)
+    if raw is None:
+        return default
+    if not all(isinstance(item, str) and item.strip() for item in raw):
+        raise table.fail(f"{key} must be a list of non-empty strings")
+    return tuple(item.strip() for item in raw)
+
+
+def _key_paths(table: Table, key: str, files: set[str]) -> tuple[str, ...]:
+    """Key paths such as ``settings.config:appSettings/AttachmentsPath``, each in a known file."""
+    paths = _texts(table, key, ())
+    for item in paths:
+        file, _, inside = item.partition(":")
+        if not inside or name_key(file) not in files:
+            raise table.fail(
+                f"{key}: {shown(item)} is not file:key/path naming one of the compared files "
+                "(such as settings.config:appSettings/AttachmentsPath; jobsync check --fleet "
+                "--discover lists them)"
+            )
+    return paths

@@ -213,7 +213,7 @@ def probe(url: str, *, timeout: float, address: str | None = None) -> Probe:
         connection.request("GET", path, headers={"Host": parts.netloc, "User-Agent": "jobsync"})
         status = connection.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
-        return Probe(url, error=_reason(exc), via=address)
+        return Probe(url, error=http_failure(exc), via=address)
     finally:
         connection.close()
     return Probe(url, status=status, via=address)
@@ -237,7 +237,8 @@ def wait_healthy(
         sleep(_POLL_SECONDS)
 
 
-def _reason(exc: BaseException) -> str:
+def http_failure(exc: BaseException) -> str:
+    """Why an HTTP(S) request got no answer, in words."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"its certificate is not trusted ({exc.verify_message})"
     if isinstance(exc, TimeoutError | socket.timeout):
@@ -263,6 +264,13 @@ class NodeServices:
         """The service's state ("running", "stopped", ...), ``None`` where it is not installed."""
         try:
             return self._manager.status(service).state
+        except ServiceNotFoundError:
+            return None
+
+    def account(self, service: str) -> str | None:
+        """The account the service runs as, ``None`` where it is not installed."""
+        try:
+            return self._manager.config(service).account
         except ServiceNotFoundError:
             return None
 

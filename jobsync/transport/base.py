@@ -71,6 +71,10 @@ class Peer(Protocol):
         """
         ...
 
+    def free_bytes(self) -> int:
+        """The free space this account may use on the folder's volume; raises a PeerError."""
+        ...
+
     def make_dirs(self, folder: str) -> None:
         """Create ``folder`` and its parents when missing."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -116,6 +117,13 @@ class LocalPeer:
     def new_file_permissions(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
         """Not known: no portable way reads them, so jobs are written beside the jobs here."""
         return dict.fromkeys(paths)
+
+    def free_bytes(self) -> int:
+        """The free space on the folder's volume."""
+        try:
+            return shutil.disk_usage(self._root).free
+        except OSError as exc:
+            raise PeerUnreachableError(f"peer {self.name}: {exc}") from exc
 
     def make_dirs(self, folder: str) -> None:
         """Create ``folder`` and its parents."""

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jobsync.config import ConfigOption
 from jobsync.errors import ExitCode
-from jobsync.options import ConfigOption
 
 if TYPE_CHECKING:
     from jobsync import windows

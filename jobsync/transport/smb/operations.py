@@ -401,6 +401,17 @@ class FileOps:
             return None
         return wire.query_info_data(replies[1].body)
 
+    def free_bytes_op(self) -> Operation[int | PeerIOError]:
+        """The free space the logged-on account may use on the jobs folder's volume."""
+        replies = yield (
+            [wire.open_dir(self.path("")), wire.query_volume_size(), wire.close()],
+            True,
+        )
+        failed = next((r for r in replies[:2] if not r.ok), None)
+        if failed is not None:
+            return self._io_error(".", failed)
+        return wire.volume_free_bytes(wire.query_info_data(replies[1].body))
+
     def _io_error(self, path: str, reply: Reply) -> PeerIOError:
         missing = status_of(reply) == statuses.STATUS_OBJECT_NAME_NOT_FOUND
         kind = PeerFileNotFoundError if missing else PeerIOError

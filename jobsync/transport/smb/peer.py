@@ -233,6 +233,13 @@ class SmbPeer:
         results = self._run([self._ops.permissions_op(p) for p in paths])
         return dict(zip(paths, results, strict=True))
 
+    def free_bytes(self) -> int:
+        """The free space the logged-on account may use where the jobs folder is."""
+        result = self._run([self._ops.free_bytes_op()])[0]
+        if isinstance(result, PeerIOError):
+            raise result
+        return int(result)
+
     def make_dirs(self, folder: str) -> None:
         """Create ``folder`` and its parents when missing."""
         parts = checked_parts(folder)

@@ -55,7 +55,9 @@ _IOCTL_IS_FSCTL = 0x1
 
 # Information classes (MS-FSCC 2.4)
 _INFO_FILE = 1
+_INFO_FILESYSTEM = 2
 _INFO_SECURITY = 3
+_FILE_FS_FULL_SIZE_INFORMATION = 7  # MS-FSCC 2.5.4: 32 bytes
 # OWNER_, GROUP_ and DACL_SECURITY_INFORMATION (MS-DTYP 2.4.7): not the SACL, which needs a
 # privilege the service account does not have.
 _OWNER_GROUP_DACL = 0x1 | 0x2 | 0x4
@@ -244,6 +246,24 @@ def query_security(*, out_length: int, file_id: bytes = RELATED_FILE_ID) -> Requ
     return Request(QUERY_INFO, body, _charge(out_length))
 
 
+def query_volume_size(*, file_id: bytes = RELATED_FILE_ID) -> Request:
+    """Ask for the size and free space of the open file's volume (FileFsFullSizeInformation)."""
+    body = _QUERY_INFO.pack(
+        41, _INFO_FILESYSTEM, _FILE_FS_FULL_SIZE_INFORMATION, 32, 0, 0, 0, 0, 0, file_id
+    )
+    return Request(QUERY_INFO, body, _charge(32))
+
+
+def volume_free_bytes(data: bytes) -> int:
+    """The bytes the caller may still use, from a FileFsFullSizeInformation buffer.
+
+    The caller's share, not the volume's: a quota counts, as it does for Integrify's writes.
+    """
+    _need(data, 32, "FileFsFullSizeInformation")
+    _total, caller_units, _actual, sectors, sector_bytes = struct.unpack_from("<qqqII", data)
+    return int(caller_units * sectors * sector_bytes)
+
+
 def echo(*, ask: int = 0) -> Request:
     """A no-op the server answers at once: proves the connection alive, or asks for credits."""
     return Request(ECHO, _SMALL_REQUEST.pack(4, 0), ask=ask)
@@ -310,7 +330,7 @@ class Attributes:
 
 
 def query_info_data(body: bytes) -> bytes:
-    """The buffer of a QUERY_INFO response: here, a self-relative security descriptor."""
+    """The buffer of a QUERY_INFO response (a security descriptor, a volume's sizes)."""
     _need(body, 8, "QUERY_INFO")
     offset, length = struct.unpack_from("<HI", body, 2)
     return _buffer(body, offset, length, "QUERY_INFO")
