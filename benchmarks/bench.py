@@ -33,6 +33,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from failover_part import run_failover_part
+from fleet_part import run_fleet_part
 
 from support.ports import free_port
 from support.smbd import SambaPeer, start_peer
@@ -40,8 +41,10 @@ from support.smbd import SambaPeer, start_peer
 PASSWORD_ENV = "JOBSYNC_BENCH_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 EDIT_DEADLINE_SECONDS = 60
 # push: full, no-op, reconcile; agent: save-to-arrival delay, idle; page: the status page's
-# cost; failover: jobsync failover from the command to a passing healthcheck
-PARTS = ("push", "agent", "page", "failover")
+# cost; failover: jobsync failover from the command to a passing healthcheck; fleet: jobsync
+# check --fleet on 3 and 8 nodes
+PARTS = ("push", "agent", "page", "failover", "fleet")
+FLEET_RUNS = 5
 FAILOVER_RUNS = 5
 NOOP_RUNS = 7
 LARGE_EVERY_HUNDREDTH = 7  # job 7, 107, 207, ... is a larger one
@@ -324,8 +327,8 @@ def main() -> int:
         n = args.files
         if "push" in args.parts:
             run_push_part(bench, files=n, large=args.large)
-        elif args.parts == ["failover"]:
-            pass  # the failover part has its own nodes
+        elif set(args.parts) <= {"failover", "fleet"}:
+            pass  # these parts have their own nodes
         else:
             bench.add_jobs(max(n, args.large), 0)
             bench.jobsync("push")  # the agent part starts from peers already in sync
@@ -340,6 +343,8 @@ def main() -> int:
             run_page_part(bench, requests=args.page_requests)
         if "failover" in args.parts:
             run_failover_part(base, bench.record, files=n, runs=FAILOVER_RUNS)
+        if "fleet" in args.parts:
+            run_fleet_part(base, bench.record, runs=FLEET_RUNS)
 
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}

@@ -306,7 +306,7 @@ def check(
 def _fleet_check(config: "Config", *, as_json: bool, discover: bool) -> int:
     """``check --fleet``: the report; ``--discover``: the path-like values, per node."""
     if discover:
-        from jobsync.fleet_check import discover_folders
+        from jobsync.fleet_facts import discover_folders
 
         found = discover_folders(config)
         _emit(

@@ -27,25 +27,22 @@ from jobsync import __version__
 from jobsync.agent.services_guard import NodeAnswer, ServicesNodes, joined
 from jobsync.config.model import Config, FleetCheckConfig
 from jobsync.errors import ConfigError
-from jobsync.failover.nodes import FleetNode, fleet_nodes
+from jobsync.failover.nodes import FleetNode
 from jobsync.failover.repoint import addresses_for
 from jobsync.fleet_facts import (
     Gathered,
     NodeFacts,
     PublicAnswer,
     Reach,
-    fleet_check_config,
     folder_values,
     gather,
-    read_files,
 )
 from jobsync.integrify_files import (
     ParsedFile,
+    account_key,
     differing_keys,
     drive_letter,
     file_name,
-    key_path,
-    looks_like_path,
     machine_account,
     majority,
     path_key,
@@ -55,27 +52,15 @@ from jobsync.integrify_files import (
 )
 from jobsync.jobs_folder import name_key
 from jobsync.result import BALANCER, FLEET, FleetItem, FleetLine, FleetReport, Verdict
-from jobsync.transport import each_peer
 
 _SHOWN_KEYS = 3  # key paths named per file before "and N more"
 _DAY = 86_400.0
 # Cookies balancers set for affinity, by name or prefix: F5 BIG-IP, AWS, Azure and IIS ARR,
 # Citrix ADC, HAProxy's usual name, Google, ingress-nginx, Fortinet, Barracuda, Kemp.
 AFFINITY_COOKIES = (
-    "bigipserver",
-    "awsalb",
-    "awselb",
-    "applicationgatewayaffinity",
-    "arraffinity",
-    "nsc_",
-    "serverid",
-    "gclb",
-    "ingresscookie",
-    "route",
-    "fgtserver",
-    "bni_",
-    "kemp",
-)
+    "bigipserver", "awsalb", "awselb", "applicationgatewayaffinity", "arraffinity", "nsc_",
+    "serverid", "gclb", "ingresscookie", "route", "fgtserver", "bni_", "kemp",
+)  # fmt: skip
 
 
 def run_fleet_check(
@@ -85,26 +70,6 @@ def run_fleet_check(
     started = clock()
     lines = judge(gather(config, reach=reach))
     return FleetReport(node=config.node, lines=lines, at=time.time(), seconds=clock() - started)
-
-
-def discover_folders(config: Config) -> list[tuple[str, str, str]]:
-    """Every value in Integrify's files that looks like a folder path: (node, key path, value).
-
-    For an administrator naming ``shared_folders``; only path-like values are shown.
-    """
-    check = fleet_check_config(config)
-    nodes = fleet_nodes(config)
-    read = each_peer(nodes, lambda n: read_files(n, config, check, Reach()), name="discover")
-    found = []
-    for facts in read:
-        for copy in facts.files.values():
-            if isinstance(copy, ParsedFile) and copy.values is not None:
-                found += [
-                    (facts.node.name, key_path(copy.name, key), value)
-                    for key, value in copy.values.items()
-                    if looks_like_path(value)
-                ]
-    return found
 
 
 def judge(g: Gathered) -> tuple[FleetLine, ...]:
@@ -355,13 +320,13 @@ def _whose_rights(account: str, services: set[str]) -> str:
 def _accounts(g: Gathered, up: list[NodeFacts]) -> Iterator[FleetLine]:
     services = {f.node.name: f.services for f in up if isinstance(f.services, dict)}
     accounts = {
-        (node, service): account.casefold()
+        (node, service): account_key(account)
         for node, found in services.items()
         for service, (_running, account) in found.items()
     }
     pools = {f.node.name: f.pools for f in up if isinstance(f.pools, dict)}
     identities = {
-        (node, pool): identity.casefold()
+        (node, pool): account_key(identity)
         for node, found in pools.items()
         for pool, identity in found.items()
     }
@@ -401,7 +366,9 @@ def _accounts(g: Gathered, up: list[NodeFacts]) -> Iterator[FleetLine]:
             yield FleetLine("accounts", node, "CANNOT CHECK", "; ".join(unknown + seen), step)
 
 
-def _as_most(found: dict[tuple[str, str], str], node: str, what: str, here: str) -> bool:
+def _as_most(
+    found: dict[tuple[str, str], tuple[str, str]], node: str, what: str, here: str
+) -> bool:
     """Whether ``node``'s account for ``what`` is the one most nodes use."""
     each = {n: account for (n, w), account in found.items() if w == what}
     return each[node] == majority(each, prefer=here)

@@ -38,12 +38,20 @@ from jobsync.failover.nodes import (
     probe,
 )
 from jobsync.failover.steps import Ownership, read_ownership
-from jobsync.integrify_files import ParsedFile, file_name, find_value, parse_file, pool_identities
+from jobsync.integrify_files import (
+    ParsedFile,
+    file_name,
+    find_value,
+    key_path,
+    looks_like_path,
+    parse_file,
+    pool_identities,
+)
 from jobsync.jobs_folder import name_key
 from jobsync.node import NODE_FILE, Identity, identity_from_bytes
 from jobsync.reconcile import ReconcileOptions, reconcile
 from jobsync.result import ReconcileResult
-from jobsync.transport import Opener, default_opener
+from jobsync.transport import Opener, default_opener, each_peer
 from jobsync.transport.base import FileWrite
 
 IIS_CONFIG = "Windows/System32/inetsrv/config/applicationHost.config"
@@ -167,6 +175,26 @@ def read_files(node: FleetNode, config: Config, check: FleetCheckConfig, reach: 
     hosts = read[HOSTS_FILE]
     facts.hosts = hosts if isinstance(hosts, bytes) else _why(hosts)
     return facts
+
+
+def discover_folders(config: Config) -> list[tuple[str, str, str]]:
+    """Every value in Integrify's files that looks like a folder path: (node, key path, value).
+
+    For an administrator naming ``shared_folders``; only path-like values are shown.
+    """
+    check = fleet_check_config(config)
+    nodes = fleet_nodes(config)
+    read = each_peer(nodes, lambda n: read_files(n, config, check, Reach()), name="discover")
+    found = []
+    for facts in read:
+        for copy in facts.files.values():
+            if isinstance(copy, ParsedFile) and copy.values is not None:
+                found += [
+                    (facts.node.name, key_path(copy.name, key), value)
+                    for key, value in copy.values.items()
+                    if looks_like_path(value)
+                ]
+    return found
 
 
 def _why(error: PeerError) -> str:

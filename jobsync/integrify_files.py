@@ -265,10 +265,11 @@ def same_account(a: str, b: str) -> bool:
     Only the user part and the domain's first label are compared, which is what both forms
     share; a mismatch in either is a different account.
     """
-    return _account_key(a) == _account_key(b)
+    return account_key(a) == account_key(b)
 
 
-def _account_key(account: str) -> tuple[str, str]:
+def account_key(account: str) -> tuple[str, str]:
+    """An account as (the domain's first label, the user), both case-blind."""
     text = account.strip().casefold()
     if "\\" in text:
         domain, user = text.split("\\", 1)

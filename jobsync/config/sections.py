@@ -412,6 +412,7 @@ def parse_retention(raw: Mapping[str, Any], *, path: Path) -> RetentionConfig:
 
 
 _DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
+_LOGON_KEYS = ("username", "password_env", "password_keyring", "password_file", "port", "encrypt")
 
 
 def parse_fleet_check(
@@ -436,6 +437,11 @@ def parse_fleet_check(
     files = _texts(table, "files", INTEGRIFY_CONFIG_FILES)
     names = {name_key(f.replace("/", "\\").rsplit("\\", 1)[-1]) for f in files}
     logon_raw = table.take("share_logon", dict)
+    if logon_raw is not None and (extra := sorted(set(logon_raw) - set(_LOGON_KEYS))):
+        raise ConfigError(
+            f"{path}: [fleet_check.share_logon] (takes {', '.join(_LOGON_KEYS)}): unknown "
+            f"key{'s' if len(extra) > 1 else ''}: {', '.join(extra)}"
+        )
     public_url = table.text("public_url")
     fleet = FleetCheckConfig(
         install=install,

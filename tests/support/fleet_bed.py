@@ -212,8 +212,13 @@ def fleet_check_table(site: Site, *, nas_port: int) -> str:
     )
 
 
-def make_site(tmp_path: Path, make_samba: Callable[..., SambaPeer]) -> Site:
-    """Three nodes on one NAS behind one balancer, all as the vendor's page asks.
+def make_site(
+    tmp_path: Path,
+    make_samba: Callable[..., SambaPeer],
+    *,
+    names: tuple[str, ...] = ("n1", "n2", "n3"),
+) -> Site:
+    """Nodes (three by default) on one NAS behind one balancer, all as the vendor's page asks.
 
     n1 runs the services and owns the jobs; every hosts file points the services name at it.
     """
@@ -221,7 +226,9 @@ def make_site(tmp_path: Path, make_samba: Callable[..., SambaPeer]) -> Site:
     for folder in FOLDERS:
         nas.mkdir(NAS_FOLDER, folder)
     balancer = Balancer(tmp_path)
-    nodes = make_fleet(tmp_path, make_samba, env={"SSL_CERT_FILE": str(balancer.ca_file)})
+    nodes = make_fleet(
+        tmp_path, make_samba, names=names, env={"SSL_CERT_FILE": str(balancer.ca_file)}
+    )
     site = Site(nodes, nas, balancer)
     try:
         _set_up(site)

@@ -60,8 +60,14 @@ BASE: dict[str, dict[str, str]] = {
     "schedule": {},
     "failover": {"services": '["IntegrifyScheduler"]', "repoint": '"dns"'},
     "failover.dns": {"server": '"dc1.example.com"', "zone": '"example.com"'},
+    "fleet_check": {"install": r"'C:\integrify'"},
+    "fleet_check.share_logon": {},
 }
-SUBTABLES = {"": {t.split(".")[0].removesuffix("[]") for t in BASE if t}, "failover": {"dns"}}
+SUBTABLES = {
+    "": {t.split(".")[0].removesuffix("[]") for t in BASE if t},
+    "failover": {"dns"},
+    "fleet_check": {"share_logon"},
+}
 # Keys the loader reads and refuses by name, with a message of their own.
 REFUSED_BY_NAME = {("peers[]", "password")}
 # Keys the loader reads but keeps no value of (an acknowledgement, a choice of path form).
@@ -222,7 +228,9 @@ def test_the_documented_defaults_are_the_loaders(tmp_path: Path) -> None:
         except tomllib.TOMLDecodeError:
             continue  # a key name, such as `active.services`: a default in words
         assert key not in BASE[table], f"{table}.{key}: the base config sets it"
-        assert _attribute(config, table, key) == expected, f"{table}.{key}".lstrip(".")
+        found = _attribute(config, table, key)
+        found = list(found) if isinstance(found, tuple) else found  # a TOML array is a list
+        assert found == expected, f"{table}.{key}".lstrip(".")
         checked += 1
     assert checked >= 30, "most defaults are TOML values, and so checked"
 
