@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from jobsync import __version__
-from jobsync.agent.services_guard import NodeAnswer, ServicesNodes, joined
+from jobsync.agent.fleet_watch import NodeAnswer, ServicesNodes, joined
 from jobsync.config.model import Config, FleetCheckConfig
 from jobsync.errors import ConfigError
 from jobsync.failover.nodes import FleetNode
@@ -230,7 +230,7 @@ def _shared_folders(g: Gathered, up: list[NodeFacts]) -> Iterator[FleetLine]:
         problems = []
         for item, value in values[node].items():
             problems += _folder_problems(facts, item, value, common.get(item))
-        shown = ", ".join(f"{item} = {value}" for item, value in values[node].items())
+        shown = ", ".join(f"{item.rsplit('/', 1)[-1]} {v}" for item, v in values[node].items())
         yield _line(
             "shared folders",
             node,
@@ -303,15 +303,10 @@ def _whose_rights(account: str, services: set[str]) -> str:
     if all(same_account(account, s) for s in services):
         return f"{account} is the services' account, so it proves their rights"
     theirs = ", ".join(sorted(services))
-    how = (
-        " (which reaches shares as each node's computer account, NODE$)"
-        if any(machine_account(s) for s in services)
-        else ""
-    )
-    return (
-        f"that is jobsync's account, not the services' ({theirs}{how}): it proves "
-        f"{account}'s rights only; check theirs on the share"
-    )
+    said = f"{account} is not the services' account ({theirs}): this proves its rights only"
+    if any(machine_account(s) for s in services):
+        said += "; the services reach the share as each node's computer account (NODE$)"
+    return said
 
 
 # -- 3. accounts ----------------------------------------------------------------------------

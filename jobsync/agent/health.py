@@ -13,7 +13,7 @@ agent stopping) makes ``/healthz`` answer 503. Peers the active node leaves behi
 apart and only make it ``degraded`` (still 200): a standby peer that is down must not take the
 services node out of a load balancer's rotation. Their lag is alerted on from the
 ``jobsync_peer_lag_seconds`` metric instead. Integrify's services found on no node or on
-several (:mod:`~jobsync.agent.services_guard`) degrade every node alike: it is the fleet's
+several (:mod:`~jobsync.agent.fleet_watch`) degrade every node alike: it is the fleet's
 problem, seen from each node, not this node's own failure.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Literal
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from jobsync import __version__
-from jobsync.agent.services_guard import ServicesNodes
+from jobsync.agent.fleet_watch import ServicesNodes
 from jobsync.agent.view import AgentView, PeerView, iso
 from jobsync.config.model import Config
 from jobsync.errors import ConfigError

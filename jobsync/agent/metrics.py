@@ -17,11 +17,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobsync import __version__
-from jobsync.agent.services_guard import ServicesNodes
-from jobsync.result import LastFailover, PeerResult
+from jobsync.agent.fleet_watch import ServicesNodes
+from jobsync.result import FleetReport, LastFailover, PeerResult
 from jobsync.retention import kind_of
 
 PASS_STATUSES = ("ok", "failed", "refused")
+FLEET_VALUES = {"PASS": 1, "FAIL": 0, "CANNOT CHECK": -1}  # jobsync_fleet_check's values
 KEPT_KINDS = ("trash", "backup")
 
 
@@ -114,6 +115,18 @@ class AgentMetrics:
             "When this node last asked every node where the Integrify services run (Unix time)",
             registry=r,
         )
+        self.fleet_check = Gauge(
+            "jobsync_fleet_check",
+            "The last jobsync check --fleet on this node, per item and node: 1 PASS, 0 FAIL, "
+            "-1 CANNOT CHECK (the worst of the item's lines there)",
+            ["item", "node"],
+            registry=r,
+        )
+        self.fleet_checked = Gauge(
+            "jobsync_fleet_check_timestamp_seconds",
+            "When the last fleet check on this node ended (Unix time; 0 before any)",
+            registry=r,
+        )
 
     def add_peers(self, names: Iterable[str]) -> None:
         """Start every per-peer series at zero, so rates and alerts see them from the start."""
@@ -163,6 +176,13 @@ class AgentMetrics:
                     self.services_running.remove(answer.node)
         if found.at is not None:
             self.services_checked.set(found.at)
+
+    def record_fleet(self, report: FleetReport) -> None:
+        """Show one fleet check: one series per item and node, none left from the last one."""
+        self.fleet_check.clear()
+        for (item, node), verdict in report.worst().items():
+            self.fleet_check.labels(item, node).set(FLEET_VALUES[verdict])
+        self.fleet_checked.set(report.at)
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""

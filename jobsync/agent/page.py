@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from html import escape
 
 from jobsync import __version__
+from jobsync.agent.fleet_watch import ServicesNodes
 from jobsync.agent.health import Verdict, duration, verdict_of
-from jobsync.agent.services_guard import ServicesNodes
-from jobsync.agent.view import AgentView, Event, PeerView
+from jobsync.agent.view import AgentView, Event, FleetLast, PeerView
 from jobsync.result import LastFailover
 
 REFRESH_SECONDS = 5
@@ -62,6 +62,7 @@ def render_page(
     refresh: int = REFRESH_SECONDS,
     services: ServicesNodes | None = None,
     failover: LastFailover | None = None,
+    fleet: FleetLast | None = None,
 ) -> bytes:
     """The page for ``view``; ``hide`` replaces secrets in any text before it is shown.
 
@@ -69,7 +70,8 @@ def render_page(
     the next thing to do; ``services``, the last check of where Integrify's services run
     (with ``[failover]``), adds a line under it when they run on no node or several, and a
     section naming the nodes; ``failover``, the last ``jobsync failover`` run here, a section
-    with its steps.
+    with its steps; ``fleet``, the last fleet check (with ``[fleet_check]``), a section with
+    its counts and the lines that did not pass.
     """
 
     def text(value: object) -> str:
@@ -132,6 +134,7 @@ def render_page(
         "</dl>",
         *(() if services is None else ("<h2>Integrify services</h2>", _services(services, text))),
         *(() if failover is None else ("<h2>Last failover here</h2>", _failover(failover, text))),
+        *(() if fleet is None else ("<h2>Fleet check</h2>", _fleet(fleet, text))),
         "<h2>Peers</h2>",
         _peer_table(view, text),
         "<h2>Recent events</h2>",
@@ -233,6 +236,45 @@ def _failover(last: LastFailover, text: Callable[[object], str]) -> str:
         )
     rows.append("</tbody></table>")
     return "".join(rows)
+
+
+def _fleet(last: FleetLast, text: Callable[[object], str]) -> str:
+    """The last fleet check: its counts, when it ran, and every line that did not pass."""
+    parts = []
+    if last.error is not None and last.at is not None:
+        parts.append(
+            f'<p class="problem">The fleet check could not run at {_clock(last.at)} UTC: '
+            f"{text(last.error)}</p>"
+        )
+    report = last.report
+    if report is None:
+        if last.error is None:
+            every = f"every {last.every_minutes:g} min"
+            parts.append(f"<p>Not run yet: the services node runs it {every}.</p>")
+        return "".join(parts)
+    failed, unknown = report.count("FAIL"), report.count("CANNOT CHECK")
+    look = "s-failing" if failed else "s-other" if unknown else "s-ok"
+    parts.append(
+        f'<p><span class="state {look}">{failed} FAIL, {unknown} CANNOT CHECK, '
+        f'{report.count("PASS")} PASS</span> <span class="loc">(ended '
+        f"{_clock(report.at)} UTC, took {report.seconds:.1f} s)</span></p>"
+    )
+    lines = [line for line in report.lines if line.verdict != "PASS"]
+    if lines:
+        parts.append(
+            "<table><thead><tr><th>Item</th><th>Node</th><th>Verdict</th><th>Evidence</th>"
+            "</tr></thead><tbody>"
+        )
+        for line in lines:
+            verdict = "error" if line.verdict == "FAIL" else "s-other"
+            step = f'<div class="loc">{text(line.next_step)}</div>' if line.next_step else ""
+            parts.append(
+                f"<tr><td>{text(line.item)}</td><td>{text(line.node)}</td>"
+                f'<td class="state {verdict}">{text(line.verdict)}</td>'
+                f"<td>{text(line.evidence)}{step}</td></tr>"
+            )
+        parts.append("</tbody></table>")
+    return "".join(parts)
 
 
 def _event_table(events: tuple[Event, ...], now: float, text: Callable[[object], str]) -> str:

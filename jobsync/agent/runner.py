@@ -5,7 +5,8 @@ reports trouble), checks the role every ``check_seconds``, restarts a dead watch
 and writes the state file. Everything that touches a peer happens on that peer's worker
 (:mod:`~jobsync.agent.workers`); the source is followed by :mod:`~jobsync.agent.source_feed`, and
 what the agent knows is kept in its :mod:`~jobsync.agent.view`. With ``[failover]``, where
-Integrify's services run is checked on a thread of its own (:mod:`~jobsync.agent.services_guard`).
+Integrify's services run is checked on a thread of its own (:mod:`~jobsync.agent.fleet_watch`);
+with ``[fleet_check]``, the services node runs the fleet check on another, now and then.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 from jobsync import __version__
+from jobsync.agent.fleet_watch import FleetWatch, ServicesNodes, SingletonGuard
 from jobsync.agent.health import health_of, health_server
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
-from jobsync.agent.services_guard import ServicesNodes, SingletonGuard
 from jobsync.agent.source_feed import SourceFeed
 from jobsync.agent.view import (
     AgentView,
@@ -100,6 +101,9 @@ class Agent:
         self._guard = SingletonGuard.for_config(
             config, metrics=self.metrics, events=self.events, changed=self._save_state
         )
+        self._fleet = FleetWatch.for_config(
+            config, active=lambda: self.active, metrics=self.metrics, changed=self._save_state
+        )
         self._health = health_server(
             config, live=self.live, health=self.health, metrics=self.metrics.render, page=self.page
         )
@@ -176,6 +180,7 @@ class Agent:
             max_lag=self.config.health.max_lag_seconds,
             services=self.services_nodes(),
             failover=read_last(self.config.state_dir),
+            fleet=None if self._fleet is None else self._fleet.last,
         )
 
     # -- the main loop ------------------------------------------------------------------------
@@ -216,8 +221,9 @@ class Agent:
             self._health.start()
         self._feed.start()
         self._crew.start()
-        if self._guard is not None:
-            self._guard.start()
+        for checker in (self._guard, self._fleet):
+            if checker is not None:
+                checker.start()
         self._wake_workers()  # the start is a full push
         self._local_pruner.prune_if_due(active=self.active)
         self._save_state()
@@ -288,6 +294,8 @@ class Agent:
         self.metrics.active.set(1 if tracker.active else 0)
         if tracker.active:
             self._wake_workers()  # becoming active starts with a full push
+        if self._fleet is not None:
+            self._fleet.wake()  # it runs only while active
         self._save_state()
 
     def _wake_workers(
@@ -300,8 +308,9 @@ class Agent:
     def _shutdown(self) -> None:
         self.stopping.set()
         self._feed.stop()
-        if self._guard is not None:
-            self._guard.stop()
+        for checker in (self._guard, self._fleet):
+            if checker is not None:
+                checker.stop()
         self._crew.stop()
         if self._health is not None:
             self._health.stop()
@@ -312,8 +321,11 @@ class Agent:
         self.ledger.save(lambda: self.view(running=running), extra=self._state_extra)
 
     def _state_extra(self) -> dict[str, object]:
-        services = self.services_nodes()
-        return {"services_nodes": None if services is None else services.document()}
+        services, fleet = self.services_nodes(), self._fleet
+        return {
+            "services_nodes": None if services is None else services.document(),
+            "fleet_check": None if fleet is None else fleet.last.document(self._redactor.text),
+        }
 
 
 # The agent's daily clean-up of this node's own .jobsync/trash and .jobsync/backup. Peers are

@@ -7,7 +7,8 @@ The agent builds an :class:`AgentView` under its lock from what it already knows
 asked anything), so rendering it is cheap and needs no lock at all. The state file is the view
 as JSON; ``jobsync status`` reads it back into a view (:func:`view_from_document`).
 
-The state the agent leaves for ``jobsync status``: one JSON file, replaced atomically.
+The state the agent leaves for ``jobsync status``: one JSON file, replaced atomically. The
+last fleet check the services node ran (:class:`FleetLast`) is shown beside the view.
 
 What the agent did lately, for the status page: a small ring of events kept in memory.
 Only what an operator looks for goes in: passes that changed something, trash and backup,
@@ -22,14 +23,14 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from jobsync.node import replace_atomically
-from jobsync.result import PeerResult
+from jobsync.result import FleetReport, PeerResult
 from jobsync.role import ROLE_NAMES, RoleName
 from jobsync.scan import SourceFile, SourceScan
 
@@ -193,6 +194,27 @@ class AgentView:
     services_verdict: str | None = None
     services_on: tuple[str, ...] = ()
     services_unknown: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FleetLast:
+    """The last fleet check: its report, and the last run's error if that run could not end."""
+
+    every_minutes: float
+    report: FleetReport | None = None  # the last check that ended (``None`` before any)
+    error: str | None = None  # the last run raised: why (the report, if any, is older)
+    at: float | None = None  # when the last run ended, with a report or an error (Unix time)
+
+    def document(self, hide: Callable[[str], str] = str) -> dict[str, object]:
+        """The short summary the state file keeps: when, the counts, the error."""
+        report = self.report
+        return {
+            "checked": iso(None if report is None else report.at),
+            "fail": None if report is None else report.count("FAIL"),
+            "cannot_check": None if report is None else report.count("CANNOT CHECK"),
+            "pass": None if report is None else report.count("PASS"),
+            "error": None if self.error is None else hide(self.error),
+        }
 
 
 def state_document(view: AgentView) -> dict[str, Any]:

@@ -8,12 +8,17 @@ still passes or says what it cannot check.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import threading
 import time
+import urllib.request
 from typing import TYPE_CHECKING
 
 import pytest
 
+from jobsync.agent.runner import Agent
+from jobsync.config.load import load_config
 from jobsync.errors import ExitCode
 
 from support.failover_bed import set_spooler, stop_fleet
@@ -27,6 +32,8 @@ from support.fleet_bed import (
     make_site,
     settings_config,
 )
+from support.polling import wait_for
+from support.ports import free_port
 from support.smbd import DEFAULT_PASSWORD, PASSWORD_ENV, SambaPeer
 
 if TYPE_CHECKING:
@@ -94,7 +101,7 @@ def test_a_site_as_the_vendor_asks_passes_every_item(site: Site) -> None:
     assert len(probes) == 3
     assert all("created, read back and deleted" in p and "GB free" in p for p in probes)
     # The probe ran as jobsync's logon, not as the services' LocalSystem: said, not implied.
-    assert all("proves jobsynctest's rights only" in p for p in probes)
+    assert all("jobsynctest is not the services' account (LocalSystem)" in p for p in probes)
     assert "BIGipServerintegrify" in passed["sticky sessions", "balancer"][0]
     assert "valid until" in passed["certificate", "balancer"][0]
     assert not list(site.nas.share_path.rglob("jobsync-probe-*")), "the probe cleans up"
@@ -284,3 +291,42 @@ def test_no_value_from_the_config_files_reaches_the_output(site: Site) -> None:
     assert "database/password" in text
     for secret in (*SECRETS, "Other-Sql-Secret-55", "Json-2nd", "sql.example.test"):
         assert secret not in text, secret
+
+
+def test_the_services_node_agent_runs_it_and_shows_the_last_result(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent on n1 (active) runs the check on its schedule: metrics and page follow."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(site.balancer.ca_file))
+    n1, n2 = site.nodes["n1"], site.nodes["n2"]
+    port = free_port()
+    text = n1.config.read_text().replace("[fleet_check]\n", "[fleet_check]\nevery_minutes = 0.02\n")
+    n1.config.write_text(text + f'\n[health]\nlisten = "127.0.0.1:{port}"\n')
+    agent = Agent(load_config(n1.config))
+    thread = threading.Thread(target=agent.run, name="agent-under-test")
+    thread.start()
+
+    def sample(item: str, node: str) -> float | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as got:
+                body = got.read().decode()
+        except OSError:
+            return None
+        found = re.search(
+            rf'^jobsync_fleet_check{{item="{item}",node="{node}"}} (\S+)$', body, re.MULTILINE
+        )
+        return float(found.group(1)) if found else None
+
+    try:
+        wait_for(lambda: sample("healthcheck", "n2") == 1, timeout=60, what="a passing check")
+        assert sample("forwarded proto", "balancer") == -1
+        n2.health.answer(503)
+        wait_for(lambda: sample("healthcheck", "n2") == 0, timeout=60, what="n2's FAIL")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as got:
+            page = got.read().decode()
+        assert "Fleet check" in page
+        assert "answered 503" in page
+    finally:
+        agent.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()

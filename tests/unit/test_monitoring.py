@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jobsync import __version__
 from jobsync.agent.metrics import AgentMetrics
+from jobsync.result import FleetLine, FleetReport
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 RULES = sorted((DOCS / "prometheus").glob("*.rules.yml"))
@@ -15,12 +16,14 @@ DASHBOARD = DOCS / "grafana" / "jobsync-dashboard.json"
 
 
 def _served_metrics() -> set[str]:
-    """The sample names an agent's /metrics carries (with one peer)."""
+    """The sample names an agent's /metrics carries (with one peer, after one fleet check)."""
     metrics = AgentMetrics()
     metrics.add_peers(["node2"])
     metrics.watch_lag(lambda: {"node2": 1.0})
     metrics.last_success.labels("node2").set(1)
     metrics.pending.labels("node2").set(0)
+    failed = FleetLine("accounts", "node2", "FAIL", "the pools run as another account")
+    metrics.record_fleet(FleetReport(node="node1", lines=(failed,), at=1.0, seconds=1.0))
     text = metrics.render().decode()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
 

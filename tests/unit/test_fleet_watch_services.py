@@ -11,10 +11,10 @@ import threading
 import pytest
 from structlog.testing import capture_logs
 
+from jobsync.agent.fleet_watch import NodeAnswer, ServicesNodes, SingletonGuard
 from jobsync.agent.health import health_of, verdict_of
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
-from jobsync.agent.services_guard import NodeAnswer, ServicesNodes, SingletonGuard
 from jobsync.agent.view import AgentView, EventRing, PeerView
 from jobsync.config.model import FailoverConfig
 from jobsync.errors import ConfigError
