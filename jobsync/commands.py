@@ -274,6 +274,8 @@ def check(
 ) -> int:
     """Validate the config and prove each peer can take a push; judge the fleet too."""
     if fleet or discover:
+        if peer:
+            raise ConfigError("--peer does not apply to --fleet: the fleet check reads every node")
         return _fleet_check(config, as_json=as_json, discover=discover)
     from jobsync.errors import worst
     from jobsync.node import local_identity, publish, published_addresses

@@ -270,16 +270,22 @@ def _folder_problems(
     problems = []
     kind = path_kind(value)
     if kind == "drive":
-        letter = drive_letter(value)
-        if facts.drives.get(letter or "") is False:
+        letter = drive_letter(value) or ""
+        local = facts.drives.get(letter)
+        if local is False:
             problems.append(
                 f"{item} is {value}, and {letter}: is no disk of {node} (it has no {letter}$ "
                 "share): a mapped drive, which Windows services cannot see"
             )
-        else:
+        elif local:
             problems.append(
                 f"{item} is {value}, a disk of {node}: the other nodes cannot see what is "
                 "written there"
+            )
+        else:
+            problems.append(
+                f"{item} is {value}: a disk of {node}, which the other nodes cannot see, or a "
+                "mapped drive, which Windows services cannot see ({letter}$ could not be asked)"
             )
     elif kind == "other":
         problems.append(f"{item} is {value}, not a UNC path (\\\\server\\share\\folder)")

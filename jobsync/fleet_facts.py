@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 
 from jobsync.config.model import Config, FleetCheckConfig, PeerConfig, UncPath
 from jobsync.config.reader import parse_unc
-from jobsync.errors import ConfigError, JobsyncError, PeerError, PeerFileNotFoundError
+from jobsync.errors import (
+    ConfigError,
+    JobsyncError,
+    PeerError,
+    PeerFileNotFoundError,
+    PeerPathError,
+)
 from jobsync.failover.dns_update import DnsServer, lookup
 from jobsync.failover.nodes import (
     FleetNode,
@@ -309,19 +315,25 @@ def _ownership(config: Config, opener: Opener) -> Ownership | str:
         return str(exc)
 
 
-def _probe_folders(gathered: Gathered, reach: Reach) -> Gathered:
-    """The write probe of every UNC shared folder, and which drive letters are local disks."""
-    check, config = gathered.check, gathered.config
+def _folders_to_ask(gathered: Gathered) -> tuple[dict[str, str], list[tuple[NodeFacts, str]]]:
+    """The distinct UNC folders (by path key), and each node's drive letters."""
     unc: dict[str, str] = {}
-    drive_asks: list[tuple[NodeFacts, str]] = []
+    drives: dict[tuple[str, str], tuple[NodeFacts, str]] = {}
     for facts in gathered.nodes:
-        for _item, value in folder_values(facts, check):
+        for _item, value in folder_values(facts, gathered.check):
             if value is None:
                 continue
             if (target := parse_unc(value)) is not None:
                 unc.setdefault(name_key(str(target)), value)
             elif value[1:2] == ":":
-                drive_asks.append((facts, value[0].upper()))
+                drives[facts.node.name, value[0].upper()] = (facts, value[0].upper())
+    return unc, list(drives.values())
+
+
+def _probe_folders(gathered: Gathered, reach: Reach) -> Gathered:
+    """The write probe of every UNC shared folder, and which drive letters are local disks."""
+    check, config = gathered.check, gathered.config
+    unc, drive_asks = _folders_to_ask(gathered)
     logon = check.share_logon or PeerConfig(
         name="shared folders", path="", target=UncPath("", "", "")
     )
@@ -337,13 +349,16 @@ def _probe_folders(gathered: Gathered, reach: Reach) -> Gathered:
         try:
             reach.opener(share_root(facts.node, f"{letter}$"), config.timeout_seconds).close()
             facts.drives[letter] = True
-        except PeerError:
+        except PeerPathError:  # no such share: not a disk of that node
             facts.drives[letter] = False
+        except PeerError:
+            pass  # could not tell: the line says both possibilities
 
     with ThreadPoolExecutor(max_workers=max(1, len(unc) + len(drive_asks))) as pool:
         probes: dict[str, Future[ShareProbe]] = {k: pool.submit(share, v) for k, v in unc.items()}
-        for ask in drive_asks:
-            pool.submit(drive, ask)
+        drives = [pool.submit(drive, ask) for ask in drive_asks]
+    for done in drives:
+        done.result()  # re-raises a fault of jobsync's own
     return replace(gathered, shares={k: f.result() for k, f in probes.items()})
 
 

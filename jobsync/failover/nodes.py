@@ -124,7 +124,8 @@ def fleet_nodes(config: Config) -> tuple[FleetNode, ...]:
     local = [p.name for p in config.peers if not isinstance(p.target, UncPath)]
     if local:
         raise ConfigError(
-            f"failover needs every node reached over SMB (\\\\host\\share\\folder): "
+            f"jobsync failover and check --fleet need every node reached over SMB "
+            f"(\\\\host\\share\\folder): "
             f"{', '.join(local)} is a local folder"
         )
     mine = [p for p in config.peers if name_key(p.name) == me]

@@ -44,8 +44,33 @@ def _jobsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             ["push"],
             "does not exist",
         ),
+        (
+            'source = "/x"\n[[peers]]\nname="a"\npath="/y"\n',
+            ["check", "--fleet"],
+            "no [fleet_check] table: add one with install",
+        ),
+        (
+            "source = '/x'\n[[peers]]\nname='a'\npath='/y'\n[fleet_check]\ninstall='C:\\i'\n",
+            ["check", "--fleet"],
+            "need every node reached over SMB",
+        ),
+        (
+            "source = '/x'\n[[peers]]\nname='a'\npath='/y'\n[fleet_check]\ninstall='C:\\i'\n",
+            ["check", "--fleet", "--peer", "a"],
+            "--peer does not apply to --fleet",
+        ),
     ],
-    ids=["malformed", "unknown-key", "password-in-file", "no-config", "bad-flag", "no-source"],
+    ids=[
+        "malformed",
+        "unknown-key",
+        "password-in-file",
+        "no-config",
+        "bad-flag",
+        "no-source",
+        "fleet-without-table",
+        "fleet-with-a-local-peer",
+        "fleet-with-peer",
+    ],
 )
 def test_bad_input_is_exit_2_with_one_line(
     tmp_path: Path, config: str | None, args: list[str], expected: str

@@ -404,3 +404,57 @@ def test_config_location_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         find_config_path(None, environ={})
     (tmp_path / "jobsync.toml").write_text("")
     assert find_config_path(None, environ={}) == tmp_path / "jobsync.toml"
+
+
+FLEET_BAD = [
+    (
+        "install not a Windows path",
+        "install = '/opt/integrify'",
+        "install must be the Windows path",
+    ),
+    ("install missing", "files = ['a.config']", "[fleet_check]: install is required"),
+    (
+        "a key path without a file",
+        "install = 'C:\\integrify'\nshared_folders = ['appSettings/AttachmentsPath']",
+        "shared_folders: 'appSettings/AttachmentsPath' is not file:key/path",
+    ),
+    (
+        "a key path in a file not compared",
+        "install = 'C:\\integrify'\ndiffers_by_design = ['web.config:appSettings/X']",
+        "differs_by_design: 'web.config:appSettings/X' is not file:key/path",
+    ),
+    (
+        "a public URL that is not one",
+        "install = 'C:\\integrify'\npublic_url = 'integrify.example.com'",
+        "public_url must be an http:// or https:// URL",
+    ),
+    (
+        "a logon that names a folder",
+        "install = 'C:\\integrify'\n[fleet_check.share_logon]\npath = '\\\\nas\\x\\y'",
+        "[fleet_check.share_logon] (takes username, password_env",
+    ),
+    ("a negative interval", "install = 'C:\\integrify'\nevery_minutes = -1", "every_minutes must"),
+]
+
+
+@pytest.mark.parametrize(("case", "table", "expected"), FLEET_BAD, ids=[c[0] for c in FLEET_BAD])
+def test_a_bad_fleet_check_table_is_one_line(
+    tmp_path: Path, case: str, table: str, expected: str
+) -> None:
+    """``[fleet_check]`` is refused in one line naming the key, never guessed."""
+    with pytest.raises(ConfigError) as error:
+        _load(tmp_path, GOOD + "[fleet_check]\n" + table + "\n")
+    assert expected in str(error.value), case
+    assert "\n" not in str(error.value)
+
+
+def test_a_fleet_check_table_with_its_defaults(tmp_path: Path) -> None:
+    """Only ``install`` is needed; the vendor's two files are compared by default."""
+    loaded = _load(tmp_path, GOOD + "[fleet_check]\ninstall = 'D:\\Apps\\Integrify\\'\n")
+    assert loaded.fleet_check is not None
+    assert loaded.fleet_check.install == "D:\\Apps\\Integrify"
+    assert loaded.fleet_check.files == (
+        "app\\settings\\settings.config",
+        "app\\webserver\\server-config.json",
+    )
+    assert loaded.fleet_check.every_minutes == 60
