@@ -150,11 +150,9 @@ def _configuration(g: Gathered, up: list[NodeFacts]) -> Iterator[FleetLine]:
     for facts in up:
         node = facts.node.name
         others = tuple(f.node.name for f in up if f is not facts)
-        fine = f"{names}: the same as on {joined(others)}"
+        fine = f"{names}: as on {joined(others)}, key by key"
         if by_design:
-            fine += f" (but for the {by_design} keys that differ by design)"
-        if g.check.shared_folders:
-            fine += "; the shared folders' keys are judged under shared folders"
+            fine += f" (but for {by_design} keys that differ by design)"
         yield _line(
             "configuration",
             node,
@@ -255,7 +253,7 @@ def _shared_folders(g: Gathered, up: list[NodeFacts]) -> Iterator[FleetLine]:
             "shared folders",
             FLEET,
             "PASS",
-            f"{probe.folder}: created, read back and deleted a probe file as {probe.account}; "
+            f"{probe.folder}: a probe file created, read back and deleted as {probe.account}; "
             f"{free}; {_whose_rights(probe.account, accounts)}",
         )
 
@@ -305,14 +303,16 @@ def _services_accounts(up: list[NodeFacts]) -> set[str]:
 
 def _whose_rights(account: str, services: set[str]) -> str:
     if not services:
-        return f"it proves {account}'s rights; the services' account could not be read"
+        return "the services' account could not be read, so whether it may write is not proven"
     if all(same_account(account, s) for s in services):
-        return f"{account} is the services' account, so it proves their rights"
+        return "the services' account: their rights are proven"
     theirs = ", ".join(sorted(services))
-    said = f"{account} is not the services' account ({theirs}): this proves its rights only"
-    if any(machine_account(s) for s in services):
-        said += "; the services reach the share as each node's computer account (NODE$)"
-    return said
+    how = (
+        ", which reach it as each node's computer account"
+        if any(machine_account(s) for s in services)
+        else ""
+    )
+    return f"not the services' account ({theirs}{how}): their rights are not proven"
 
 
 # -- 3. accounts ----------------------------------------------------------------------------
@@ -414,38 +414,65 @@ def _services_name(
 ) -> Iterator[FleetLine]:
     failover = g.config.failover
     name = failover.services_name if failover is not None else None
-    if name is None or found is None or found.verdict != "one":
-        why = "no services_name in [failover]" if name is None else "no one node runs the services"
-        yield FleetLine("services name", FLEET, "CANNOT CHECK", why)
+    if name is None:
+        yield FleetLine("services name", FLEET, "CANNOT CHECK", "no services_name in [failover]")
         return
-    owner = next(f.node for f in g.nodes if f.node.name == found.running_on[0])
-    address = _address(owner)
-    if address is None:
-        yield FleetLine("services name", FLEET, "CANNOT CHECK", f"{owner.name} has no address")
+    points = {f.node.name: _where_name_points(g, f, name) for f in up}
+    owner = _the_services_node(g, found)
+    if owner is None:  # no one node to point at: the nodes may still disagree among themselves
+        seen = {n: p[1] for n, p in points.items() if p is not None}
+        most = majority(seen, prefer=g.config.node) if seen else None
+        for node, answer in points.items():
+            if answer is None:
+                continue
+            said = f"{answer[0]} points {name} at {answer[1]} ({_node_at(g, answer[1])})"
+            if answer[1] != most:
+                step = "point the name at one node everywhere (jobsync failover does)"
+                yield FleetLine("services name", node, "FAIL", f"{said}, unlike most nodes", step)
+            else:
+                why = f"{said}; which node it should be cannot be told: no one node runs them"
+                yield FleetLine("services name", node, "CANNOT CHECK", why)
         return
-    for facts in up:
-        node = facts.node.name
-        hosts = addresses_for(facts.hosts, name) if isinstance(facts.hosts, bytes) else ()
-        if hosts:
-            where, points = "its hosts file", hosts[0]
-        elif isinstance(g.name_addresses, str):
-            yield FleetLine(
-                "services name", node, "CANNOT CHECK", f"no hosts entry; {g.name_addresses}"
-            )
+    address = owner[1]
+    for node, answer in points.items():
+        if answer is None:
+            yield FleetLine("services name", node, "CANNOT CHECK", f"{g.name_addresses}")
             continue
-        else:
-            where = f"DNS (no hosts entry; asked from {g.config.node})"
-            points = ",".join(g.name_addresses) or "nothing"
-        target = next((f.node.name for f in g.nodes if _address(f.node) == points), "no node")
-        wrong = f"{where} points {name} at {points} ({target}), not at {owner.name} ({address})"
+        where, at = answer
+        wrong = f"{where} points {name} at {at} ({_node_at(g, at)}), not at {owner[0]} ({address})"
         yield _line(
             "services name",
             node,
-            [] if points == address else [wrong + ", where the services run"],
-            f"{where} points {name} at {address}, {owner.name}, where the services run",
-            f"run jobsync failover on {owner.name} (it points the name at it on every node), or "
+            [] if at == address else [wrong + ", where the services run"],
+            f"{where} points {name} at {address}, {owner[0]}, where the services run",
+            f"run jobsync failover on {owner[0]} (it points the name at it on every node), or "
             f"correct {node}'s hosts file or the DNS record",
         )
+
+
+def _where_name_points(g: Gathered, facts: NodeFacts, name: str) -> tuple[str, str] | None:
+    """(by what, the address) a node sends the services name to; ``None``: cannot be told."""
+    hosts = addresses_for(facts.hosts, name) if isinstance(facts.hosts, bytes) else ()
+    if hosts:
+        return "its hosts file", hosts[0]
+    if isinstance(g.name_addresses, str):
+        return None
+    return f"DNS (no hosts entry; asked from {g.config.node})", (
+        ",".join(g.name_addresses) or "nothing"
+    )
+
+
+def _the_services_node(g: Gathered, found: ServicesNodes | None) -> tuple[str, str] | None:
+    """The one node running the services and its address, if there is one."""
+    if found is None or found.verdict != "one":
+        return None
+    node = next(f.node for f in g.nodes if f.node.name == found.running_on[0])
+    address = _address(node)
+    return None if address is None else (node.name, address)
+
+
+def _node_at(g: Gathered, address: str) -> str:
+    return next((f.node.name for f in g.nodes if _address(f.node) == address), "no node")
 
 
 def _address(node: FleetNode) -> str | None:
@@ -522,7 +549,8 @@ def _jobsync(up: list[NodeFacts]) -> Iterator[FleetLine]:
             yield FleetLine(
                 "jobsync", node, "CANNOT CHECK",
                 f"jobsync {__version__}; no jobsync service here, and whether its scheduled "
-                "task is set up cannot be seen from another node", step,
+                "task is set up cannot be seen from another node",
+                f"on {node}: jobsync service check, or Get-ScheduledTask 'jobsync push'",
             )  # fmt: skip
         else:
             fine = f"jobsync {__version__}; its agent is {facts.agent} (its role: by [active])"

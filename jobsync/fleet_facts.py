@@ -113,12 +113,6 @@ def fleet_check_config(config: Config) -> FleetCheckConfig:
     return config.fleet_check
 
 
-def share_root(node: FleetNode, share: str) -> PeerConfig:
-    r"""``\\host\share`` of a node, logged on to as its ``[[peers]]`` entry says."""
-    unc = UncPath(node.host, share, "")
-    return replace(node.smb, name=node.name, path=str(unc), target=unc)
-
-
 def install_place(check: FleetCheckConfig) -> tuple[str, str]:
     r"""``C:\integrify`` -> (``C$``, ``integrify``): the admin share and the folder in it."""
     drive, _, rest = check.install.partition(":")
@@ -155,7 +149,7 @@ def read_files(node: FleetNode, config: Config, check: FleetCheckConfig, reach: 
     read: dict[str, bytes | PeerError] = {}
     for share, paths in wanted.items():
         try:
-            peer = reach.opener(share_root(node, share), timeout)
+            peer = reach.opener(node.on_share(share), timeout)
         except PeerError as exc:
             if share == windows_share:
                 facts.error = f"cannot open \\\\{node.host}\\{share}: {exc}"
@@ -347,7 +341,7 @@ def _probe_folders(gathered: Gathered, reach: Reach) -> Gathered:
     def drive(ask: tuple[NodeFacts, str]) -> None:
         facts, letter = ask
         try:
-            reach.opener(share_root(facts.node, f"{letter}$"), config.timeout_seconds).close()
+            reach.opener(facts.node.on_share(f"{letter}$"), config.timeout_seconds).close()
             facts.drives[letter] = True
         except PeerPathError:  # no such share: not a disk of that node
             facts.drives[letter] = False

@@ -97,7 +97,11 @@ class FleetNode:
 
     def admin(self, folder: str) -> PeerConfig:
         """The node's ``folder`` under its admin share, as a peer jobsync can open."""
-        unc = UncPath(self.host, self.smb.admin_share, folder)
+        return self.on_share(self.smb.admin_share, folder)
+
+    def on_share(self, share: str, folder: str = "") -> PeerConfig:
+        r"""``\\host\share\folder`` of this node, logged on to as its ``[[peers]]`` entry says."""
+        unc = UncPath(self.host, share, folder)
         return replace(self.smb, name=self.name, path=str(unc), target=unc)
 
     def address(self) -> str:

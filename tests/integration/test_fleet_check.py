@@ -101,7 +101,8 @@ def test_a_site_as_the_vendor_asks_passes_every_item(site: Site) -> None:
     assert len(probes) == 3
     assert all("created, read back and deleted" in p and "GB free" in p for p in probes)
     # The probe ran as jobsync's logon, not as the services' LocalSystem: said, not implied.
-    assert all("jobsynctest is not the services' account (LocalSystem)" in p for p in probes)
+    assert all("as jobsynctest; " in p for p in probes)
+    assert all("not the services' account (LocalSystem, " in p for p in probes)
     assert "BIGipServerintegrify" in passed["sticky sessions", "balancer"][0]
     assert "valid until" in passed["certificate", "balancer"][0]
     assert not list(site.nas.share_path.rglob("jobsync-probe-*")), "the probe cleans up"

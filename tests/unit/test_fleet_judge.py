@@ -197,3 +197,28 @@ def test_without_a_public_url_the_balancer_is_cannot_check() -> None:
     lines = judge(gathered(cfg, facts(cfg)))
     assert only(lines, "balancer", "balancer").verdict == "CANNOT CHECK"
     assert not [line for line in lines if line.item in ("certificate", "sticky sessions")]
+
+
+def test_with_the_services_on_two_nodes_a_hosts_file_unlike_the_others_still_fails() -> None:
+    """No one node to point at, yet n3 pointing elsewhere than n1 and n2 is a fact."""
+    cfg = config()
+    both = {"IntegrifyScheduler": (True, "CORP\\svc")}
+    nodes = facts(cfg, n2={"services": both}, n3={"hosts": b"10.0.0.2 svc.example.com\r\n"})
+    lines = judge(gathered(cfg, nodes))
+    assert only(lines, "services", "fleet").verdict == "FAIL"
+    assert only(lines, "services name", "n1").verdict == "CANNOT CHECK"
+    odd = only(lines, "services name", "n3")
+    assert odd.verdict == "FAIL"
+    assert "points svc.example.com at 10.0.0.2 (n2), unlike most nodes" in odd.evidence
+
+
+def test_the_write_probe_as_the_services_account_proves_their_rights() -> None:
+    """The probe's logon is the services' account, written the other way: said so."""
+    from jobsync.fleet_facts import ShareProbe
+
+    cfg = config(shared_folders=("settings.config:appSettings/SmtpServer",))
+    probe = ShareProbe("\\\\nas\\files", "svc@corp.example.com", free_bytes=10**9)
+    lines = judge(gathered(cfg, facts(cfg), shares={"x": probe}))
+    (line,) = [x for x in lines if x.item == "shared folders" and x.node == "fleet"]
+    assert line.verdict == "PASS"
+    assert "as svc@corp.example.com; 1.0 GB free; the services' account" in line.evidence
