@@ -24,11 +24,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from jobsync import __version__
-from jobsync.agent.fleet_watch import NodeAnswer, ServicesNodes, joined
 from jobsync.config.model import Config, FleetCheckConfig
 from jobsync.errors import ConfigError
 from jobsync.failover.nodes import FleetNode
 from jobsync.failover.repoint import addresses_for
+from jobsync.failover.steps import NodeAnswer, ServicesNodes, joined
 from jobsync.fleet_facts import (
     Gathered,
     NodeFacts,

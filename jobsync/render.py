@@ -10,7 +10,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-from jobsync.agent.view import AgentView, iso
+from jobsync.agent.view import AgentView
 from jobsync.plan import Kind
 from jobsync.result import (
     LEFT_AS,
@@ -23,6 +23,7 @@ from jobsync.result import (
     ReconcileResult,
     StepOutcome,
     TakeoverResult,
+    iso,
 )
 from jobsync.versions import AFTER_EVERYTHING
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -203,6 +204,13 @@ class CheckResult:
         return ExitCode.OK if self.ok else ExitCode.PEER_FAILED
 
 
+def iso(timestamp: float | None) -> str | None:
+    """A Unix time as ISO 8601 UTC to the second; ``None`` stays ``None``."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
 Verdict = Literal["PASS", "FAIL", "CANNOT CHECK"]
 # The report's items, in the vendor's order (README: which item proves which line of its page).
 FleetItem = Literal[
@@ -268,7 +276,7 @@ class FleetReport:
         """The JSON form (``--json``, the agent's state file and page)."""
         return {
             "node": self.node,
-            "checked": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
+            "checked": iso(self.at),
             "seconds": round(self.seconds, 3),
             "pass": self.count("PASS"),
             "fail": self.count("FAIL"),

@@ -30,11 +30,12 @@ from typing import Any, Literal
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from jobsync import __version__
-from jobsync.agent.fleet_watch import ServicesNodes
-from jobsync.agent.view import AgentView, PeerView, iso
+from jobsync.agent.view import AgentView, PeerView
 from jobsync.config.model import Config
 from jobsync.errors import ConfigError
+from jobsync.failover.steps import ServicesNodes
 from jobsync.logs import get_logger
+from jobsync.result import iso
 
 Status = Literal["ok", "degraded", "failing"]
 

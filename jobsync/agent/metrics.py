@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobsync import __version__
-from jobsync.agent.fleet_watch import ServicesNodes
+from jobsync.failover.steps import ServicesNodes
 from jobsync.result import FleetReport, LastFailover, PeerResult
 from jobsync.retention import kind_of
 

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from html import escape
 
 from jobsync import __version__
-from jobsync.agent.fleet_watch import ServicesNodes
 from jobsync.agent.health import Verdict, duration, verdict_of
 from jobsync.agent.view import AgentView, Event, FleetLast, PeerView
+from jobsync.failover.steps import ServicesNodes
 from jobsync.result import LastFailover
 
 REFRESH_SECONDS = 5

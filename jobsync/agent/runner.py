@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 from jobsync import __version__
-from jobsync.agent.fleet_watch import FleetWatch, ServicesNodes, SingletonGuard
+from jobsync.agent.fleet_watch import FleetWatch, SingletonGuard
 from jobsync.agent.health import health_of, health_server
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
@@ -36,6 +36,7 @@ from jobsync.agent.workers import Crew, workers_for
 from jobsync.config.model import Config
 from jobsync.epoch import LocalFence
 from jobsync.errors import PeerError
+from jobsync.failover.steps import ServicesNodes
 from jobsync.logs import Redactor, get_logger
 from jobsync.node import WorkLock, local_identity, publish, published_addresses
 from jobsync.result import PeerResult, read_last

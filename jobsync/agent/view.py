@@ -25,22 +25,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from jobsync.node import replace_atomically
-from jobsync.result import FleetReport, PeerResult
+from jobsync.result import FleetReport, PeerResult, iso
 from jobsync.role import ROLE_NAMES, RoleName
 from jobsync.scan import SourceFile, SourceScan
-
-
-def iso(timestamp: float | None) -> str | None:
-    """A Unix time as ISO 8601 UTC to the second; ``None`` stays ``None``."""
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
-
 
 EventKind = Literal[
     "pass",

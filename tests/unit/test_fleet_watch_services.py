@@ -11,13 +11,14 @@ import threading
 import pytest
 from structlog.testing import capture_logs
 
-from jobsync.agent.fleet_watch import NodeAnswer, ServicesNodes, SingletonGuard
+from jobsync.agent.fleet_watch import SingletonGuard
 from jobsync.agent.health import health_of, verdict_of
 from jobsync.agent.metrics import AgentMetrics
 from jobsync.agent.page import render_page
 from jobsync.agent.view import AgentView, EventRing, PeerView
 from jobsync.config.model import FailoverConfig
 from jobsync.errors import ConfigError
+from jobsync.failover.steps import NodeAnswer, ServicesNodes
 
 from support.polling import wait_for
 
