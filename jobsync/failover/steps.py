@@ -1,4 +1,4 @@
-"""Steps 1 to 3 of a failover: fence, take over the jobs, start; and who owns them now.
+"""Steps 1 to 3 of a failover: fence, take over the jobs, start; who owns them, where they run.
 
 Step 1: stop Integrify's services on every other node, and keep them from starting again.
 The seed's duplicate notifications come from two nodes running the services, so every node but
@@ -23,6 +23,9 @@ A takeover records this node's claim (its epoch) in its own folder and in every 
 peer's manifest. When all of them name this node at its epoch, and nothing outranks it, the
 takeover is done and running it again would only start a needless epoch; when another claim
 outranks this node's, another failover won (the ownership rule), and this node must step back.
+
+Where the services run, judged by the singleton rule (:class:`ServicesNodes`): read by the
+agent's guard and by ``jobsync check --fleet``.
 """
 
 from __future__ import annotations
