@@ -12,9 +12,7 @@ unreachable and asked nothing more. Nothing here judges: :mod:`jobsync.fleet_che
 
 from __future__ import annotations
 
-import getpass
 import http.client
-import os
 import secrets
 import socket
 import ssl
@@ -39,6 +37,7 @@ from jobsync.failover.nodes import (
     ServiceOpener,
     fleet_nodes,
     healthcheck_url,
+    http_connection,
     http_failure,
     open_services,
     probe,
@@ -54,7 +53,7 @@ from jobsync.integrify_files import (
     pool_identities,
 )
 from jobsync.jobs_folder import name_key
-from jobsync.node import NODE_FILE, Identity, identity_from_bytes
+from jobsync.node import NODE_FILE, Identity, account_name, identity_from_bytes
 from jobsync.reconcile import ReconcileOptions, reconcile
 from jobsync.result import ReconcileResult
 from jobsync.transport import Opener, default_opener, each_peer
@@ -282,11 +281,9 @@ def _name_addresses(config: Config) -> tuple[str, ...] | str:
     name = failover.services_name
     try:
         if failover.dns is not None:
-            dns = failover.dns
-            server = DnsServer(
-                dns.server, port=dns.port, zone=dns.zone, kerberos_host=dns.kerberos_host
-            )
-            return lookup(server, name, timeout=config.timeout_seconds).addresses
+            return lookup(
+                DnsServer.of(failover.dns), name, timeout=config.timeout_seconds
+            ).addresses
         infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
         return tuple(sorted({str(info[4][0]) for info in infos}))
     except (JobsyncError, OSError, UnicodeError) as exc:
@@ -372,17 +369,10 @@ class ShareProbe:
 _PROBE_DATA = b"jobsync check --fleet: a write probe, removed at once; safe to delete\r\n"
 
 
-def running_account() -> str:
-    r"""The account this process runs as (``DOMAIN\user`` on Windows)."""
-    domain = os.environ.get("USERDOMAIN")
-    user = os.environ.get("USERNAME") or getpass.getuser()
-    return f"{domain}\\{user}" if domain else user
-
-
 def probe_share(peer_config: PeerConfig, *, timeout: float, opener: Opener) -> ShareProbe:
     """Create, read back and delete a file Integrify never names; the free space too."""
     folder = peer_config.path
-    account = peer_config.username or running_account()
+    account = peer_config.username or account_name()
     try:
         peer = opener(peer_config, timeout)
     except PeerError as exc:
@@ -426,14 +416,7 @@ def probe_public(site: str, *, timeout: float) -> PublicAnswer:
     """GET ``<site>/healthcheck`` once, as a browser would reach it (certificate verified)."""
     url = site.rstrip("/") + "/healthcheck"
     parts = urlsplit(url)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        context = ssl.create_default_context()
-        connection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=context
-        )
-    else:
-        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    connection = http_connection(parts, timeout=timeout)
     try:
         connection.connect()  # the certificate is read before an answer may close the socket
         expires = None

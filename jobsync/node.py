@@ -27,6 +27,7 @@ for their run. A second comer waits briefly, then says who is at work.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import socket
@@ -84,6 +85,13 @@ class Identity:
     install: str
     addresses: tuple[str, ...] = field(default=(), compare=False)
     version: str = field(default="", compare=False)  # jobsync's version there ("": before 0.4)
+
+
+def account_name() -> str:
+    """The account this process runs as, as Windows names it: DOMAIN, backslash, user."""
+    domain = os.environ.get("USERDOMAIN")
+    user = getpass.getuser()
+    return f"{domain}\\{user}" if domain else user
 
 
 def host_name() -> str:

@@ -45,6 +45,7 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
+from jobsync.config.model import DnsConfig
 from jobsync.errors import ExitCode, JobsyncError
 from jobsync.failover.gss_tsig import (
     KerberosError,
@@ -105,6 +106,11 @@ class DnsServer:
     port: int = 53
     zone: str
     kerberos_host: str | None = None
+
+    @classmethod
+    def of(cls, dns: DnsConfig) -> DnsServer:
+        """The server ``[failover.dns]`` names."""
+        return cls(dns.server, port=dns.port, zone=dns.zone, kerberos_host=dns.kerberos_host)
 
     @property
     def where(self) -> str:

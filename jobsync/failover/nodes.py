@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from jobsync.config.model import Config, FailoverConfig, PeerConfig, UncPath
 from jobsync.errors import (
@@ -198,22 +198,28 @@ class _Pinned(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+def http_connection(
+    parts: SplitResult, *, timeout: float, address: str | None = None
+) -> http.client.HTTPConnection:
+    """A connection for the URL's scheme (HTTPS verifies the certificate), not yet open.
+
+    ``address`` overrides where it connects; the URL's host name stays what is verified.
+    """
+    host = parts.hostname or ""
+    if parts.scheme != "https":
+        return http.client.HTTPConnection(address or host, parts.port, timeout=timeout)
+    if address is not None:
+        return _Pinned(host, parts.port, address=address, timeout=timeout)
+    return http.client.HTTPSConnection(host, parts.port, timeout=timeout)
+
+
 def probe(url: str, *, timeout: float, address: str | None = None) -> Probe:
     """GET ``url`` once, within ``timeout``; ``address`` overrides where it connects."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = (
-            _Pinned(host, parts.port, address=address, timeout=timeout)
-            if address is not None
-            else http.client.HTTPSConnection(host, parts.port, timeout=timeout)
-        )
-    else:
-        connection = http.client.HTTPConnection(address or host, parts.port, timeout=timeout)
+    connection = http_connection(parts, timeout=timeout, address=address)
     try:
         connection.request("GET", path, headers={"Host": parts.netloc, "User-Agent": "jobsync"})
         status = connection.getresponse().status

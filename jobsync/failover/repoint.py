@@ -235,7 +235,7 @@ def _hosts_line(outcome: HostsOutcome, name: str, address: str, *, dry: bool) ->
 def _dns_step(move: Move, name: str, address: str) -> StepOutcome:
     dns = move.failover.dns
     assert dns is not None  # noqa: S101 - the config requires [failover.dns] for "dns"
-    server = DnsServer(dns.server, port=dns.port, zone=dns.zone, kerberos_host=dns.kerberos_host)
+    server = DnsServer.of(dns)
     try:
         change = repoint(
             server, name, address, ttl=dns.ttl_seconds, timeout=move.timeout, dry_run=move.dry_run

@@ -279,7 +279,7 @@ def _name_address(move: Move, name: str) -> str:
         dns = failover.dns
         assert dns is not None  # noqa: S101 - the config requires it
         found = lookup(
-            DnsServer(dns.server, port=dns.port, zone=dns.zone, kerberos_host=dns.kerberos_host),
+            DnsServer.of(dns),
             name,
             timeout=move.timeout,
         )

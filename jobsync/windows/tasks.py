@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import hashlib
 import io
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePath
 
@@ -43,6 +41,7 @@ from jobsync.__main__ import main as jobsync_main
 from jobsync.config.model import Config
 from jobsync.errors import ConfigError, ExitCode, SafetyRefusalError
 from jobsync.logs import secrets_hidden
+from jobsync.node import account_name
 from jobsync.windows import (
     LOCAL_SYSTEM,
     Tools,
@@ -315,13 +314,6 @@ def run_check(config: str) -> tuple[int, str]:
         except SystemExit as exit_:
             code = exit_.code
     return (code if isinstance(code, int) else 1), printed.getvalue()
-
-
-def account_name() -> str:
-    """The account this process runs as, as Windows names it: DOMAIN, backslash, user."""
-    domain = os.environ.get("USERDOMAIN")
-    user = getpass.getuser()
-    return f"{domain}\\{user}" if domain else user
 
 
 def main(argv: list[str] | None = None) -> int:
