@@ -11,7 +11,6 @@ import functools
 import inspect
 import json
 import logging
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -484,17 +483,11 @@ def init(
 @configured(console=logging.INFO)
 def watch(config: "Config") -> int:
     """Run the agent: push every change as it happens, until stopped (Ctrl+C, SIGTERM)."""
-    from jobsync.agent.runner import Agent
+    from jobsync.agent.runner import Agent, StopSignals
 
     agent = Agent(config)
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        agent.stop()
-
-    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl+Break on Windows
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_signal)
-    agent.run()
+    with StopSignals(agent.stop):
+        agent.run()
     return int(ExitCode.OK)
 
 

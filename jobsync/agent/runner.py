@@ -12,6 +12,8 @@ with ``[fleet_check]``, the services node runs the fleet check on another, now a
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -131,7 +133,7 @@ class Agent:
         self._wakeup.set()
 
     def stop(self) -> None:
-        """Ask the agent to stop; safe from a signal handler."""
+        """Ask the agent to stop, from any thread (signals come through :class:`StopSignals`)."""
         self.stopping.set()
         self._wakeup.set()
 
@@ -455,3 +457,67 @@ class Ledger:
                 write_state(self._state_path, {**state_document(view), **extra()})
             except OSError as exc:
                 log.warning("state_not_saved", path=str(self._state_path), error=str(exc))
+
+
+# -- how the service manager's stop reaches the agent ---------------------------------------
+
+# Ctrl+C (WinSW's stop), Ctrl+Break, and SIGTERM where there is one.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
+)
+STOP_SIGNAL_JOIN_SECONDS = 2.0
+
+
+class StopSignals:
+    """While entered, a stop signal calls ``stop`` on a thread of its own, never in a handler.
+
+    A Python signal handler runs on the main thread between two bytecodes, maybe while that
+    thread holds the lock inside a ``threading.Event`` it is waiting on; ``Event.set()`` there
+    waits for that lock forever, and every later signal queues behind it (CPython issue 126434).
+    An agent asked to stop once hung that way. So the handler does nothing: the interpreter's
+    own C handler writes the signal's number to a socket (:func:`signal.set_wakeup_fd`; a socket,
+    as Windows takes no other kind there), and a thread that reads it calls ``stop``.
+    """
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        """Call ``stop`` for each stop signal (it may come more than once)."""
+        self._stop = stop
+        self._reader, self._writer = socket.socketpair()
+        self._writer.setblocking(False)  # noqa: FBT003 - set_wakeup_fd wants a non-blocking fd
+        self._numbers = frozenset(int(s) for s in STOP_SIGNALS)
+        self._thread = threading.Thread(target=self._wait, name="stop-signals", daemon=True)
+        self._previous: dict[int, object] = {}
+        self._previous_fd = -1
+
+    def __enter__(self) -> StopSignals:  # noqa: PYI034 - typing.Self needs Python 3.11
+        """Take the stop signals over (from the main thread, as Python requires)."""
+        self._thread.start()
+        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        for number in STOP_SIGNALS:
+            self._previous[number] = signal.signal(number, _noted)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Give the signals back; the reading thread ends when its socket closes."""
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+        signal.set_wakeup_fd(self._previous_fd)
+        self._writer.close()
+        self._thread.join(STOP_SIGNAL_JOIN_SECONDS)
+        self._reader.close()
+
+    def _wait(self) -> None:
+        while True:
+            try:
+                numbers = self._reader.recv(64)
+            except OSError:
+                return
+            if not numbers:
+                return  # the writer closed: no more signals for this agent
+            for number in numbers:
+                if number in self._numbers:  # other handled signals write here too
+                    self._stop()
+
+
+def _noted(_signum: int, _frame: object) -> None:
+    """The Python-level handler: nothing (the wake-up socket has the signal already)."""

@@ -93,7 +93,9 @@ class Node:
 
     def start_agent(self) -> None:
         """Start ``jobsync watch`` here and wait until it has said its role."""
+        # PYTHONFAULTHANDLER: an agent that will not stop is made to print where it hangs.
         env = {**os.environ, PASSWORD_ENV: DEFAULT_PASSWORD, "NO_COLOR": "1"}
+        env["PYTHONFAULTHANDLER"] = "1"
         state = self.home / "state" / "agent.json"
         state.unlink(missing_ok=True)
         log = (self.home / "agent.log").open("ab")
@@ -105,11 +107,22 @@ class Node:
         assert agent.poll() is None, (self.home / "agent.log").read_text()
 
     def stop_agent(self) -> None:
-        """Stop the agent as the service manager does."""
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGTERM)
-            assert self.agent.wait(timeout=30) == 0, (self.home / "agent.log").read_text()
-        self.agent = None
+        """Stop the agent as the service manager does; one that hangs fails with its threads."""
+        agent, self.agent = self.agent, None
+        if agent is None or agent.poll() is not None:
+            return
+        agent.send_signal(signal.SIGTERM)
+        try:
+            code = agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            try:
+                agent.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
+            code = None
+        assert code == 0, (self.home / "agent.log").read_text()[-30000:]
 
 
 Fleet = dict[str, Node]
@@ -137,8 +150,13 @@ def fleet(
         node.carry(services=name == "n2")
         nodes[name] = node
     yield nodes
-    for node in nodes.values():
-        node.stop_agent()
+    hung = []
+    for node in nodes.values():  # every agent is stopped, even after one that would not stop
+        try:
+            node.stop_agent()
+        except AssertionError as exc:
+            hung.append(f"{node.name}: {exc}")
+    assert not hung, "\n".join(hung)
 
 
 def _install(fleet: Fleet, order: str) -> None:
