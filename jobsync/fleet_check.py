@@ -39,6 +39,7 @@ from jobsync.fleet_facts import (
 )
 from jobsync.integrify_files import (
     ParsedFile,
+    TaskDefinition,
     account_key,
     differing_keys,
     drive_letter,
@@ -84,7 +85,7 @@ def judge(g: Gathered) -> tuple[FleetLine, ...]:
         *_services(services),
         *_services_name(g, up, services),
         *_jobs(g, services),
-        *_jobsync(up),
+        *_jobsync(g, up),
         *_health(g, up),
         *_balancer(g),
     )
@@ -527,34 +528,83 @@ def _jobs(g: Gathered, found: ServicesNodes | None) -> Iterator[FleetLine]:
     )
 
 
-def _jobsync(up: list[NodeFacts]) -> Iterator[FleetLine]:
-    step = "install or upgrade jobsync there (install.ps1), and start its service"
+def _jobsync(g: Gathered, up: list[NodeFacts]) -> Iterator[FleetLine]:
+    """Every node runs this jobsync, its agent's service is not stopped, its task would push."""
+    task = repr(g.config.schedule.task_name)
+    have_task = tuple(f.node.name for f in up if isinstance(f.task, TaskDefinition))
+    lacking = sum(1 for f in up if f.task is None)
     for facts in up:
         node = facts.node.name
-        found = facts.identity
-        if isinstance(found, str):
-            yield FleetLine("jobsync", node, "CANNOT CHECK", f"its node.json: {found}", step)
+        if isinstance(facts.identity, str):
+            why = f"its node.json: {facts.identity}"
+            yield FleetLine("jobsync", node, "CANNOT CHECK", why, _INSTALL)
             continue
-        problems = []
-        if found is None:
-            problems.append("jobsync never ran here (no node.json in its jobs folder)")
-        elif found.version != __version__:
-            runs = found.version or "older than 0.4"
-            problems.append(f"it runs jobsync {runs}, this node {__version__}")
-        if facts.agent == "stopped":
-            problems.append("the jobsync agent's service is stopped")
-        if problems:
-            yield FleetLine("jobsync", node, "FAIL", "; ".join(problems), step)
-        elif facts.agent is None:
+        problems, steps = _install_problems(facts)
+        # A node needs the agent's service or the task; one most nodes have, it should have.
+        lacks = facts.agent is None or len(have_task) > lacking
+        found, more = _task_problems(facts, task, others=have_task if lacks else None)
+        if problems or found:
+            yield FleetLine(
+                "jobsync", node, "FAIL", "; ".join(problems + found), "; ".join(steps + more)
+            )
+        elif isinstance(facts.task, str) and facts.agent is None:
             yield FleetLine(
                 "jobsync", node, "CANNOT CHECK",
-                f"jobsync {__version__}; no jobsync service here, and whether its scheduled "
-                "task is set up cannot be seen from another node",
-                f"on {node}: jobsync service check, or Get-ScheduledTask 'jobsync push'",
+                f"jobsync {__version__}; no jobsync service here, and its scheduled task "
+                f"could not be read ({facts.task})",
+                f"on {node}: jobsync service check, or Get-ScheduledTask {task}",
             )  # fmt: skip
         else:
-            fine = f"jobsync {__version__}; its agent is {facts.agent} (its role: by [active])"
-            yield FleetLine("jobsync", node, "PASS", fine)
+            yield FleetLine("jobsync", node, "PASS", _installed(facts, task))
+
+
+def _install_problems(facts: NodeFacts) -> tuple[list[str], list[str]]:
+    """The version jobsync last ran as here, and its agent's service: problems and steps."""
+    problems = []
+    if facts.identity is None:
+        problems.append("jobsync never ran here (no node.json in its jobs folder)")
+    elif not isinstance(facts.identity, str) and facts.identity.version != __version__:
+        runs = facts.identity.version or "older than 0.4"
+        problems.append(f"it runs jobsync {runs}, this node {__version__}")
+    if facts.agent == "stopped":
+        problems.append("the jobsync agent's service is stopped")
+    return problems, [_INSTALL] if problems else []
+
+
+def _task_problems(
+    facts: NodeFacts, task: str, *, others: tuple[str, ...] | None
+) -> tuple[list[str], list[str]]:
+    """The fallback task: disabled, running something else, or missing (``others`` have it)."""
+    node, found = facts.node.name, facts.task
+    if isinstance(found, TaskDefinition):
+        problems, steps = [], []
+        if not found.enabled:
+            problems.append(f"its scheduled task {task} is disabled")
+            steps.append(f"Enable-ScheduledTask -TaskName {task} on {node}")
+        if not found.pushes:
+            problems.append(f"its scheduled task {task} does not run jobsync push")
+            steps.append(f"jobsync schedule install on {node}, which writes the task anew")
+        return problems, steps
+    if found is not None or others is None:
+        return [], []
+    lacks = f"which {joined(others)} have" if others else "nor jobsync's service"
+    problem = f"no scheduled task {task} here, {lacks}"
+    return [problem], [f"jobsync schedule install on {node} (install.ps1 -Task)"]
+
+
+_INSTALL = "install or upgrade jobsync there (install.ps1), and start its service"
+
+
+def _installed(facts: NodeFacts, task: str) -> str:
+    """A node's jobsync that passes, in words: the version, the agent, the task."""
+    agent = f"its agent's service is {facts.agent}" if facts.agent else "no agent service"
+    if isinstance(facts.task, TaskDefinition):
+        fallback = f"its task {task} {facts.task.summary()}"
+    elif facts.task is None:
+        fallback = "no scheduled task"
+    else:
+        fallback = f"its task {task} could not be read ({facts.task})"
+    return f"jobsync {__version__}; {agent}; {fallback} (each in the role [active] gives it)"
 
 
 # -- 4. healthcheck, 5. the balancer ---------------------------------------------------------

@@ -1,13 +1,14 @@
 r"""What every node shows ``jobsync check --fleet``, read at once and bounded in time.
 
-Every node is read at once (:func:`gather`): Integrify's files and IIS's
-``applicationHost.config`` and the hosts file through its admin share, its services and their
-accounts over MS-SCMR (the failover's client), its ``node.json`` through its jobs share, its
-healthcheck; beside them the jobs (reconcile, dry), who owns them, and the public URL through
-the balancer. Then each shared folder gets a write probe, and a drive letter one node uses is
-asked whether it is that node's own disk (it then has an ``X$`` admin share). Every call is
-bounded by ``timeout_seconds``; a node whose admin share cannot be opened is recorded as
-unreachable and asked nothing more. Nothing here judges: :mod:`jobsync.fleet_check` does.
+Every node is read at once (:func:`gather`): Integrify's files, IIS's
+``applicationHost.config``, the hosts file and jobsync's scheduled task through its admin
+share, its services and their accounts over MS-SCMR (the failover's client), its
+``node.json`` through its jobs share, its healthcheck; beside them the jobs (reconcile, dry),
+who owns them, and the public URL through the balancer. Then each shared folder gets a write
+probe, and a drive letter one node uses is asked whether it is that node's own disk (it then
+has an ``X$`` admin share). Every call is bounded by ``timeout_seconds``; a node whose admin
+share cannot be opened is recorded as unreachable and asked nothing more. Nothing here
+judges: :mod:`jobsync.fleet_check` does.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ from jobsync.failover.nodes import (
 from jobsync.failover.steps import Ownership, read_ownership
 from jobsync.integrify_files import (
     ParsedFile,
+    TaskDefinition,
     file_name,
     find_value,
     key_path,
     looks_like_path,
     parse_file,
     pool_identities,
+    task_definition,
 )
 from jobsync.jobs_folder import name_key
 from jobsync.node import NODE_FILE, Identity, account_name, identity_from_bytes
@@ -61,6 +64,7 @@ from jobsync.transport.base import FileWrite
 
 IIS_CONFIG = "Windows/System32/inetsrv/config/applicationHost.config"
 HOSTS_FILE = "Windows/System32/drivers/etc/hosts"
+TASKS_FOLDER = "Windows/System32/Tasks"  # Task Scheduler keeps each task's XML here, by name
 
 
 @dataclass
@@ -74,6 +78,7 @@ class NodeFacts:
     hosts: bytes | str = "not read"
     services: dict[str, tuple[bool, str]] | str = "not asked"  # installed: (running, account)
     agent: str | None = None  # the jobsync service's state; None: not installed there
+    task: TaskDefinition | str | None = "not read"  # the fallback task; None: not registered
     health: Probe | None = None
     identity: Identity | str | None = None  # node.json; None: jobsync never ran there
     drives: dict[str, bool] = field(default_factory=dict)  # letter -> the node has a X$ share
@@ -144,7 +149,8 @@ def read_files(node: FleetNode, config: Config, check: FleetCheckConfig, reach: 
     windows_share = node.smb.admin_share
     files = [f"{install_folder}/{f}".replace("\\", "/").lstrip("/") for f in check.files]
     wanted = {install_share: list(files)}
-    wanted.setdefault(windows_share, []).extend([IIS_CONFIG, HOSTS_FILE])
+    task = task_file(config)
+    wanted.setdefault(windows_share, []).extend([IIS_CONFIG, HOSTS_FILE, task])
     read: dict[str, bytes | PeerError] = {}
     for share, paths in wanted.items():
         try:
@@ -173,7 +179,25 @@ def read_files(node: FleetNode, config: Config, check: FleetCheckConfig, reach: 
         facts.pools = str(exc)
     hosts = read[HOSTS_FILE]
     facts.hosts = hosts if isinstance(hosts, bytes) else _why(hosts)
+    facts.task = _task(read[task])
     return facts
+
+
+def task_file(config: Config) -> str:
+    r"""Where the node keeps the fallback task's XML (a task ``\jobsync\push`` in a folder)."""
+    name = config.schedule.task_name.replace("\\", "/").strip("/")
+    return f"{TASKS_FOLDER}/{name}"
+
+
+def _task(data: bytes | PeerError) -> TaskDefinition | str | None:
+    if isinstance(data, PeerFileNotFoundError):
+        return None
+    if isinstance(data, PeerError):
+        return str(data)
+    try:
+        return task_definition(data)
+    except ValueError as exc:
+        return f"its file does not read as a task: {exc}"
 
 
 def discover_folders(config: Config) -> list[tuple[str, str, str]]:

@@ -17,6 +17,10 @@ Key paths follow .NET's configuration idiom, so they read as an administrator kn
 A file that does not parse keeps only its bytes' digest and the reason, so it is compared byte
 for byte and the report says so. XML is read with the standard library's expat, which resolves
 no external entity and (expat 2.4.1 and later) refuses the entity-expansion bombs.
+
+Two of Windows' own files are read here too: IIS's pools with their identities, and the Task
+Scheduler file of jobsync's fallback task (``Windows\System32\Tasks\<task name>``, the task
+as Windows keeps it).
 """
 
 from __future__ import annotations
@@ -278,3 +282,72 @@ def account_key(account: str) -> tuple[str, str]:
     else:
         domain, user = "", text
     return domain.split(".", 1)[0], user
+
+
+# -- Windows' Task Scheduler files --------------------------------------------------------------
+
+TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
+_TASK = {"t": TASK_NAMESPACE}
+_BUILT_IN_SIDS = {"S-1-5-18": "SYSTEM", "S-1-5-19": "LOCAL SERVICE", "S-1-5-20": "NETWORK SERVICE"}
+_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """What a node's Task Scheduler file says of a task: on or off, what it runs, as whom."""
+
+    enabled: bool
+    pushes: bool  # an action runs ``jobsync push``
+    account: str  # who it runs as; a built-in account by its name, not its SID
+    every_minutes: float | None  # how often it repeats; None: it does not
+
+    def summary(self) -> str:
+        """``runs jobsync push every 5 minutes as SYSTEM``, as far as the file says."""
+        runs = "runs jobsync push" if self.pushes else "runs something other than jobsync push"
+        every = "" if self.every_minutes is None else f" every {self.every_minutes:g} minutes"
+        return f"{runs}{every} as {self.account}" + ("" if self.enabled else ", disabled")
+
+
+def task_definition(data: bytes | str) -> TaskDefinition:
+    r"""A task as ``Windows\System32\Tasks`` keeps it (UTF-16) or schtasks prints it; ValueError."""
+    try:
+        root = ET.fromstring(data)  # noqa: S314 - expat: no external entities, no bombs
+    except ET.ParseError as exc:
+        raise ValueError(f"it does not parse as XML ({_where(exc)})") from None
+    if root.tag != f"{{{TASK_NAMESPACE}}}Task":
+        raise ValueError("it is not a Task Scheduler task")
+
+    def text(path: str) -> str | None:
+        found = root.find(path, _TASK)
+        return None if found is None or found.text is None else found.text.strip()
+
+    pushes = any(
+        _runs_push(exe.findtext("t:Command", "", _TASK), exe.findtext("t:Arguments", "", _TASK))
+        for exe in root.findall("t:Actions/t:Exec", _TASK)
+    )
+    user = text("t:Principals/t:Principal/t:UserId") or "the account that registered it"
+    repeat = root.find(".//t:Triggers/*/t:Repetition/t:Interval", _TASK)
+    return TaskDefinition(
+        enabled=(text("t:Settings/t:Enabled") or "true").casefold() != "false",
+        pushes=pushes,
+        account=_BUILT_IN_SIDS.get(user.upper(), user),
+        every_minutes=_minutes(repeat.text) if repeat is not None and repeat.text else None,
+    )
+
+
+def _runs_push(command: str, arguments: str) -> bool:
+    """``python -I -m jobsync push -c ...`` (install.ps1's), or ``jobsync.exe push ...``."""
+    words = [w.strip('"').casefold() for w in f"{command} {arguments}".split()]
+    return any(
+        w.endswith(("jobsync", "jobsync.exe")) and words[i + 1 : i + 2] == ["push"]
+        for i, w in enumerate(words)
+    )
+
+
+def _minutes(duration: str) -> float | None:
+    """An XML duration (``PT5M``, ``PT1H``, ``P1D``) in minutes; None if it is none."""
+    match = _DURATION.fullmatch(duration.strip())
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return days * 1440 + hours * 60 + minutes + seconds / 60

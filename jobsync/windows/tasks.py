@@ -40,6 +40,7 @@ from pathlib import Path, PurePath
 from jobsync.__main__ import main as jobsync_main
 from jobsync.config.model import Config
 from jobsync.errors import ConfigError, ExitCode, SafetyRefusalError
+from jobsync.integrify_files import TASK_NAMESPACE, task_definition
 from jobsync.logs import secrets_hidden
 from jobsync.node import account_name
 from jobsync.windows import (
@@ -58,7 +59,6 @@ from jobsync.windows import (
 )
 from jobsync.windows.install import grant_folders, secure_home
 
-NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 FIRST_RUN = "2000-01-01T00:00:00"  # a start boundary in the past: the repetition runs from now
 PROBE_TIME_LIMIT_MINUTES = 10
 
@@ -105,15 +105,15 @@ def _render(
     time_limit_minutes: int,
     repeat: bool,
 ) -> str:
-    ET.register_namespace("", NAMESPACE)
+    ET.register_namespace("", TASK_NAMESPACE)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        element = ET.SubElement(parent, f"{{{NAMESPACE}}}{tag}", attrs)
+        element = ET.SubElement(parent, f"{{{TASK_NAMESPACE}}}{tag}", attrs)
         if text is not None:
             element.text = text
         return element
 
-    task = ET.Element(f"{{{NAMESPACE}}}Task", version="1.2")
+    task = ET.Element(f"{{{TASK_NAMESPACE}}}Task", version="1.2")
     info = sub(task, "RegistrationInfo")
     sub(info, "Description", description)
     sub(info, "URI", "\\" + name)
@@ -217,11 +217,9 @@ def task_enabled(name: str, tools: Tools) -> bool | None:
     if answer.code != 0:
         return None
     try:
-        root = ET.fromstring(answer.output.strip())  # noqa: S314 - Task Scheduler's own answer
-    except ET.ParseError as exc:
+        return task_definition(answer.output.strip()).enabled
+    except ValueError as exc:
         raise WindowsToolError(f"schtasks.exe /Query /TN {name} /XML: unreadable ({exc})") from None
-    enabled = root.findtext("t:Settings/t:Enabled", default="true", namespaces={"t": NAMESPACE})
-    return enabled.strip().lower() != "false"
 
 
 def install_task(config: Config, tools: Tools) -> None:

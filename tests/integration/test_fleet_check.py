@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from jobsync import __version__
 from jobsync.agent.runner import Agent
 from jobsync.config.load import load_config
 from jobsync.errors import ExitCode
@@ -27,9 +28,11 @@ from support.fleet_bed import (
     SECRETS,
     SERVER_CONFIG,
     SETTINGS,
+    TASK,
     Site,
     application_host,
     make_site,
+    scheduled_task,
     settings_config,
 )
 from support.polling import wait_for
@@ -43,9 +46,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.smb
 
 ATTACHMENTS = "settings.config:appSettings/AttachmentsPath"
-# Lines a healthy site on Samba cannot pass: no jobsync service runs there (CANNOT CHECK), and
-# X-Forwarded-Proto is never visible from outside the balancer.
-ALWAYS_UNSEEN = {("jobsync", "n1"), ("jobsync", "n2"), ("jobsync", "n3")}
 
 
 @pytest.fixture
@@ -89,9 +89,16 @@ def test_a_site_as_the_vendor_asks_passes_every_item(site: Site) -> None:
     assert code == ExitCode.OK
     assert lines(document, "FAIL") == {}
     unseen = lines(document, "CANNOT CHECK")
-    assert set(unseen) == ALWAYS_UNSEEN | {("forwarded proto", "balancer")}
+    assert set(unseen) == {("forwarded proto", "balancer")}
     passed = lines(document, "PASS")
-    for item in ("configuration", "shared folders", "accounts", "services name", "healthcheck"):
+    for item in (
+        "configuration",
+        "shared folders",
+        "accounts",
+        "services name",
+        "healthcheck",
+        "jobsync",
+    ):
         assert {(item, n) for n in ("n1", "n2", "n3")} <= set(passed), item
     assert ("services", "fleet") in passed
     assert ("jobs", "n2") in passed
@@ -105,6 +112,10 @@ def test_a_site_as_the_vendor_asks_passes_every_item(site: Site) -> None:
     assert all("not the services' account (LocalSystem, " in p for p in probes)
     assert "BIGipServerintegrify" in passed["sticky sessions", "balancer"][0]
     assert "valid until" in passed["certificate", "balancer"][0]
+    # Samba runs no jobsync service; the task is read from where Windows keeps it.
+    [jobsync] = passed["jobsync", "n2"]
+    assert jobsync.startswith(f"jobsync {__version__}; no agent service; ")
+    assert "its task 'jobsync push' runs jobsync push every 5 minutes as " in jobsync
     assert not list(site.nas.share_path.rglob("jobsync-probe-*")), "the probe cleans up"
 
 
@@ -249,6 +260,38 @@ def test_jobs_drift(site: Site) -> None:
     (n2.folder / "Daily Report.jobs").write_bytes(b"<job>edited by hand on n2</job>")
     found = fails_only(site, ("jobs", "n2"))["jobs", "n2"]
     assert "1 job not as on n1: Daily Report.jobs" in found
+
+
+def test_a_fallback_task_that_is_disabled(site: Site) -> None:
+    """n2's task was disabled in Task Scheduler: its file says so, and the line names it."""
+    n2 = site.nodes["n2"]
+    site.write(n2, TASK, scheduled_task(n2, enabled=False))
+    code, document = site.check(site.nodes["n1"])
+    assert code == ExitCode.DRIFT
+    [line] = [x for x in document["lines"] if x["verdict"] == "FAIL"]
+    assert (line["item"], line["node"]) == ("jobsync", "n2")
+    assert line["evidence"] == "its scheduled task 'jobsync push' is disabled"
+    assert line["next_step"] == "Enable-ScheduledTask -TaskName 'jobsync push' on n2"
+
+
+def test_a_fallback_task_that_one_node_lacks(site: Site) -> None:
+    """n3 has no task while n1 and n2 do, and no agent service to stand in for it."""
+    n3 = site.nodes["n3"]
+    (n3.samba.root / "C" / TASK).unlink()
+    found = fails_only(site, ("jobsync", "n3"))["jobsync", "n3"]
+    assert found == "no scheduled task 'jobsync push' here, which n1 and n2 have"
+
+
+def test_a_task_file_that_is_not_a_task_cannot_be_checked(site: Site) -> None:
+    """A file under the task's name that is no task: said, not guessed, and nothing fails."""
+    n2 = site.nodes["n2"]
+    site.write(n2, TASK, b"\x00\x01 not a task")
+    code, document = site.check(site.nodes["n1"])
+    assert code == ExitCode.OK
+    unseen = lines(document, "CANNOT CHECK")
+    assert (
+        "its file does not read as a task: it does not parse as XML" in (unseen["jobsync", "n2"][0])
+    )
 
 
 def test_an_unreachable_node_is_one_fail_line(site: Site) -> None:

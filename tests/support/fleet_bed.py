@@ -3,7 +3,9 @@ r"""A load-balanced Integrify site for ``jobsync check --fleet``: every part a r
 On top of the failover bed (tests/support/failover_bed.py: three ``smbd`` nodes with ``C$``,
 the Spooler over MS-SCMR, a hosts file, an HTTP ``/healthcheck`` each), every node's ``C$``
 holds a small Integrify tree: ``integrify\app\settings\settings.config``,
-``integrify\app\webserver\server-config.json`` and IIS's ``applicationHost.config``. One more
+``integrify\app\webserver\server-config.json`` and IIS's ``applicationHost.config``, and
+jobsync's fallback task as Task Scheduler keeps it (``Windows\System32\Tasks\jobsync push``,
+the XML ``jobsync schedule install`` registers, in UTF-16). One more
 ``smbd`` is the NAS holding the attachments, reports and temp folders, and a local HTTPS server
 with a self-signed certificate (trusted through ``SSL_CERT_FILE``) stands in for the balancer.
 
@@ -53,6 +55,7 @@ SHARED_KEYS = tuple(f"settings.config:appSettings/{f.title()}Path" for f in FOLD
 SETTINGS = Path("integrify", "app", "settings", "settings.config")
 SERVER_CONFIG = Path("integrify", "app", "webserver", "server-config.json")
 IIS = Path("Windows", "System32", "inetsrv", "config", "applicationHost.config")
+TASK = Path("Windows", "System32", "Tasks", "jobsync push")
 SERVICE_ACCOUNT = r"CORP\integrify-svc"
 
 
@@ -196,6 +199,18 @@ class Site:
             raise AssertionError(f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}") from None
 
 
+def scheduled_task(node: FailoverNode, *, enabled: bool = True) -> bytes:
+    """The node's fallback task as Windows keeps it once registered: UTF-16, with its BOM."""
+    from jobsync.config.load import load_config
+    from jobsync.windows.tasks import task_xml
+
+    text = task_xml(load_config(node.config))
+    if not enabled:
+        settings = text.rindex("<Enabled>true</Enabled>")  # the task's own, after the triggers'
+        text = text[:settings] + "<Enabled>false</Enabled>" + text[settings + 23 :]
+    return text.encode("utf-16")
+
+
 def fleet_check_table(site: Site, *, nas_port: int) -> str:
     """The ``[fleet_check]`` table every node's config gets."""
     keys = ", ".join(f'"{k}"' for k in SHARED_KEYS)
@@ -252,6 +267,7 @@ def _set_up(site: Site) -> None:
         site.write(node, SETTINGS, settings_config(node.name, site.folders()))
         site.write(node, SERVER_CONFIG, server_config(node.name))
         site.write(node, IIS, application_host())
+        site.write(node, TASK, scheduled_task(node))
         set_spooler(node, running=node is n1)
         node.hosts.write_bytes(point_name(node.hosts.read_bytes(), SERVICES_NAME, n1.address).data)
     for args in (("takeover",), ("push", "--as-services-node")):

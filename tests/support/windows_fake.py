@@ -23,10 +23,10 @@ from pathlib import Path
 
 from jobsync.config.load import load_config
 from jobsync.config.model import Config
+from jobsync.integrify_files import TASK_NAMESPACE
 from jobsync.windows import Completed, Tools
-from jobsync.windows.tasks import NAMESPACE
 
-TASK = {"t": NAMESPACE}
+TASK = {"t": TASK_NAMESPACE}
 POWERSHELL_REGISTER = re.compile(
     r"Register-ScheduledTask -TaskName '((?:[^']|'')*)' "
     r"-Xml \(Get-Content -Raw -LiteralPath '((?:[^']|'')*)'\) -Force \| Out-Null"

@@ -18,12 +18,13 @@ from jobsync.config.model import (
 )
 from jobsync.failover.nodes import Probe, fleet_nodes
 from jobsync.fleet_check import judge
-from jobsync.fleet_facts import Gathered, NodeFacts, PublicAnswer
-from jobsync.integrify_files import parse_file
+from jobsync.fleet_facts import Gathered, NodeFacts, PublicAnswer, task_file
+from jobsync.integrify_files import TaskDefinition, parse_file
 from jobsync.node import Identity
 from jobsync.result import FleetLine
 
 NOW = 1_800_000_000.0
+TASK = TaskDefinition(enabled=True, pushes=True, account="SYSTEM", every_minutes=5.0)
 DAY = 86_400.0
 SETTINGS = r"app\settings\settings.config"
 
@@ -73,6 +74,7 @@ def facts(cfg: Config, **overrides: dict[str, object]) -> tuple[NodeFacts, ...]:
             agent="running",
             health=Probe(f"http://{node.smb.address}/healthcheck", status=200),
             identity=Identity(node.name, node.host, "0" * 32, version=__version__),
+            task=TASK,
         )
         for key, value in overrides.get(node.name, {}).items():
             setattr(one, key, value)
@@ -136,6 +138,58 @@ def test_another_version_or_a_stopped_agent_fails_jobsync() -> None:
     assert only(lines, "jobsync", "n1").verdict == "PASS"
     assert f"runs jobsync 0.2.1, this node {__version__}" in only(lines, "jobsync", "n2").evidence
     assert "agent's service is stopped" in only(lines, "jobsync", "n3").evidence
+
+
+def test_the_fallback_task_disabled_running_something_else_or_missing() -> None:
+    """n2's task is off, n3's runs another command; then n3 has none while the others do."""
+    cfg = config()
+    off = replace(TASK, enabled=False)
+    other = replace(TASK, pushes=False)
+    lines = judge(gathered(cfg, facts(cfg, n2={"task": off}, n3={"task": other})))
+    assert only(lines, "jobsync", "n1").evidence == (
+        f"jobsync {__version__}; its agent's service is running; its task 'jobsync push' runs "
+        "jobsync push every 5 minutes as SYSTEM (each in the role [active] gives it)"
+    )
+    n2, n3 = only(lines, "jobsync", "n2"), only(lines, "jobsync", "n3")
+    assert (n2.verdict, n2.evidence) == ("FAIL", "its scheduled task 'jobsync push' is disabled")
+    assert n2.next_step == "Enable-ScheduledTask -TaskName 'jobsync push' on n2"
+    assert n3.evidence == "its scheduled task 'jobsync push' does not run jobsync push"
+    missing = only(judge(gathered(cfg, facts(cfg, n3={"task": None}))), "jobsync", "n3")
+    assert (missing.verdict, missing.evidence) == (
+        "FAIL",
+        "no scheduled task 'jobsync push' here, which n1 and n2 have",
+    )
+    assert missing.next_step == "jobsync schedule install on n3 (install.ps1 -Task)"
+
+
+def test_the_agent_alone_is_enough_but_a_node_needs_one_of_the_two() -> None:
+    """No node has the task: the agents suffice; n2 has neither agent nor task: it fails."""
+    cfg = config()
+    no_tasks = {name: {"task": None} for name in ("n1", "n3")}
+    lines = judge(gathered(cfg, facts(cfg, n2={"task": None, "agent": None}, **no_tasks)))
+    assert only(lines, "jobsync", "n1").verdict == "PASS"
+    assert "; no scheduled task (" in only(lines, "jobsync", "n1").evidence
+    assert only(lines, "jobsync", "n2").evidence == (
+        "no scheduled task 'jobsync push' here, nor jobsync's service"
+    )
+
+
+def test_a_task_that_cannot_be_read_without_an_agent_cannot_be_checked() -> None:
+    """Access denied on the Tasks folder and no agent service: CANNOT CHECK, with the step."""
+    cfg = config()
+    nodes = facts(cfg, n2={"task": "access denied", "agent": None})
+    line = only(judge(gathered(cfg, nodes)), "jobsync", "n2")
+    assert line.verdict == "CANNOT CHECK"
+    assert "its scheduled task could not be read (access denied)" in line.evidence
+    assert line.next_step == "on n2: jobsync service check, or Get-ScheduledTask 'jobsync push'"
+
+
+def test_a_task_in_a_folder_is_read_from_that_folder() -> None:
+    r"""Task Scheduler keeps the task ``\jobsync\push`` as ``Tasks\jobsync\push``."""
+    cfg = config()
+    assert task_file(cfg) == "Windows/System32/Tasks/jobsync push"
+    foldered = replace(cfg, schedule=replace(cfg.schedule, task_name="\\jobsync\\push"))
+    assert task_file(foldered) == "Windows/System32/Tasks/jobsync/push"
 
 
 def test_a_node_that_could_not_be_asked_leaves_the_services_unknown() -> None:

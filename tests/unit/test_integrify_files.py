@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import pytest
 
 from jobsync.integrify_files import (
+    TASK_NAMESPACE,
+    TaskDefinition,
     differing_keys,
     drive_letter,
     majority,
@@ -15,7 +20,14 @@ from jobsync.integrify_files import (
     path_kind,
     pool_identities,
     same_account,
+    task_definition,
 )
+from jobsync.windows.tasks import task_xml
+
+from support.windows_fake import node_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SETTINGS = b"""<?xml version="1.0" encoding="utf-8"?>
 <configuration>
@@ -160,3 +172,69 @@ def test_an_account_in_either_form_is_one_account() -> None:
     assert same_account("corp\\SVC", "CORP\\svc")
     assert not same_account("CORP\\svc", "CORP\\other")
     assert not same_account("CORP\\svc", "svc@lab.example.com")
+
+
+def test_a_task_as_windows_keeps_it_reads_as_jobsync_registered_it(tmp_path: Path) -> None:
+    """The XML ``jobsync schedule install`` registers, in UTF-16 with a BOM as Windows keeps it."""
+    cfg = node_config(tmp_path, account="NT AUTHORITY\\NetworkService")
+    cfg = replace(cfg, schedule=replace(cfg.schedule, interval_minutes=10))
+    xml = task_xml(cfg)
+    task = task_definition(xml.encode("utf-16"))
+    assert task == TaskDefinition(
+        enabled=True, pushes=True, account="NETWORK SERVICE", every_minutes=10.0
+    )
+    assert task_definition(xml) == task, "as schtasks /Query /XML prints it"
+    at = xml.rindex("<Enabled>true</Enabled>")  # the task's own, after the triggers'
+    off = xml[:at] + "<Enabled>false</Enabled>" + xml[at + len("<Enabled>true</Enabled>") :]
+    assert not task_definition(off.encode("utf-16")).enabled
+
+
+def _task(exec_xml: str, *, user: str = "S-1-5-18", extra: str = "") -> bytes:
+    return (
+        f'<Task version="1.2" xmlns="{TASK_NAMESPACE}"><Triggers>{extra}</Triggers>'
+        f"<Principals><Principal><UserId>{user}</UserId></Principal></Principals>"
+        f"<Actions>{exec_xml}</Actions></Task>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "pushes"),
+    [
+        (
+            r"C:\Python\python.exe",
+            r'-I -m jobsync push -c "C:\ProgramData\jobsync\jobsync.toml"',
+            True,
+        ),
+        (r'"C:\Program Files\jobsync\jobsync.exe"', "push", True),
+        (r"C:\Python\python.exe", "-I -m jobsync check", False),
+        (r"C:\Windows\System32\cmd.exe", "/c echo push", False),
+    ],
+)
+def test_what_a_task_runs(command: str, arguments: str, *, pushes: bool) -> None:
+    """Only an action that runs jobsync's push counts as the fallback task."""
+    action = f"<Exec><Command>{command}</Command><Arguments>{arguments}</Arguments></Exec>"
+    assert task_definition(_task(action)).pushes is pushes
+
+
+def test_a_tasks_account_and_repetition_in_words() -> None:
+    """A built-in SID by its name; a domain account as written; the repetition in minutes."""
+    action = "<Exec><Command>jobsync.exe</Command><Arguments>push</Arguments></Exec>"
+    hourly = "<TimeTrigger><Repetition><Interval>PT1H30M</Interval></Repetition></TimeTrigger>"
+    task = task_definition(_task(action, extra=hourly))
+    assert (task.account, task.every_minutes) == ("SYSTEM", 90.0)
+    assert task.summary() == "runs jobsync push every 90 minutes as SYSTEM"
+    other = task_definition(_task(action, user="CORP\\gmsa-jobsync$"))
+    assert (other.account, other.every_minutes) == ("CORP\\gmsa-jobsync$", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"<Task", "it does not parse as XML (line 1, column 1)"),
+        (b"<configuration />", "it is not a Task Scheduler task"),
+    ],
+)
+def test_a_file_that_is_no_task_raises_in_words(data: bytes, why: str) -> None:
+    """The fleet check shows these words as the reason it cannot check the task."""
+    with pytest.raises(ValueError, match=re.escape(why)):
+        task_definition(data)

@@ -20,6 +20,7 @@ import pytest
 
 from jobsync.config.model import Config
 from jobsync.errors import ConfigError, JobsyncError, SafetyRefusalError
+from jobsync.integrify_files import TASK_NAMESPACE
 from jobsync.windows import Completed, Tools, WindowsToolError
 from jobsync.windows.install import (
     RESTART_ACTIONS,
@@ -30,7 +31,6 @@ from jobsync.windows.install import (
 )
 from jobsync.windows.tasks import (
     EXAMPLE_SHA256,
-    NAMESPACE,
     check_as_service,
     example_digest,
     install_task,
@@ -592,10 +592,10 @@ def test_network_service_needs_no_password_and_is_named_by_sid(tmp_path: Path) -
     service = windows.services["jobsync"]
     assert (service.state, service.start_name) == ("RUNNING", NETWORK_SERVICE)
     root = ET.fromstring(windows.tasks["jobsync push"])  # noqa: S314 - jobsync's own XML
-    principal = root.find("t:Principals/t:Principal", {"t": NAMESPACE})
+    principal = root.find("t:Principals/t:Principal", {"t": TASK_NAMESPACE})
     assert principal is not None
-    assert principal.findtext("t:UserId", namespaces={"t": NAMESPACE}) == "S-1-5-20"
-    assert principal.findtext("t:LogonType", namespaces={"t": NAMESPACE}) == "ServiceAccount"
+    assert principal.findtext("t:UserId", namespaces={"t": TASK_NAMESPACE}) == "S-1-5-20"
+    assert principal.findtext("t:LogonType", namespaces={"t": TASK_NAMESPACE}) == "ServiceAccount"
 
 
 @pytest.mark.parametrize(

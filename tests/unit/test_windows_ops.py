@@ -15,9 +15,10 @@ from jobsync.config.load import load_config
 from jobsync.config.model import Config
 from jobsync.credentials import resolve_password
 from jobsync.errors import ConfigError
+from jobsync.integrify_files import TASK_NAMESPACE
 from jobsync.node import WorkLock, host_name
 from jobsync.windows.install import service_xml
-from jobsync.windows.tasks import NAMESPACE, probe_task_xml, task_xml
+from jobsync.windows.tasks import probe_task_xml, task_xml
 
 from support.cluster import Cluster
 from support.polling import wait_for
@@ -30,7 +31,7 @@ source = '/srv/jobs'
 name = "node2"
 path = '\\\\node2\\integrify$\\jobs'
 """
-TASK = {"t": NAMESPACE}
+TASK = {"t": TASK_NAMESPACE}
 
 
 def _config(tmp_path: Path, extra: str = "") -> Config:
@@ -113,7 +114,7 @@ def test_task_xml_carries_what_task_scheduler_needs(
     root = ET.fromstring(task_xml(config))  # noqa: S314 - our own output
     interval = f"PT{config.schedule.interval_minutes}M"
 
-    assert root.tag == f"{{{NAMESPACE}}}Task"
+    assert root.tag == f"{{{TASK_NAMESPACE}}}Task"
     assert (
         root.findtext("t:Triggers/t:TimeTrigger/t:Repetition/t:Interval", namespaces=TASK)
         == interval
