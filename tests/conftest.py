@@ -13,6 +13,8 @@ how tests in both folders import ``support``.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -92,11 +94,16 @@ def _stop_all(peers: list[SambaPeer]) -> None:
 
 
 @pytest.fixture(scope="session")
-def samba_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Session folder that holds every test smbd's root; traversable by the test user."""
-    base = tmp_path_factory.mktemp("samba")
+def samba_base() -> Iterator[Path]:
+    """Session folder that holds every test smbd's root; traversable by the test user.
+
+    Outside pytest's own temp root: every new pytest session sets that root back to 0700, and
+    the test user of a session still running would lose its way into its shares.
+    """
+    base = Path(tempfile.mkdtemp(prefix="jobsync-samba-"))
     base.chmod(0o755)
-    return base
+    yield base
+    shutil.rmtree(base, ignore_errors=True)  # the smbd logs that mattered are in the reports
 
 
 @pytest.fixture
