@@ -604,7 +604,7 @@ def _installed(facts: NodeFacts, task: str) -> str:
         fallback = "no scheduled task"
     else:
         fallback = f"its task {task} could not be read ({facts.task})"
-    return f"jobsync {__version__}; {agent}; {fallback} (each in the role [active] gives it)"
+    return f"jobsync {__version__}; {agent}; {fallback} (each acts as [active] decides)"
 
 
 # -- 4. healthcheck, 5. the balancer ---------------------------------------------------------

@@ -148,7 +148,7 @@ def test_the_fallback_task_disabled_running_something_else_or_missing() -> None:
     lines = judge(gathered(cfg, facts(cfg, n2={"task": off}, n3={"task": other})))
     assert only(lines, "jobsync", "n1").evidence == (
         f"jobsync {__version__}; its agent's service is running; its task 'jobsync push' runs "
-        "jobsync push every 5 minutes as SYSTEM (each in the role [active] gives it)"
+        "jobsync push every 5 minutes as SYSTEM (each acts as [active] decides)"
     )
     n2, n3 = only(lines, "jobsync", "n2"), only(lines, "jobsync", "n3")
     assert (n2.verdict, n2.evidence) == ("FAIL", "its scheduled task 'jobsync push' is disabled")
